@@ -1,0 +1,406 @@
+"""CMS core: content items, their editorial workflow and the events each change emits.
+
+Functions take a synchronous SQLAlchemy `Session`; the async serving layer calls them through
+`AsyncSession.run_sync`, Dagster jobs call them directly, so one implementation serves both.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from domain.errors import Conflict, IllegalTransition, InvalidValue, NotFound, PreconditionFailed
+from domain.outbox import record_event
+from domain.schema import CONTENT_STATUSES, CONTENT_TYPES, ContentItem, utcnow
+from domain.text import normalize, search_document
+
+LANGUAGES = ("ar", "en")
+TITLE_MAX = 300
+DESCRIPTION_MAX = 5000
+SLUG_MAX = 200
+TAG_MAX = 64
+TAGS_MAX = 50
+
+# The editorial workflow. Publishing and scheduling go through their own operations because they
+# set timestamps; everything else may be requested as a plain status change.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"in_review", "archived"}),
+    "in_review": frozenset({"draft", "scheduled", "published", "archived"}),
+    "scheduled": frozenset({"draft", "in_review", "published", "archived"}),
+    "published": frozenset({"archived"}),
+    "archived": frozenset({"draft"}),
+}
+_SLUG = re.compile(r"^[^\W_]+(?:-[^\W_]+)*$", re.UNICODE)
+_TAG = re.compile(r"^[^|%_\\]{1,64}$")
+
+# Fields a client may set through create/update; everything else is system-managed.
+EDITABLE = ("type", "title", "description", "slug", "tags", "metadata", "status")
+
+
+def check_transition(current: str, target: str) -> None:
+    if target not in CONTENT_STATUSES:
+        raise InvalidValue(f"unknown status {target!r}; one of {', '.join(CONTENT_STATUSES)}", field="status")
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none"
+        raise IllegalTransition(
+            f"cannot move content from {current!r} to {target!r} (allowed: {allowed})", field="status"
+        )
+
+
+def slugify(text: str) -> str:
+    words = normalize(text).split()
+    return "-".join(words)[:SLUG_MAX].strip("-")
+
+
+def _localized(value: Any, name: str, max_len: int, *, required: bool) -> dict[str, str]:
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise InvalidValue(f"{name} must be an object keyed by language (ar, en)", field=name)
+    out: dict[str, str] = {}
+    for lang, text in value.items():
+        if lang not in LANGUAGES:
+            raise InvalidValue(
+                f"{name} has unsupported language {lang!r}; use ar or en", field=f"{name}.{lang}"
+            )
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise InvalidValue(f"{name}.{lang} must be a string", field=f"{name}.{lang}")
+        text = text.strip()
+        if len(text) > max_len:
+            raise InvalidValue(f"{name}.{lang} is longer than {max_len} characters", field=f"{name}.{lang}")
+        if text:
+            out[lang] = text
+    if required and not out:
+        raise InvalidValue(f"{name} needs text in at least one language (ar or en)", field=name)
+    return out
+
+
+def _tags(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > TAGS_MAX:
+        raise InvalidValue(f"tags must be a list of at most {TAGS_MAX} strings", field="tags")
+    seen: dict[str, None] = {}
+    for tag in value:
+        if not isinstance(tag, str) or not _TAG.match(tag.strip()):
+            raise InvalidValue(
+                f"tag {tag!r} must be 1-{TAG_MAX} characters without | % _ or backslash", field="tags"
+            )
+        seen.setdefault(tag.strip().lower(), None)
+    return list(seen)
+
+
+def _slug(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > SLUG_MAX or not _SLUG.match(value):
+        raise InvalidValue(
+            f"slug must be 1-{SLUG_MAX} lowercase letters or digits in words joined by single hyphens",
+            field="slug",
+        )
+    if value != value.lower():
+        raise InvalidValue("slug must be lowercase", field="slug")
+    return value
+
+
+def tag_filter(tag: str) -> sa.ColumnElement[bool]:
+    return ContentItem.tag_index.like(f"%|{tag.strip().lower()}|%")
+
+
+def _refresh_derived(item: ContentItem) -> None:
+    item.tag_index = "|" + "|".join(item.tags) + "|" if item.tags else ""
+    item.search_text = search_document(
+        *(item.title or {}).values(),
+        *(item.description or {}).values(),
+        *item.tags,
+        item.slug.replace("-", " "),
+    )
+
+
+def _slug_taken(session: Session, slug: str, except_id: uuid.UUID | None = None) -> bool:
+    query = sa.select(ContentItem.id).where(ContentItem.slug == slug, ContentItem.deleted_at.is_(None))
+    if except_id is not None:
+        query = query.where(ContentItem.id != except_id)
+    return session.scalar(query.limit(1)) is not None
+
+
+def event_payload(item: ContentItem, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": str(item.id),
+        "type": item.type,
+        "slug": item.slug,
+        "status": item.status,
+        "title": item.title,
+        "tags": item.tags,
+        "version": item.version,
+        "published_at": item.published_at.isoformat() if item.published_at else None,
+        "publish_at": item.publish_at.isoformat() if item.publish_at else None,
+        **extra,
+    }
+
+
+@dataclass
+class NewContent:
+    type: str
+    title: dict[str, str]
+    description: dict[str, str] = field(default_factory=dict)
+    slug: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def create_content(session: Session, new: NewContent, *, actor: uuid.UUID | None = None) -> ContentItem:
+    if new.type not in CONTENT_TYPES:
+        raise InvalidValue(f"type must be one of {', '.join(CONTENT_TYPES)}", field="type")
+    title = _localized(new.title, "title", TITLE_MAX, required=True)
+    description = _localized(new.description, "description", DESCRIPTION_MAX, required=False)
+    slug = _slug(new.slug) if new.slug is not None else slugify(title.get("en") or title.get("ar", ""))
+    if not slug:
+        raise InvalidValue("cannot derive a slug from the title; give one", field="slug")
+    if _slug_taken(session, slug):
+        raise Conflict(f"slug {slug!r} is already used by another content item", field="slug")
+    if not isinstance(new.metadata, dict):
+        raise InvalidValue("metadata must be an object", field="metadata")
+    now = utcnow()
+    item = ContentItem(
+        type=new.type,
+        title=title,
+        description=description,
+        slug=slug,
+        status="draft",
+        tags=_tags(new.tags),
+        meta=new.metadata,
+        created_by=actor,
+        updated_by=actor,
+        created_at=now,
+        updated_at=now,
+    )
+    _refresh_derived(item)
+    session.add(item)
+    session.flush()
+    record_event(session, "content.created", "content", item.id, event_payload(item, actor=_s(actor)), at=now)
+    return item
+
+
+def _s(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def get_live(session: Session, item_id: uuid.UUID, *, for_update: bool = False) -> ContentItem:
+    query = sa.select(ContentItem).where(ContentItem.id == item_id, ContentItem.deleted_at.is_(None))
+    if for_update:
+        query = query.with_for_update()
+    item = session.scalar(query)
+    if item is None:
+        raise NotFound(f"content {item_id} does not exist")
+    return item
+
+
+def _check_version(item: ContentItem, expected_version: int | None, *, required: bool) -> None:
+    if expected_version is None:
+        if required:
+            raise PreconditionFailed(
+                "send If-Match with the ETag you read; updates need it", field="If-Match"
+            )
+        return
+    if expected_version != item.version:
+        raise PreconditionFailed(
+            f"content changed since you read it (your version {expected_version}, current {item.version});"
+            " fetch it again and reapply your change",
+            field="If-Match",
+        )
+
+
+def update_content(
+    session: Session,
+    item_id: uuid.UUID,
+    changes: Mapping[str, Any],
+    *,
+    expected_version: int | None,
+    actor: uuid.UUID | None = None,
+) -> ContentItem:
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidValue(f"field {name!r} cannot be changed", field=name)
+    item = get_live(session, item_id, for_update=True)
+    _check_version(item, expected_version, required=True)
+    before_status = item.status
+    if "type" in changes:
+        if changes["type"] not in CONTENT_TYPES:
+            raise InvalidValue(f"type must be one of {', '.join(CONTENT_TYPES)}", field="type")
+        item.type = changes["type"]
+    if "title" in changes:
+        item.title = {**item.title, **_localized(changes["title"], "title", TITLE_MAX, required=False)}
+        for lang, text in (changes["title"] or {}).items():
+            if text is None:
+                item.title.pop(lang, None)
+        if not item.title:
+            raise InvalidValue("title needs text in at least one language (ar or en)", field="title")
+    if "description" in changes:
+        merged = {
+            **item.description,
+            **_localized(changes["description"], "description", DESCRIPTION_MAX, required=False),
+        }
+        for lang, text in (changes["description"] or {}).items():
+            if text is None:
+                merged.pop(lang, None)
+        item.description = merged
+    if "slug" in changes:
+        slug = _slug(changes["slug"])
+        if slug != item.slug and _slug_taken(session, slug, except_id=item.id):
+            raise Conflict(f"slug {slug!r} is already used by another content item", field="slug")
+        item.slug = slug
+    if "tags" in changes:
+        item.tags = _tags(changes["tags"])
+    if "metadata" in changes:
+        if not isinstance(changes["metadata"], dict):
+            raise InvalidValue("metadata must be an object", field="metadata")
+        item.meta = changes["metadata"]
+    if "status" in changes and changes["status"] != item.status:
+        target = changes["status"]
+        if target in ("published", "scheduled"):
+            raise InvalidValue(
+                f"use POST /api/v1/content/{{id}}/{'publish' if target == 'published' else 'schedule'}"
+                f" to make content {target}",
+                field="status",
+            )
+        check_transition(item.status, target)
+        item.status = target
+        if target != "scheduled":
+            item.publish_at = None
+    now = utcnow()
+    item.updated_at = now
+    item.updated_by = actor
+    _refresh_derived(item)
+    session.flush()
+    record_event(
+        session,
+        "content.updated",
+        "content",
+        item.id,
+        event_payload(item, actor=_s(actor), changed=sorted(changes), previous_status=before_status),
+        at=now,
+    )
+    return item
+
+
+def publish(
+    session: Session,
+    item_id: uuid.UUID,
+    *,
+    expected_version: int | None = None,
+    actor: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> ContentItem:
+    item = get_live(session, item_id, for_update=True)
+    _check_version(item, expected_version, required=False)
+    check_transition(item.status, "published")
+    return _publish(session, item, actor, now or utcnow())
+
+
+def _publish(session: Session, item: ContentItem, actor: uuid.UUID | None, now: datetime) -> ContentItem:
+    scheduled_for = item.publish_at
+    item.status = "published"
+    item.published_at = now
+    item.updated_at = now
+    item.updated_by = actor
+    session.flush()
+    record_event(
+        session,
+        "content.published",
+        "content",
+        item.id,
+        event_payload(
+            item, actor=_s(actor), scheduled_for=scheduled_for.isoformat() if scheduled_for else None
+        ),
+        at=now,
+    )
+    return item
+
+
+def schedule(
+    session: Session,
+    item_id: uuid.UUID,
+    publish_at: datetime,
+    *,
+    expected_version: int | None = None,
+    actor: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> ContentItem:
+    now = now or utcnow()
+    if publish_at.tzinfo is None:
+        raise InvalidValue("publish_at must carry a timezone (e.g. 2026-12-01T09:00:00Z)", field="publish_at")
+    if publish_at <= now:
+        raise InvalidValue("publish_at must be in the future; publish now instead", field="publish_at")
+    item = get_live(session, item_id, for_update=True)
+    _check_version(item, expected_version, required=False)
+    if item.status != "scheduled":
+        check_transition(item.status, "scheduled")
+    item.status = "scheduled"
+    item.publish_at = publish_at
+    item.updated_at = now
+    item.updated_by = actor
+    session.flush()
+    record_event(
+        session, "content.scheduled", "content", item.id, event_payload(item, actor=_s(actor)), at=now
+    )
+    return item
+
+
+def soft_delete(
+    session: Session,
+    item_id: uuid.UUID,
+    *,
+    expected_version: int | None = None,
+    actor: uuid.UUID | None = None,
+) -> ContentItem:
+    item = get_live(session, item_id, for_update=True)
+    _check_version(item, expected_version, required=False)
+    now = utcnow()
+    item.deleted_at = now
+    item.updated_at = now
+    item.updated_by = actor
+    session.flush()
+    record_event(session, "content.deleted", "content", item.id, event_payload(item, actor=_s(actor)), at=now)
+    return item
+
+
+def due_for_publication(session: Session, now: datetime, *, limit: int = 500) -> list[uuid.UUID]:
+    query = (
+        sa.select(ContentItem.id)
+        .where(
+            ContentItem.status == "scheduled",
+            ContentItem.publish_at <= now,
+            ContentItem.deleted_at.is_(None),
+        )
+        .order_by(ContentItem.publish_at, ContentItem.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def publish_due(session: Session, now: datetime | None = None, *, limit: int = 500) -> list[uuid.UUID]:
+    """Publish every scheduled item whose `publish_at` has passed. Safe to run twice at once: an item
+    published meanwhile is no longer `scheduled` under the row lock and is skipped."""
+    now = now or utcnow()
+    published = []
+    for item_id in due_for_publication(session, now, limit=limit):
+        item = session.scalar(
+            sa.select(ContentItem)
+            .where(
+                ContentItem.id == item_id, ContentItem.status == "scheduled", ContentItem.deleted_at.is_(None)
+            )
+            .with_for_update(skip_locked=True)
+        )
+        if item is not None:
+            _publish(session, item, None, now)
+            published.append(item.id)
+    return published

@@ -1,0 +1,37 @@
+"""Domain errors. The serving layer maps each onto an RFC 9457 problem-details response."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+
+
+class InvalidValue(DomainError):
+    status = 422
+    title = "Invalid value"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+
+
+class IllegalTransition(Conflict):
+    title = "Illegal status transition"
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    title = "Precondition failed"

@@ -1,0 +1,168 @@
+"""The one settings object. Read from the environment only when `Settings.from_env()` is called.
+
+`THMNAYAH_DEPLOYMENT` picks the backends:
+
+* ``local`` (default): everything embedded under ``THMNAYAH_DATA_DIR``: a SQLite file, a chDB
+  directory, a local object-store directory, the outbox table as the only event bus, memory stores.
+* ``prod``: PostgreSQL, a ClickHouse server, S3 (or any S3-compatible endpoint), the outbox relayed
+  to NATS JetStream, Redis for caches and rate limits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Literal
+
+Deployment = Literal["local", "prod"]
+DEPLOYMENTS: tuple[Deployment, ...] = ("local", "prod")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """Documentation of one environment variable (used by the README test and `thmnayah settings`)."""
+
+    env: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+def _s(env: str, default: str, help: str, secret: bool = False) -> dict:
+    return {"metadata": {"setting": Setting(env, default, help, secret)}}
+
+
+@dataclass(frozen=True)
+class Settings:
+    deployment: Deployment = field(
+        default="local", **_s("THMNAYAH_DEPLOYMENT", "local", "`local` (embedded backends) or `prod`.")
+    )
+    data_dir: Path = field(
+        default=Path(".thmnayah"),
+        **_s("THMNAYAH_DATA_DIR", ".thmnayah", "Where embedded backends and the Dagster home live."),
+    )
+    database_url: str = field(
+        default="",
+        **_s(
+            "THMNAYAH_DATABASE_URL",
+            "sqlite:///<data_dir>/thmnayah.db",
+            "Operational DB. Required in prod: `postgresql://user:pass@host:5432/db`.",
+            secret=True,
+        ),
+    )
+    clickhouse_host: str = field(
+        default="", **_s("THMNAYAH_CLICKHOUSE_HOST", "", "ClickHouse server host (prod warehouse).")
+    )
+    clickhouse_port: int = field(
+        default=8123, **_s("THMNAYAH_CLICKHOUSE_PORT", "8123", "ClickHouse HTTP port.")
+    )
+    clickhouse_user: str = field(
+        default="default", **_s("THMNAYAH_CLICKHOUSE_USER", "default", "ClickHouse user.")
+    )
+    clickhouse_password: str = field(
+        default="", **_s("THMNAYAH_CLICKHOUSE_PASSWORD", "", "ClickHouse password.", secret=True)
+    )
+    clickhouse_secure: bool = field(
+        default=False, **_s("THMNAYAH_CLICKHOUSE_SECURE", "false", "Use HTTPS to reach ClickHouse.")
+    )
+    warehouse_database: str = field(
+        default="thmnayah",
+        **_s("THMNAYAH_WAREHOUSE_DATABASE", "thmnayah", "Warehouse database for raw tables and dbt models."),
+    )
+    s3_bucket: str = field(default="", **_s("THMNAYAH_S3_BUCKET", "", "Object-store bucket (prod)."))
+    s3_endpoint_url: str = field(
+        default="",
+        **_s("THMNAYAH_S3_ENDPOINT_URL", "", "S3 endpoint; empty for AWS, set for MinIO/moto/R2."),
+    )
+    s3_region: str = field(default="us-east-1", **_s("THMNAYAH_S3_REGION", "us-east-1", "S3 region."))
+    s3_prefix: str = field(default="", **_s("THMNAYAH_S3_PREFIX", "", "Key prefix inside the bucket."))
+    nats_url: str = field(
+        default="", **_s("THMNAYAH_NATS_URL", "", "NATS server with JetStream (prod event bus).")
+    )
+    nats_stream: str = field(
+        default="THMNAYAH_EVENTS", **_s("THMNAYAH_NATS_STREAM", "THMNAYAH_EVENTS", "JetStream stream name.")
+    )
+    nats_subject_prefix: str = field(
+        default="thmnayah",
+        **_s("THMNAYAH_NATS_SUBJECT_PREFIX", "thmnayah", "Events go to `<prefix>.<event.type>`."),
+    )
+    redis_url: str = field(
+        default="", **_s("THMNAYAH_REDIS_URL", "", "Redis for caches, rate limits, channels (prod).")
+    )
+    api_host: str = field(default="127.0.0.1", **_s("THMNAYAH_API_HOST", "127.0.0.1", "API bind address."))
+    api_port: int = field(default=8000, **_s("THMNAYAH_API_PORT", "8000", "API port."))
+    dagster_port: int = field(default=3000, **_s("THMNAYAH_DAGSTER_PORT", "3000", "Dagster UI port."))
+    cdn_base_url: str = field(
+        default="", **_s("THMNAYAH_CDN_BASE_URL", "", "Public base URL for objects (CDN), if any.")
+    )
+    debug: bool = field(
+        default=False, **_s("THMNAYAH_DEBUG", "false", "Litestar debug mode (never in prod).")
+    )
+
+    def __post_init__(self) -> None:
+        if self.deployment not in DEPLOYMENTS:
+            raise SettingsError(f"THMNAYAH_DEPLOYMENT must be one of {DEPLOYMENTS}, got {self.deployment!r}")
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'thmnayah.db'}")
+        if self.deployment == "prod":
+            missing = [
+                name
+                for name, value in (
+                    ("THMNAYAH_DATABASE_URL", not self.database_url.startswith("sqlite")),
+                    ("THMNAYAH_CLICKHOUSE_HOST", self.clickhouse_host),
+                    ("THMNAYAH_S3_BUCKET", self.s3_bucket),
+                    ("THMNAYAH_NATS_URL", self.nats_url),
+                    ("THMNAYAH_REDIS_URL", self.redis_url),
+                )
+                if not value
+            ]
+            if missing:
+                raise SettingsError(f"THMNAYAH_DEPLOYMENT=prod needs {', '.join(missing)}")
+
+    # Derived paths of the embedded backends.
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir / "chdb"
+
+    @property
+    def object_store_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster_home"
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict = {}
+        for f in fields(cls):
+            setting: Setting = f.metadata["setting"]
+            if setting.env not in env or env[setting.env] == "":
+                continue
+            raw = env[setting.env]
+            if f.type in ("int", int):
+                try:
+                    values[f.name] = int(raw)
+                except ValueError as exc:
+                    raise SettingsError(f"{setting.env} must be an integer, got {raw!r}") from exc
+            elif f.type in ("bool", bool):
+                values[f.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            elif f.type in ("Path", Path):
+                values[f.name] = Path(raw)
+            else:
+                values[f.name] = raw
+        return cls(**values)
+
+    @classmethod
+    def documented(cls) -> list[Setting]:
+        return [f.metadata["setting"] for f in fields(cls)]

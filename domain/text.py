@@ -1,0 +1,57 @@
+"""Arabic-aware text normalization for search.
+
+Folds the variation that makes Arabic search miss: diacritics (tashkeel, including Quranic marks),
+tatweel (kashida), alef forms (أ إ آ ٱ -> ا), alef maqsura (ى -> ي), taa marbuta (ة -> ه), hamza
+carriers (ؤ -> و, ئ -> ي), Arabic-Indic and Persian digits -> ASCII; Latin text is casefolded and
+accents are stripped, so one normalized string serves Arabic and English queries alike.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_DIACRITICS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed]")
+_TATWEEL = "\u0640"
+_FOLD = str.maketrans(
+    {
+        "\u0623": "\u0627",  # أ
+        "\u0625": "\u0627",  # إ
+        "\u0622": "\u0627",  # آ
+        "\u0671": "\u0627",  # ٱ
+        "\u0649": "\u064a",  # ى -> ي
+        "\u0629": "\u0647",  # ة -> ه
+        "\u0624": "\u0648",  # ؤ -> و
+        "\u0626": "\u064a",  # ئ -> ي
+        "\u06cc": "\u064a",  # Persian yeh
+        "\u06a9": "\u0643",  # Persian kaf
+        **{chr(0x0660 + i): str(i) for i in range(10)},
+        **{chr(0x06F0 + i): str(i) for i in range(10)},
+    }
+)
+_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def normalize(text: str) -> str:
+    """Normalize for matching; idempotent: ``normalize(normalize(x)) == normalize(x)``."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKC", text)
+    text = _DIACRITICS.sub("", text).replace(_TATWEEL, "")
+    text = text.translate(_FOLD).casefold()
+    # Strip Latin accents (é -> e) without touching Arabic letters.
+    text = "".join(
+        c for c in unicodedata.normalize("NFKD", text) if not (unicodedata.combining(c) and ord(c) < 0x0600)
+    )
+    text = unicodedata.normalize("NFC", text)
+    return " ".join(_NON_WORD.sub(" ", text).split())
+
+
+def tokens(text: str) -> list[str]:
+    return normalize(text).split()
+
+
+def search_document(*parts: str | None) -> str:
+    """One normalized string of every searchable part, with the tokens delimited by spaces."""
+    joined = " ".join(normalize(p) for p in parts if p)
+    return f" {joined} " if joined else ""

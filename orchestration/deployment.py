@@ -1,0 +1,55 @@
+"""Embedded-vs-production wiring: the only Dagster module that reads the deployment switch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from domain.settings import Settings
+from resources.database import OperationalDatabase
+from resources.event_bus import NatsEventBus, OutboxEventBus
+from resources.object_store import LocalObjectStore, S3ObjectStore
+from resources.warehouse import ChdbWarehouse, ClickHouseWarehouse
+
+RESOURCE_KEYS = ("database", "object_store", "warehouse", "event_bus")
+
+
+def load_settings() -> Settings:
+    return Settings.from_env()
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """The same resource keys for every deployment; secrets reach prod resources as `dg.EnvVar`."""
+    if settings.deployment == "local":
+        resources: dict[str, Any] = {
+            "database": OperationalDatabase(url=settings.database_url),
+            "object_store": LocalObjectStore(root=str(settings.object_store_dir.resolve())),
+            "warehouse": ChdbWarehouse(
+                path=str(settings.chdb_path.resolve()), database=settings.warehouse_database
+            ),
+            "event_bus": OutboxEventBus(),
+        }
+    else:
+        resources = {
+            "database": OperationalDatabase(url=dg.EnvVar("THMNAYAH_DATABASE_URL")),
+            "object_store": S3ObjectStore(
+                bucket=settings.s3_bucket,
+                endpoint_url=settings.s3_endpoint_url or None,
+                region_name=settings.s3_region,
+                prefix=settings.s3_prefix,
+            ),
+            "warehouse": ClickHouseWarehouse(
+                host=settings.clickhouse_host,
+                port=settings.clickhouse_port,
+                user=settings.clickhouse_user,
+                password=dg.EnvVar("THMNAYAH_CLICKHOUSE_PASSWORD") if settings.clickhouse_password else "",
+                secure=settings.clickhouse_secure,
+                database=settings.warehouse_database,
+            ),
+            "event_bus": NatsEventBus(
+                url=settings.nats_url, stream=settings.nats_stream, subject_prefix=settings.nats_subject_prefix
+            ),
+        }
+    assert tuple(sorted(resources)) == tuple(sorted(RESOURCE_KEYS))
+    return resources
