@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from domain.errors import Conflict, IllegalTransition, InvalidValue, NotFound, PreconditionFailed
 from domain.outbox import record_event
@@ -38,6 +39,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "archived": frozenset({"draft"}),
 }
 _SLUG = re.compile(r"^[^\W_]+(?:-[^\W_]+)*$", re.UNICODE)
+_SLUG_SEPARATORS = re.compile(r"[\W_]+", re.UNICODE)
 _TAG = re.compile(r"^[^|%_\\]{1,64}$")
 
 # Fields a client may set through create/update; everything else is system-managed.
@@ -55,8 +57,9 @@ def check_transition(current: str, target: str) -> None:
 
 
 def slugify(text: str) -> str:
-    words = normalize(text).split()
-    return "-".join(words)[:SLUG_MAX].strip("-")
+    # Underscores are word characters to `normalize` but not allowed in slugs (see `_SLUG`).
+    words = _SLUG_SEPARATORS.split(normalize(text))
+    return "-".join(w for w in words if w)[:SLUG_MAX].strip("-")
 
 
 def _localized(value: Any, name: str, max_len: int, *, required: bool) -> dict[str, str]:
@@ -111,7 +114,8 @@ def _slug(value: Any) -> str:
 
 
 def tag_filter(tag: str) -> sa.ColumnElement[bool]:
-    return ContentItem.tag_index.like(f"%|{tag.strip().lower()}|%")
+    # autoescape: a `%` or `_` in a user-supplied tag must match itself, not act as a wildcard.
+    return ContentItem.tag_index.contains(f"|{tag.strip().lower()}|", autoescape=True)
 
 
 def _refresh_derived(item: ContentItem) -> None:
@@ -196,11 +200,24 @@ def _s(value: object) -> str | None:
 def get_live(session: Session, item_id: uuid.UUID, *, for_update: bool = False) -> ContentItem:
     query = sa.select(ContentItem).where(ContentItem.id == item_id, ContentItem.deleted_at.is_(None))
     if for_update:
-        query = query.with_for_update()
+        # populate_existing: an item already in this session's identity map is refreshed from the
+        # locked row, so the version check below sees the current version, not the one read earlier.
+        query = query.with_for_update().execution_options(populate_existing=True)
     item = session.scalar(query)
     if item is None:
         raise NotFound(f"content {item_id} does not exist")
     return item
+
+
+def _flush(session: Session) -> None:
+    """Flush; a concurrent writer that bumped the version first turns into PreconditionFailed."""
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise PreconditionFailed(
+            "content changed while you were changing it; fetch it again and reapply your change",
+            field="If-Match",
+        ) from exc
 
 
 def _check_version(item: ContentItem, expected_version: int | None, *, required: bool) -> None:
@@ -280,7 +297,7 @@ def update_content(
     item.updated_at = now
     item.updated_by = actor
     _refresh_derived(item)
-    session.flush()
+    _flush(session)
     record_event(
         session,
         "content.updated",
@@ -312,7 +329,7 @@ def _publish(session: Session, item: ContentItem, actor: uuid.UUID | None, now: 
     item.published_at = now
     item.updated_at = now
     item.updated_by = actor
-    session.flush()
+    _flush(session)
     record_event(
         session,
         "content.published",
@@ -348,7 +365,7 @@ def schedule(
     item.publish_at = publish_at
     item.updated_at = now
     item.updated_by = actor
-    session.flush()
+    _flush(session)
     record_event(
         session, "content.scheduled", "content", item.id, event_payload(item, actor=_s(actor)), at=now
     )
@@ -368,7 +385,7 @@ def soft_delete(
     item.deleted_at = now
     item.updated_at = now
     item.updated_by = actor
-    session.flush()
+    _flush(session)
     record_event(session, "content.deleted", "content", item.id, event_payload(item, actor=_s(actor)), at=now)
     return item
 
@@ -399,6 +416,7 @@ def publish_due(session: Session, now: datetime | None = None, *, limit: int = 5
                 ContentItem.id == item_id, ContentItem.status == "scheduled", ContentItem.deleted_at.is_(None)
             )
             .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
         )
         if item is not None:
             _publish(session, item, None, now)

@@ -18,6 +18,8 @@ from typing import Literal
 
 Deployment = Literal["local", "prod"]
 DEPLOYMENTS: tuple[Deployment, ...] = ("local", "prod")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 class SettingsError(ValueError):
@@ -108,8 +110,9 @@ class Settings:
     def __post_init__(self) -> None:
         if self.deployment not in DEPLOYMENTS:
             raise SettingsError(f"THMNAYAH_DEPLOYMENT must be one of {DEPLOYMENTS}, got {self.deployment!r}")
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
         if not self.database_url:
-            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'thmnayah.db'}")
+            object.__setattr__(self, "database_url", self._embedded_database_url())
         if self.deployment == "prod":
             missing = [
                 name
@@ -138,7 +141,17 @@ class Settings:
     def dagster_home(self) -> Path:
         return self.data_dir / "dagster_home"
 
+    def _embedded_database_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'thmnayah.db'}"
+
     def with_(self, **changes) -> Settings:
+        # A database URL derived from the old data_dir follows the new one instead of pointing back.
+        if (
+            "data_dir" in changes
+            and "database_url" not in changes
+            and self.database_url == self._embedded_database_url()
+        ):
+            changes["database_url"] = ""
         return replace(self, **changes)
 
     @classmethod
@@ -156,7 +169,10 @@ class Settings:
                 except ValueError as exc:
                     raise SettingsError(f"{setting.env} must be an integer, got {raw!r}") from exc
             elif f.type in ("bool", bool):
-                values[f.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+                flag = raw.strip().lower()
+                if flag not in _TRUE | _FALSE:
+                    raise SettingsError(f"{setting.env} must be true or false, got {raw!r}")
+                values[f.name] = flag in _TRUE
             elif f.type in ("Path", Path):
                 values[f.name] = Path(raw)
             else:

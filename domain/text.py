@@ -51,7 +51,27 @@ def tokens(text: str) -> list[str]:
     return normalize(text).split()
 
 
+# Proclitics glued to Arabic words: the article and the conjunctions/prepositions before it.
+_PREFIXES = ("وبال", "وال", "بال", "فال", "كال", "لل", "ال")
+
+
+def variants(token: str) -> list[str]:
+    """The token and its stem without a leading article/proclitic (المدرسه -> مدرسه), so a query
+    for the bare word finds the prefixed one."""
+    out = [token]
+    for prefix in _PREFIXES:
+        if token.startswith(prefix) and len(token) - len(prefix) >= 2:
+            out.append(token[len(prefix) :])
+            break
+    return out
+
+
 def search_document(*parts: str | None) -> str:
-    """One normalized string of every searchable part, with the tokens delimited by spaces."""
-    joined = " ".join(normalize(p) for p in parts if p)
-    return f" {joined} " if joined else ""
+    """One normalized string of every searchable token (and its Arabic stem), space-delimited, so
+    `LIKE '% word%'` is a word-prefix match on any backend."""
+    words: dict[str, None] = {}
+    for part in parts:
+        for token in tokens(part or ""):
+            for variant in variants(token):
+                words.setdefault(variant, None)
+    return f" {' '.join(words)} " if words else ""

@@ -1,0 +1,187 @@
+"""HTTP routes of the CMS core content API: `/api/v1/content`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.exceptions import ClientException
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain import content
+from serving.content import services
+from serving.content.schemas import (
+    ContentCreate,
+    ContentOut,
+    ContentPage,
+    ContentStatus,
+    ContentType,
+    ContentUpdate,
+    ScheduleRequest,
+    localized,
+)
+from serving.permissions import (
+    CONTENT_CREATE,
+    CONTENT_DELETE,
+    CONTENT_PUBLISH,
+    CONTENT_READ,
+    CONTENT_UPDATE,
+    requires,
+)
+
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(name="If-Match", required=False, description='ETag from a previous read, e.g. "v3"'),
+]
+
+
+def _with_etag(out: ContentOut, status_code: int = 200, **headers: str) -> Response[ContentOut]:
+    return Response(out, status_code=status_code, headers={"ETag": services.etag(out.version), **headers})
+
+
+class ContentController(Controller):
+    path = "/api/v1/content"
+    tags = ["content"]
+
+    @post(
+        "/",
+        opt=requires(CONTENT_CREATE),
+        operation_id="createContent",
+        summary="Create a content item (draft)",
+    )
+    async def create(
+        self, data: JSONBody[ContentCreate], db_session: NamedDependency[AsyncSession]
+    ) -> Response[ContentOut]:
+        new = content.NewContent(
+            type=data.type,
+            title=localized(data.title),
+            description=localized(data.description),
+            slug=data.slug,
+            tags=data.tags,
+            metadata=data.metadata,
+        )
+        item = await services.write(db_session, lambda s: content.create_content(s, new))
+        out = services.to_out(item)
+        return _with_etag(out, 201, Location=f"{self.path}/{out.id}")
+
+    @get("/", opt=requires(CONTENT_READ), operation_id="listContent", summary="List and search content")
+    async def list_content(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        status: FromQuery[ContentStatus | None] = None,
+        content_type: Annotated[ContentType | None, QueryParameter(name="type")] = None,
+        tag: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        language: Annotated[str | None, QueryParameter(pattern="^(ar|en)$", description="ar or en")] = None,
+        q: Annotated[
+            str | None, QueryParameter(max_length=200, description="Full-text search over both languages")
+        ] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    ) -> ContentPage:
+        items, next_cursor = await services.list_page(
+            db_session,
+            status=status,
+            type_=content_type,
+            tag=tag,
+            language=language,
+            q=q,
+            limit=limit,
+            cursor=cursor,
+        )
+        return ContentPage(items=items, next_cursor=next_cursor)
+
+    @get(
+        "/{item_id:uuid}", opt=requires(CONTENT_READ), operation_id="getContent", summary="Get a content item"
+    )
+    async def get_one(
+        self,
+        request: Request,
+        item_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[AsyncSession],
+    ) -> Response[ContentOut]:
+        out = await services.get(db_session, item_id)
+        tag = services.etag(out.version)
+        if request.headers.get("if-none-match") == tag:
+            return Response(None, status_code=304, headers={"ETag": tag})  # type: ignore[arg-type]
+        return _with_etag(out)
+
+    @patch(
+        "/{item_id:uuid}",
+        opt=requires(CONTENT_UPDATE),
+        operation_id="updateContent",
+        summary="Update fields of a content item (optimistic concurrency with If-Match)",
+    )
+    async def update(
+        self,
+        item_id: FromPath[uuid.UUID],
+        data: JSONBody[ContentUpdate],
+        db_session: NamedDependency[AsyncSession],
+        if_match: IfMatch = None,
+    ) -> Response[ContentOut]:
+        if if_match is None:
+            raise ClientException(
+                status_code=428, detail="send If-Match with the ETag from your last read; updates need it"
+            )
+        version = services.parse_if_match(if_match)
+        changes = data.changes()
+        item = await services.write(
+            db_session, lambda s: content.update_content(s, item_id, changes, expected_version=version)
+        )
+        return _with_etag(services.to_out(item))
+
+    @delete(
+        "/{item_id:uuid}",
+        opt=requires(CONTENT_DELETE),
+        operation_id="deleteContent",
+        summary="Soft-delete content",
+    )
+    async def remove(
+        self,
+        item_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[AsyncSession],
+        if_match: IfMatch = None,
+    ) -> None:
+        version = services.parse_if_match(if_match)
+        await services.write(db_session, lambda s: content.soft_delete(s, item_id, expected_version=version))
+
+    @post(
+        "/{item_id:uuid}/publish",
+        opt=requires(CONTENT_PUBLISH),
+        operation_id="publishContent",
+        summary="Publish now",
+        status_code=200,
+    )
+    async def publish(
+        self,
+        item_id: FromPath[uuid.UUID],
+        db_session: NamedDependency[AsyncSession],
+        if_match: IfMatch = None,
+    ) -> Response[ContentOut]:
+        version = services.parse_if_match(if_match)
+        item = await services.write(
+            db_session, lambda s: content.publish(s, item_id, expected_version=version)
+        )
+        return _with_etag(services.to_out(item))
+
+    @post(
+        "/{item_id:uuid}/schedule",
+        opt=requires(CONTENT_PUBLISH),
+        operation_id="scheduleContent",
+        summary="Schedule publication at publish_at (published by the scheduler when due)",
+        status_code=200,
+    )
+    async def schedule(
+        self,
+        item_id: FromPath[uuid.UUID],
+        data: JSONBody[ScheduleRequest],
+        db_session: NamedDependency[AsyncSession],
+        if_match: IfMatch = None,
+    ) -> Response[ContentOut]:
+        version = services.parse_if_match(if_match)
+        item = await services.write(
+            db_session, lambda s: content.schedule(s, item_id, data.publish_at, expected_version=version)
+        )
+        return _with_etag(services.to_out(item))

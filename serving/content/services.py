@@ -1,0 +1,133 @@
+"""Content queries and commands over the async session.
+
+Writes run the domain functions (sync Session API) through `AsyncSession.run_sync`, inside one
+transaction that also holds their outbox events.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from domain import content
+from domain.errors import InvalidValue, NotFound
+from domain.schema import ContentItem
+from domain.text import tokens
+from serving.content.schemas import ContentOut
+
+T = TypeVar("T")
+_ETAG = re.compile(r'^(?:W/)?"v(\d+)"$')
+_COLUMNS = [c for c in ContentItem.__table__.c if c.key not in {"search_text", "tag_index"}]
+
+
+def etag(version: int) -> str:
+    return f'"v{version}"'
+
+
+def parse_if_match(header: str | None) -> int | None:
+    """The version an `If-Match` header names; None when absent. `*` matches any version."""
+    if header is None or header.strip() == "*":
+        return None
+    match = _ETAG.match(header.strip())
+    if not match:
+        raise InvalidValue('If-Match must be an ETag this API returned, like "v3"', field="If-Match")
+    return int(match.group(1))
+
+
+def to_out(row: Any) -> ContentOut:
+    return ContentOut(
+        id=row.id,
+        type=row.type,
+        title=row.title,
+        description=row.description,
+        slug=row.slug,
+        status=row.status,
+        tags=row.tags,
+        metadata=row.meta if isinstance(row, ContentItem) else row.metadata,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        publish_at=row.publish_at,
+        published_at=row.published_at,
+        created_by=row.created_by,
+        updated_by=row.updated_by,
+    )
+
+
+async def write(session: AsyncSession, fn: Callable[[Session], T]) -> T:
+    async with session.begin():
+        return await session.run_sync(fn)
+
+
+async def get(session: AsyncSession, item_id: uuid.UUID) -> ContentOut:
+    row = (
+        await session.execute(
+            sa.select(*_COLUMNS).where(ContentItem.id == item_id, ContentItem.deleted_at.is_(None))
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"content {item_id} does not exist")
+    return to_out(row)
+
+
+def encode_cursor(item_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(item_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (ValueError, TypeError) as exc:
+        raise InvalidValue("cursor is not one this API returned", field="cursor") from exc
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    type_: str | None,
+    tag: str | None,
+    language: str | None,
+    q: str | None,
+    limit: int,
+    cursor: str | None,
+    published_after: datetime | None = None,
+) -> tuple[list[ContentOut], str | None]:
+    """Newest first. Ids are UUIDv7, so ordering by id is ordering by creation time, and the last
+    id of a page is an exact, stable cursor."""
+    query = sa.select(*_COLUMNS).where(ContentItem.deleted_at.is_(None))
+    if status:
+        query = query.where(ContentItem.status == status)
+    if type_:
+        query = query.where(ContentItem.type == type_)
+    if tag:
+        query = query.where(content.tag_filter(tag))
+    if language:
+        query = query.where(ContentItem.title[language].as_string().is_not(None))
+    if published_after:
+        query = query.where(ContentItem.published_at >= published_after)
+    if q:
+        words = tokens(q)
+        if not words:
+            raise InvalidValue("q has no searchable words", field="q")
+        for word in words[:8]:
+            query = query.where(ContentItem.search_text.like(f"% {_like_escape(word)}%", escape="\\"))
+    if cursor:
+        query = query.where(ContentItem.id < decode_cursor(cursor))
+    rows = (await session.execute(query.order_by(ContentItem.id.desc()).limit(limit + 1))).all()
+    items = [to_out(r) for r in rows[:limit]]
+    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+    return items, next_cursor

@@ -1,0 +1,109 @@
+"""Shared fixtures: temp data dirs, both operational databases, service availability.
+
+Tests that need PostgreSQL, Redis or NATS skip with a reason when the service is absent, unless
+REQUIRE_SERVICES=1 (set by .ci/run), in which case a missing service fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import sqlalchemy as sa
+
+from domain.migrate import upgrade
+from domain.settings import Settings
+
+POSTGRES_URL = os.environ.get("THMNAYAH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+NATS_URL = os.environ.get("THMNAYAH_TEST_NATS_URL", "nats://127.0.0.1:4222")
+REDIS_URL = os.environ.get("THMNAYAH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str, default_port: int) -> None:
+    if _reachable(url, default_port):
+        return
+    message = f"{name} is not reachable at {url}"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message} and REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(f"{message}; start it or set REQUIRE_SERVICES=1 to make this a failure")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'thmnayah.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    require_service("PostgreSQL", POSTGRES_URL, 5432)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"thmnayah_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(
+        postgres_server.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = sa.engine.make_url(postgres_server)
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty operational DB of each backend (the test runs once per backend)."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture
+def nats_url() -> str:
+    require_service("NATS", NATS_URL, 4222)
+    return NATS_URL
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_service("Redis", REDIS_URL, 6379)
+    return REDIS_URL
+
+
+@pytest.fixture
+def local_settings(data_dir: Path, sqlite_url: str) -> Settings:
+    return Settings(deployment="local", data_dir=data_dir, database_url=sqlite_url)
