@@ -48,6 +48,12 @@ def unrelayed(session: Session, *, limit: int = 500) -> list[OutboxEvent]:
     return list(session.scalars(query))
 
 
+def count_unrelayed(session: Session) -> int:
+    return session.scalar(
+        sa.select(sa.func.count()).select_from(OutboxEvent).where(OutboxEvent.relayed_at.is_(None))
+    )
+
+
 def mark_relayed(session: Session, seqs: list[int], at: datetime | None = None) -> None:
     if seqs:
         session.execute(

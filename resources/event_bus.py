@@ -127,7 +127,7 @@ class NatsEventBus(EventBus):
                         done.append(event.seq)
                     outbox.mark_relayed(session, done)
             with database.session() as session:
-                pending = len(outbox.unrelayed(session, limit=batch_size))
+                pending = outbox.count_unrelayed(session)
         finally:
             await nc.close()
         return RelayResult(published, duplicates, pending)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,39 +60,57 @@ class LocalObjectStore(ObjectStore):
     def _path(self, key: str) -> Path:
         return Path(self.root) / check_key(key)
 
+    @staticmethod
+    def _partial(path: Path) -> Path:
+        # One temporary file per writer, so two concurrent writes of a key never share one.
+        return path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        tmp = self._partial(path)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def put_file(self, key: str, source: IO[bytes], content_type: str = "application/octet-stream") -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        with tmp.open("wb") as out:
-            shutil.copyfileobj(source, out, 1024 * 1024)
-        tmp.replace(path)
+        tmp = self._partial(path)
+        try:
+            with tmp.open("wb") as out:
+                shutil.copyfileobj(source, out, 1024 * 1024)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def open(self, key: str) -> IO[bytes]:
-        return self._path(key).open("rb")
+        path = self._path(key)
+        if path.is_dir():  # "a" when only "a/b" exists: no such object, as on S3
+            raise FileNotFoundError(key)
+        return path.open("rb")
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        if not path.is_dir():
+            path.unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         root = Path(self.root)
         if not root.is_dir():
             return
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.name.endswith(".partial"):
-                key = path.relative_to(root).as_posix()
-                if key.startswith(prefix):
-                    yield key
+        keys = (
+            path.relative_to(root).as_posix()
+            for path in root.rglob("*")
+            if path.is_file() and not path.name.endswith(".partial")
+        )
+        # Sorted as strings (S3 lists keys in byte order), not as paths.
+        yield from sorted(key for key in keys if key.startswith(prefix))
 
     def health(self) -> dict[str, Any]:
         root = Path(self.root)
@@ -125,13 +144,25 @@ class S3ObjectStore(ObjectStore):
 
                 try:
                     self._client.head_bucket(Bucket=self.bucket)
-                except ClientError:
-                    self._client.create_bucket(Bucket=self.bucket)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+                        raise
+                    # Outside us-east-1, S3 requires the region as the bucket's location constraint.
+                    location = (
+                        {"CreateBucketConfiguration": {"LocationConstraint": self.region_name}}
+                        if self.region_name != "us-east-1"
+                        else {}
+                    )
+                    self._client.create_bucket(Bucket=self.bucket, **location)
         return self._client
 
+    def _base(self) -> str:
+        """The bucket-level prefix every key lives under, with its trailing slash ("" for none)."""
+        base = self.prefix.strip("/")
+        return f"{base}/" if base else ""
+
     def _key(self, key: str) -> str:
-        check_key(key)
-        return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
+        return self._base() + check_key(key)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
@@ -167,13 +198,14 @@ class S3ObjectStore(ObjectStore):
         self.client().delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        strip = len(self._key("x")) - 1
+        # `prefix` is a plain string prefix of keys (like "media/" or "media/2026"), not a key, so it
+        # is not checked like one; the store's own prefix always ends in "/" so that a store under
+        # "tenant" never lists the keys of one under "tenant2".
+        base = self._base()
         paginator = self.client().get_paginator("list_objects_v2")
-        for page in paginator.paginate(
-            Bucket=self.bucket, Prefix=self._key(prefix) if prefix else self.prefix
-        ):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=base + prefix):
             for obj in page.get("Contents", []):
-                yield obj["Key"][strip:]
+                yield obj["Key"][len(base) :]
 
     def health(self) -> dict[str, Any]:
         self.client().head_bucket(Bucket=self.bucket)

@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[HealthController, ContentController],
         dependencies={
             "db_session": Provide(database.provide_session),
+            "db": Provide(lambda: database, use_cache=True, sync_to_thread=False),
             "backends": Provide(lambda: backends, use_cache=True, sync_to_thread=False),
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
         },

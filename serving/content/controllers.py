@@ -6,8 +6,8 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.exceptions import ClientException
 from litestar.di import NamedDependency
+from litestar.exceptions import ClientException
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,7 @@ from serving.content.schemas import (
     ScheduleRequest,
     localized,
 )
+from serving.db import Database
 from serving.permissions import (
     CONTENT_CREATE,
     CONTENT_DELETE,
@@ -70,7 +71,7 @@ class ContentController(Controller):
     @get("/", opt=requires(CONTENT_READ), operation_id="listContent", summary="List and search content")
     async def list_content(
         self,
-        db_session: NamedDependency[AsyncSession],
+        db: NamedDependency[Database],
         status: FromQuery[ContentStatus | None] = None,
         content_type: Annotated[ContentType | None, QueryParameter(name="type")] = None,
         tag: Annotated[str | None, QueryParameter(max_length=64)] = None,
@@ -82,7 +83,7 @@ class ContentController(Controller):
         cursor: Annotated[str | None, QueryParameter(max_length=64)] = None,
     ) -> ContentPage:
         items, next_cursor = await services.list_page(
-            db_session,
+            db,
             status=status,
             type_=content_type,
             tag=tag,
@@ -100,9 +101,9 @@ class ContentController(Controller):
         self,
         request: Request,
         item_id: FromPath[uuid.UUID],
-        db_session: NamedDependency[AsyncSession],
+        db: NamedDependency[Database],
     ) -> Response[ContentOut]:
-        out = await services.get(db_session, item_id)
+        out = await services.get(db, item_id)
         tag = services.etag(out.version)
         if request.headers.get("if-none-match") == tag:
             return Response(None, status_code=304, headers={"ETag": tag})  # type: ignore[arg-type]

@@ -22,10 +22,13 @@ from domain.errors import InvalidValue, NotFound
 from domain.schema import ContentItem
 from domain.text import tokens
 from serving.content.schemas import ContentOut
+from serving.db import Database
 
 T = TypeVar("T")
 _ETAG = re.compile(r'^(?:W/)?"v(\d+)"$')
 _COLUMNS = [c for c in ContentItem.__table__.c if c.key not in {"search_text", "tag_index"}]
+# Built once: constructing a 16-column select and its cache key costs more than the lookup itself.
+_GET = sa.select(*_COLUMNS).where(ContentItem.id == sa.bindparam("item_id"), ContentItem.deleted_at.is_(None))
 
 
 def etag(version: int) -> str:
@@ -67,12 +70,8 @@ async def write(session: AsyncSession, fn: Callable[[Session], T]) -> T:
         return await session.run_sync(fn)
 
 
-async def get(session: AsyncSession, item_id: uuid.UUID) -> ContentOut:
-    row = (
-        await session.execute(
-            sa.select(*_COLUMNS).where(ContentItem.id == item_id, ContentItem.deleted_at.is_(None))
-        )
-    ).first()
+async def get(db: Database, item_id: uuid.UUID) -> ContentOut:
+    row = await db.first(_GET, {"item_id": item_id})
     if row is None:
         raise NotFound(f"content {item_id} does not exist")
     return to_out(row)
@@ -95,7 +94,7 @@ def _like_escape(text: str) -> str:
 
 
 async def list_page(
-    session: AsyncSession,
+    db: Database,
     *,
     status: str | None,
     type_: str | None,
@@ -127,7 +126,7 @@ async def list_page(
             query = query.where(ContentItem.search_text.like(f"% {_like_escape(word)}%", escape="\\"))
     if cursor:
         query = query.where(ContentItem.id < decode_cursor(cursor))
-    rows = (await session.execute(query.order_by(ContentItem.id.desc()).limit(limit + 1))).all()
+    rows = await db.all(query.order_by(ContentItem.id.desc()).limit(limit + 1))
     items = [to_out(r) for r in rows[:limit]]
     next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
     return items, next_cursor

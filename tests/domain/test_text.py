@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.text import normalize, search_document, tokens
+from domain.text import normalize, search_document, tokens, variants
 
 CASES = [
     # diacritics (tashkeel): fatha, damma, kasra, shadda, sukun, tanween, superscript alef
@@ -99,3 +99,26 @@ def test_search_document_is_space_delimited_and_skips_empty_parts() -> None:
     # Delimiters make whole-token matching with LIKE '% token %' possible.
     assert " مرحبا " in doc
     assert search_document(None, "") == ""
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("المدرسه", ["المدرسه", "مدرسه"]),
+        ("وبالكتاب", ["وبالكتاب", "كتاب"]),
+        ("والقلم", ["والقلم", "قلم"]),
+        ("للطلاب", ["للطلاب", "طلاب"]),
+        ("كتاب", ["كتاب"]),
+        ("الي", ["الي"]),  # the stem would be one letter: kept whole
+        ("alpha", ["alpha"]),
+    ],
+)
+def test_variants_strip_one_leading_article(token: str, expected: list[str]) -> None:
+    assert variants(token) == expected
+
+
+def test_search_document_finds_the_bare_word_of_a_prefixed_one() -> None:
+    doc = search_document("المَدْرَسَة الكبيرة", "المدرسة")
+    assert " مدرسه " in doc
+    assert " المدرسه " in doc
+    assert doc.count(" المدرسه ") == 1  # each token once

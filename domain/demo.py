@@ -1,0 +1,100 @@
+"""Demo data the run command seeds, so a newcomer sees every capability working.
+
+Idempotent: items are keyed by slug; running it again adds nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from domain import content
+from domain.schema import ContentItem, utcnow
+
+# (slug, type, title, description, tags, final status)
+DEMO_CONTENT: list[tuple[str, str, dict[str, str], dict[str, str], list[str], str]] = [
+    (
+        "ramadan-documentary",
+        "video",
+        {"ar": "وثائقي: رمضان في المدينة", "en": "Documentary: Ramadan in the City"},
+        {
+            "ar": "جولة في أسواق المدينة القديمة خلال الشهر الكريم.",
+            "en": "A walk through the old city's markets.",
+        },
+        ["documentary", "culture"],
+        "published",
+    ),
+    (
+        "football-weekly-ep-12",
+        "episode",
+        {"ar": "الأسبوع الكروي - الحلقة ١٢", "en": "Football Weekly - Episode 12"},
+        {"ar": "تحليل مباريات الأسبوع.", "en": "This week's matches analysed."},
+        ["sport", "football"],
+        "published",
+    ),
+    (
+        "arabic-calligraphy-podcast",
+        "audio",
+        {"ar": "بودكاست: فنّ الخطّ العربيّ", "en": "Podcast: The Art of Arabic Calligraphy"},
+        {"en": "A conversation with a master calligrapher."},
+        ["podcast", "culture"],
+        "published",
+    ),
+    (
+        "desert-photo-essay",
+        "image",
+        {"ar": "مقال مصور: الصحراء عند الفجر", "en": "Photo essay: The Desert at Dawn"},
+        {},
+        ["photography"],
+        "in_review",
+    ),
+    (
+        "tech-newsletter-draft",
+        "article",
+        {"en": "Tech Newsletter: AI in Newsrooms"},
+        {"en": "Draft of this month's newsletter."},
+        ["technology"],
+        "draft",
+    ),
+    (
+        "breaking-news-scheduled",
+        "article",
+        {"ar": "خبر عاجل مجدول للنشر", "en": "Scheduled breaking story"},
+        {"en": "Published by the scheduler without a hand in it, about 90 seconds after the demo starts."},
+        ["news"],
+        "scheduled",
+    ),
+]
+
+
+def seed_demo(
+    session: Session, *, now: datetime | None = None, schedule_delay: timedelta = timedelta(seconds=90)
+) -> int:
+    """Create the demo items that do not exist yet; returns how many were created."""
+    now = now or utcnow()
+    existing = set(session.scalars(sa.select(ContentItem.slug).where(ContentItem.deleted_at.is_(None))))
+    created = 0
+    for slug, type_, title, description, tags, final in DEMO_CONTENT:
+        if slug in existing:
+            continue
+        item = content.create_content(
+            session,
+            content.NewContent(
+                type=type_,
+                title=title,
+                description=description,
+                slug=slug,
+                tags=tags,
+                metadata={"demo": True},
+            ),
+        )
+        if final in ("in_review", "published", "scheduled"):
+            content.update_content(session, item.id, {"status": "in_review"}, expected_version=item.version)
+        if final == "published":
+            content.publish(session, item.id)
+        elif final == "scheduled":
+            content.schedule(session, item.id, now + schedule_delay, now=now)
+        created += 1
+    return created

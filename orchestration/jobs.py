@@ -1,0 +1,46 @@
+"""Jobs that are not asset materializations: publishing due content and relaying the outbox."""
+
+import dagster as dg
+
+from domain import content
+from resources.database import OperationalDatabase
+from resources.event_bus import EventBus
+from sensors.cms import OUTBOX_RELAY_JOB, PUBLISH_DUE_JOB
+
+
+@dg.op(
+    description="Publish every scheduled item whose publish_at has passed, with its content.published event."
+)
+def publish_due_content(context: dg.OpExecutionContext, database: OperationalDatabase) -> dg.Output:
+    with database.session() as session:
+        published = content.publish_due(session)
+    context.log.info("published %d scheduled item(s)", len(published))
+    return dg.Output(
+        len(published),
+        metadata={"published": len(published), "ids": dg.MetadataValue.json([str(i) for i in published])},
+    )
+
+
+@dg.op(
+    description="Relay unrelayed outbox events to the event bus (NATS JetStream, de-duplicated by event id)."
+)
+def relay_outbox(
+    context: dg.OpExecutionContext, database: OperationalDatabase, event_bus: EventBus
+) -> dg.Output:
+    result = event_bus.relay(database)
+    if result.skipped_reason:
+        context.log.info(result.skipped_reason)
+    return dg.Output(
+        result.published,
+        metadata={"published": result.published, "duplicates": result.duplicates, "pending": result.pending},
+    )
+
+
+@dg.job(name=PUBLISH_DUE_JOB, description="Publishes due scheduled content.", tags={"service": "cms"})
+def publish_due_content_job() -> None:
+    publish_due_content()
+
+
+@dg.job(name=OUTBOX_RELAY_JOB, description="Relays the outbox to the event bus.", tags={"service": "events"})
+def outbox_relay_job() -> None:
+    relay_outbox()

@@ -1,0 +1,59 @@
+"""The dbt project, its manifest and the `dbt` resource per deployment."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from domain.settings import Settings
+from resources.chdb_dbt import LAUNCHER_NAME
+from resources.dbt import (
+    DBT_PROJECT_DIR,
+    build_dbt_resource,
+    dbt_executable,
+    manifest_is_fresh,
+    parse_manifest,
+)
+
+PROD = dict(
+    deployment="prod",
+    database_url="postgresql://thmnayah@db.internal:5432/thmnayah",
+    clickhouse_host="clickhouse.internal",
+    s3_bucket="media",
+    nats_url="nats://nats.internal:4222",
+    redis_url="redis://redis.internal:6379/0",
+)
+
+
+def test_dbt_target_is_the_deployment(local_settings: Settings, tmp_path: Path):
+    local = build_dbt_resource(local_settings)
+    prod = build_dbt_resource(Settings(data_dir=tmp_path / "prod", **PROD))
+
+    assert local.target == "local"
+    assert Path(local.dbt_executable) == (local_settings.data_dir / "bin" / LAUNCHER_NAME).resolve()
+    assert prod.target == "prod"
+    assert Path(prod.dbt_executable).name == "dbt"
+    assert local.project_dir == prod.project_dir == str(DBT_PROJECT_DIR)
+
+
+def test_parse_for_the_chdb_target_opens_no_warehouse(local_settings: Settings, tmp_path: Path):
+    """What Definitions loading runs in a fresh clone: it must not open (and so lock) chDB."""
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    project = DbtProject(project_dir=copy, target="local")
+    assert not manifest_is_fresh(project)
+
+    manifest = json.loads(parse_manifest(project, dbt_executable(local_settings)).read_text())
+
+    assert not local_settings.chdb_path.exists()
+    assert manifest["metadata"]["adapter_type"] == "clickhouse"
+    assert {"model.thmnayah.dim_content", "model.thmnayah.stg_cms__content_items"} <= set(manifest["nodes"])
+    assert not [p for p in (copy / "target").iterdir() if p.name.startswith("parse-")]
+    assert manifest_is_fresh(project)
+    model = copy / "models" / "marts" / "dim_content.sql"
+    os.utime(model, (model.stat().st_atime, project.manifest_path.stat().st_mtime + 10))
+    assert not manifest_is_fresh(project)
