@@ -135,6 +135,25 @@ def _slug_taken(session: Session, slug: str, except_id: uuid.UUID | None = None)
     return session.scalar(query.limit(1)) is not None
 
 
+def _free_slug(session: Session, base: str) -> str:
+    """A derived slug made unique with a numeric suffix (`story`, `story-2`, `story-3`, ...)."""
+    base = base[: SLUG_MAX - 6].rstrip("-")
+    taken = set(
+        session.scalars(
+            sa.select(ContentItem.slug).where(
+                ContentItem.deleted_at.is_(None),
+                sa.or_(ContentItem.slug == base, ContentItem.slug.like(f"{base}-%")),
+            )
+        )
+    )
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
 def event_payload(item: ContentItem, **extra: Any) -> dict[str, Any]:
     return {
         "id": str(item.id),
@@ -168,7 +187,9 @@ def create_content(session: Session, new: NewContent, *, actor: uuid.UUID | None
     slug = _slug(new.slug) if new.slug is not None else slugify(title.get("en") or title.get("ar", ""))
     if not slug:
         raise InvalidValue("cannot derive a slug from the title; give one", field="slug")
-    if _slug_taken(session, slug):
+    if new.slug is None:
+        slug = _free_slug(session, slug)
+    elif _slug_taken(session, slug):
         raise Conflict(f"slug {slug!r} is already used by another content item", field="slug")
     if not isinstance(new.metadata, dict):
         raise InvalidValue("metadata must be an object", field="metadata")

@@ -58,6 +58,15 @@ class Settings:
             secret=True,
         ),
     )
+    dagster_postgres_url: str = field(
+        default="",
+        **_s(
+            "THMNAYAH_DAGSTER_POSTGRES_URL",
+            "",
+            "Prod: PostgreSQL URL of Dagster's own instance storage (runs, events, schedules); read by Dagster.",
+            secret=True,
+        ),
+    )
     clickhouse_host: str = field(
         default="", **_s("THMNAYAH_CLICKHOUSE_HOST", "", "ClickHouse server host (prod warehouse).")
     )

@@ -8,11 +8,12 @@ import dagster as dg
 
 from domain.settings import Settings
 from resources.database import OperationalDatabase
+from resources.dbt import build_dbt_resource
 from resources.event_bus import NatsEventBus, OutboxEventBus
 from resources.object_store import LocalObjectStore, S3ObjectStore
 from resources.warehouse import ChdbWarehouse, ClickHouseWarehouse
 
-RESOURCE_KEYS = ("database", "object_store", "warehouse", "event_bus")
+RESOURCE_KEYS = ("database", "object_store", "warehouse", "event_bus", "dbt")
 
 
 def load_settings() -> Settings:
@@ -48,8 +49,12 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                 database=settings.warehouse_database,
             ),
             "event_bus": NatsEventBus(
-                url=settings.nats_url, stream=settings.nats_stream, subject_prefix=settings.nats_subject_prefix
+                url=settings.nats_url,
+                stream=settings.nats_stream,
+                subject_prefix=settings.nats_subject_prefix,
             ),
         }
+    # dbt target = deployment: chDB through the launcher (local) or the ClickHouse server (prod).
+    resources["dbt"] = build_dbt_resource(settings)
     assert tuple(sorted(resources)) == tuple(sorted(RESOURCE_KEYS))
     return resources

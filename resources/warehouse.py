@@ -8,12 +8,16 @@ write to it share the `warehouse` pool (limit 1 in embedded mode).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+
+# The Dagster pool of every step that writes to the warehouse (assets, dbt, checks that query it).
+WAREHOUSE_POOL = "warehouse"
 
 
 class Warehouse(dg.ConfigurableResource, ABC):
@@ -36,6 +40,40 @@ class Warehouse(dg.ConfigurableResource, ABC):
             yield client
         finally:
             client.close()
+
+    def replace_table(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Iterable[Sequence[Any]],
+        *,
+        order_by: str,
+        batch_size: int = 10_000,
+    ) -> int:
+        """Replace the contents of `table` with `rows`; return how many were loaded.
+
+        The rows go into a fresh `<table>__loading` (MergeTree, `columns` as `(name, type)`), which
+        `EXCHANGE TABLES` then swaps in one atomic step: readers see the old snapshot or the new
+        one, never a half-loaded table, and a failed load leaves the old snapshot in place.
+        """
+        names = [name for name, _ in columns]
+        ddl = ", ".join(f"`{name}` {type_}" for name, type_ in columns)
+        target = f"`{self.database}`.`{table}`"
+        loading = f"`{self.database}`.`{table}__loading`"
+        with self.client() as client:
+            client.command(
+                f"CREATE TABLE IF NOT EXISTS {target} ({ddl}) ENGINE = MergeTree ORDER BY {order_by}"
+            )
+            client.command(f"DROP TABLE IF EXISTS {loading}")
+            client.command(f"CREATE TABLE {loading} ({ddl}) ENGINE = MergeTree ORDER BY {order_by}")
+            loaded = 0
+            iterator = iter(rows)
+            while batch := list(islice(iterator, batch_size)):
+                client.insert(f"{table}__loading", batch, column_names=names, database=self.database)
+                loaded += len(batch)
+            client.command(f"EXCHANGE TABLES {loading} AND {target}")
+            client.command(f"DROP TABLE {loading}")
+        return loaded
 
 
 class ChdbWarehouse(Warehouse):

@@ -1,0 +1,166 @@
+"""`thmnayah`: the front door. `run` brings up the whole platform on the configured backends.
+
+thmnayah run        migrate, seed the demo, start Dagster (UI + daemon) and the API
+thmnayah api        migrate and serve the API only
+thmnayah demo       migrate and seed the demo data only
+thmnayah migrate    apply database migrations
+thmnayah settings   list every setting (environment variable), its default and meaning
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from domain.db import safe_url, sync_engine
+from domain.demo import DEMO_CONTENT, seed_demo
+from domain.migrate import upgrade
+from domain.settings import Settings
+from orchestration.deployment import load_settings
+from orchestration.instance import write_dagster_home
+
+
+def migrate(settings: Settings) -> None:
+    print(f"migrating {safe_url(settings.database_url)}", flush=True)
+    upgrade(settings.database_url)
+
+
+def seed(settings: Settings, schedule_delay: float) -> int:
+    engine = sync_engine(settings.database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            return seed_demo(session, schedule_delay=timedelta(seconds=schedule_delay))
+    finally:
+        engine.dispose()
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def api_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
+        "--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log",
+    ]  # fmt: skip
+
+
+def dagster_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "dagster", "dev", "-m", "orchestration.definitions",
+        "-h", settings.api_host, "-p", str(settings.dagster_port),
+    ]  # fmt: skip
+
+
+def run(settings: Settings, schedule_delay: float) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings)
+    created = seed(settings, schedule_delay)
+    print(f"demo: {created} new content item(s) seeded ({len(DEMO_CONTENT)} in the demo set)", flush=True)
+    home = write_dagster_home(settings)
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    procs = {
+        "dagster": subprocess.Popen(dagster_command(settings), env=env),
+        "api": subprocess.Popen(api_command(settings), env=env),
+    }
+
+    def stop(*_args) -> None:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    ui = f"http://{settings.api_host}:{settings.dagster_port}"
+    try:
+        ok_api = _wait_http(f"{api}/api/v1/health", procs["api"], 60)
+        ok_ui = _wait_http(f"{ui}/server_info", procs["dagster"], 180)
+        if not (ok_api and ok_ui):
+            print("the platform did not come up; see the output above", file=sys.stderr)
+            stop()
+            return 1
+        print(
+            "\n"
+            f"thmnayah is running (deployment: {settings.deployment})\n"
+            f"  Dagster UI (asset graph, runs, sensors): {ui}\n"
+            f"  API:                                    {api}/api/v1/content\n"
+            f"  API docs (OpenAPI):                     {api}/api/docs\n"
+            f"  Health:                                 {api}/api/v1/health\n"
+            "Demo: 6 Arabic/English items; 'breaking-news-scheduled' is published by the\n"
+            f"scheduled_content_sensor ~{schedule_delay:.0f}s after the first start. Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(1)
+        failed = [name for name, p in procs.items() if p.returncode not in (None, 0)]
+        if failed:
+            print(f"stopped: {', '.join(failed)} exited", file=sys.stderr)
+        stop()
+        return 1 if failed else 0
+    except KeyboardInterrupt:
+        stop()
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="thmnayah", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="migrate, seed the demo, start Dagster and the API")
+    run_p.add_argument(
+        "--schedule-delay", type=float, default=90.0, help="seconds until the demo's scheduled item is due"
+    )
+    sub.add_parser("api", help="migrate and serve the API")
+    demo_p = sub.add_parser("demo", help="migrate and seed the demo data")
+    demo_p.add_argument("--schedule-delay", type=float, default=90.0)
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("settings", help="list every setting")
+    args = parser.parse_args(argv)
+
+    if args.command == "settings":
+        for setting in Settings.documented():
+            print(
+                f"{setting.env}={setting.default}  # {setting.help}"
+            )
+        return 0
+    settings = load_settings()
+    if args.command == "migrate":
+        migrate(settings)
+        return 0
+    if args.command == "demo":
+        migrate(settings)
+        print(f"seeded {seed(settings, args.schedule_delay)} demo item(s)")
+        return 0
+    if args.command == "api":
+        migrate(settings)
+        os.execv(sys.executable, api_command(settings))
+    return run(settings, args.schedule_delay)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The one `Definitions` of the platform (what `workspace.yaml` loads).
+
+Built by a `@dg.definitions` function, so settings are read and the dbt manifest is prepared when
+Dagster loads the code location, never at import.
+"""
+
+import dagster as dg
+
+from assets.analytics import analytics_assets
+from assets.cms import CMS_GROUP, content_items_snapshot, raw_content_items_row_count
+from domain.settings import Settings
+from orchestration.deployment import build_resources, load_settings
+from orchestration.jobs import outbox_relay_job, publish_due_content_job
+from sensors.cms import (
+    CONTENT_ANALYTICS_JOB,
+    content_changes_sensor,
+    outbox_relay_sensor,
+    scheduled_content_sensor,
+)
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    dbt_models = analytics_assets(settings)
+    content_analytics_job = dg.define_asset_job(
+        CONTENT_ANALYTICS_JOB,
+        selection=dg.AssetSelection.groups(CMS_GROUP) | dg.AssetSelection.assets(dbt_models),
+        description="Refreshes the warehouse snapshot of content and the dbt models built on it.",
+        tags={"service": "analytics"},
+    )
+    return dg.Definitions(
+        assets=[content_items_snapshot, dbt_models],
+        asset_checks=[raw_content_items_row_count],
+        jobs=[publish_due_content_job, outbox_relay_job, content_analytics_job],
+        sensors=[scheduled_content_sensor, outbox_relay_sensor, content_changes_sensor],
+        resources=build_resources(settings),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(load_settings())

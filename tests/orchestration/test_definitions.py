@@ -1,0 +1,200 @@
+"""The one Definitions loads under both deployments with the same resource keys, and its sensors
+and jobs do their work against real databases (and a real NATS in prod)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from domain import content
+from domain.db import sync_engine
+from domain.migrate import upgrade
+from domain.schema import ContentItem, OutboxEvent
+from domain.settings import Settings
+from orchestration.definitions import build_definitions
+from orchestration.deployment import RESOURCE_KEYS, build_resources
+from orchestration.jobs import outbox_relay_job, publish_due_content_job
+from resources.database import OperationalDatabase
+from resources.event_bus import NatsEventBus, OutboxEventBus
+from sensors.cms import content_changes_sensor, outbox_relay_sensor, scheduled_content_sensor
+
+
+@pytest.fixture
+def prod_settings(data_dir, postgres_url, nats_url, redis_url, monkeypatch) -> Settings:
+    monkeypatch.setenv("THMNAYAH_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    return Settings(
+        deployment="prod",
+        data_dir=data_dir,
+        database_url=postgres_url,
+        clickhouse_host="127.0.0.1",
+        s3_bucket="thmnayah-test",
+        s3_endpoint_url="http://127.0.0.1:1",
+        nats_url=nats_url,
+        redis_url=redis_url,
+        nats_stream=f"T_{uuid.uuid4().hex[:8]}",
+        nats_subject_prefix=f"t{uuid.uuid4().hex[:8]}",
+    )
+
+
+def _check_loaded(defs: dg.Definitions) -> dg.RepositoryDefinition:
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert {"content_items_snapshot", "stg_cms__content_items", "dim_content"} <= keys
+    for key in repo.asset_graph.get_all_asset_keys():
+        node = repo.asset_graph.get(key)
+        assert node.group_name, f"{key} has no group"
+        assert node.description, f"{key} has no description"
+    assert {"publish_due_content_job", "outbox_relay_job", "content_analytics_job"} <= set(repo.job_names)
+    assert {s.name for s in repo.sensor_defs} >= {
+        "scheduled_content_sensor",
+        "outbox_relay_sensor",
+        "content_changes_sensor",
+    }
+    return repo
+
+
+def test_definitions_load_under_local(local_settings: Settings) -> None:
+    _check_loaded(build_definitions(local_settings))
+
+
+def test_definitions_load_under_prod(prod_settings: Settings) -> None:
+    defs = build_definitions(prod_settings)
+    repo = _check_loaded(defs)
+    # The prod resources resolve (EnvVar included) and answer: sensors run against PostgreSQL and NATS.
+    upgrade(prod_settings.database_url)
+    sensor = repo.get_sensor_def("scheduled_content_sensor")
+    with dg.build_sensor_context(resources=defs.resources) as context:
+        assert isinstance(sensor(context), dg.SkipReason)
+    _schedule_item(prod_settings.database_url, timedelta(hours=1))
+    relay = repo.get_sensor_def("outbox_relay_sensor")
+    with dg.build_sensor_context(resources=defs.resources) as context:
+        assert isinstance(relay(context), dg.RunRequest)
+
+
+def test_resource_keys_are_the_same_for_every_deployment(
+    local_settings: Settings, prod_settings: Settings
+) -> None:
+    local, prod = build_resources(local_settings), build_resources(prod_settings)
+    assert set(local) == set(prod) == set(RESOURCE_KEYS)
+    assert {type(v).__name__ for v in local.values()} != {type(v).__name__ for v in prod.values()}
+
+
+def _schedule_item(url: str, due_in: timedelta) -> uuid.UUID:
+    engine = sync_engine(url)
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        item = content.create_content(session, content.NewContent(type="article", title={"en": "Due soon"}))
+        content.update_content(session, item.id, {"status": "in_review"}, expected_version=1)
+        content.schedule(session, item.id, now + timedelta(seconds=30), now=now)
+        item_id = item.id
+    # Move publish_at to where the test wants it (in the past means due now).
+    with Session(engine) as session, session.begin():
+        session.execute(
+            sa.update(ContentItem).where(ContentItem.id == item_id).values(publish_at=now + due_in)
+        )
+    engine.dispose()
+    return item_id
+
+
+def _status(url: str, item_id: uuid.UUID) -> str:
+    engine = sync_engine(url)
+    with engine.connect() as conn:
+        status = conn.scalar(sa.select(ContentItem.status).where(ContentItem.id == item_id))
+    engine.dispose()
+    return status
+
+
+def test_scheduled_content_sensor_and_job_publish_due_items(migrated_url: str) -> None:
+    database = OperationalDatabase(url=migrated_url)
+    later = _schedule_item(migrated_url, timedelta(hours=1))
+    with dg.build_sensor_context(resources={"database": database}) as context:
+        result = scheduled_content_sensor(context)
+    assert isinstance(result, dg.SkipReason)
+
+    due = _schedule_item(migrated_url, timedelta(seconds=-5))
+    with dg.build_sensor_context(resources={"database": database}) as context:
+        request = scheduled_content_sensor(context)
+    assert isinstance(request, dg.RunRequest) and request.run_key.startswith("publish-")
+
+    run = publish_due_content_job.execute_in_process(resources={"database": database})
+    assert run.success
+    assert _status(migrated_url, due) == "published"
+    assert _status(migrated_url, later) == "scheduled"
+    with dg.build_sensor_context(resources={"database": database}) as context:
+        assert isinstance(scheduled_content_sensor(context), dg.SkipReason)
+
+
+def test_content_changes_sensor_reads_the_outbox_by_cursor(migrated_url: str) -> None:
+    database = OperationalDatabase(url=migrated_url)
+    with dg.build_sensor_context(resources={"database": database}) as context:
+        assert isinstance(content_changes_sensor(context), dg.SkipReason)
+    _schedule_item(migrated_url, timedelta(hours=1))  # created, updated, scheduled: three events
+    with dg.build_sensor_context(resources={"database": database}, cursor="0") as context:
+        request = content_changes_sensor(context)
+        assert isinstance(request, dg.RunRequest) and request.tags["outbox_events"] == "3"
+        cursor = context.cursor
+    assert int(cursor) >= 3
+    with dg.build_sensor_context(resources={"database": database}, cursor=cursor) as context:
+        assert isinstance(content_changes_sensor(context), dg.SkipReason)
+
+
+def test_outbox_relay_sensor_skips_in_embedded_mode(migrated_url: str) -> None:
+    _schedule_item(migrated_url, timedelta(hours=1))
+    resources = {"database": OperationalDatabase(url=migrated_url), "event_bus": OutboxEventBus()}
+    with dg.build_sensor_context(resources=resources) as context:
+        result = outbox_relay_sensor(context)
+    assert isinstance(result, dg.SkipReason) and "embedded" in result.skip_message
+
+
+def test_outbox_relay_job_publishes_to_jetstream(postgres_url: str, nats_url: str) -> None:
+    upgrade(postgres_url)
+    _schedule_item(postgres_url, timedelta(hours=1))
+    database = OperationalDatabase(url=postgres_url)
+    bus = NatsEventBus(
+        url=nats_url, stream=f"T_{uuid.uuid4().hex[:8]}", subject_prefix=f"t{uuid.uuid4().hex[:8]}"
+    )
+    resources = {"database": database, "event_bus": bus}
+    with dg.build_sensor_context(resources=resources) as context:
+        request = outbox_relay_sensor(context)
+    assert isinstance(request, dg.RunRequest)
+    try:
+        run = outbox_relay_job.execute_in_process(resources=resources)
+        assert run.success
+        assert run.output_for_node("relay_outbox") == 3
+        with database.session() as session:
+            assert session.scalar(sa.select(sa.func.count()).where(OutboxEvent.relayed_at.is_(None))) == 0
+        with dg.build_sensor_context(resources=resources) as context:
+            assert isinstance(outbox_relay_sensor(context), dg.SkipReason)
+        assert asyncio.run(_stream_count(nats_url, bus.stream)) == 3
+    finally:
+        asyncio.run(_delete_stream(nats_url, bus.stream))
+
+
+async def _stream_count(url: str, stream: str) -> int:
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        return (await nc.jetstream().stream_info(stream)).state.messages
+    finally:
+        await nc.close()
+
+
+async def _delete_stream(url: str, stream: str) -> None:
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().delete_stream(stream)
+    except Exception:
+        pass
+    finally:
+        await nc.close()
