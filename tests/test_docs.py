@@ -1,0 +1,37 @@
+"""The README and .env.example describe the project as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from domain.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("doc", ["README.md", ".env.example"])
+def test_every_setting_is_documented(doc: str) -> None:
+    text = (ROOT / doc).read_text()
+    missing = [s.env for s in Settings.documented() if s.env not in text]
+    assert missing == []
+
+
+def test_readme_tree_matches_the_top_level_folders() -> None:
+    readme = (ROOT / "README.md").read_text()
+    tree = readme.split("## The tree", 1)[1].split("##", 1)[0]
+    folders = sorted(
+        p.name
+        for p in ROOT.iterdir()
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and (p / "__init__.py").exists()
+        or p.name in {"dbt_project", "tests", "bench"}
+    )
+    described = [f for f in folders if f"\n{f}/" in tree]
+    assert described == folders
+    for line in tree.splitlines():
+        name = line.split(" ", 1)[0].rstrip("/")
+        if line and not line.startswith((" ", "`")) and name:
+            assert (ROOT / name).exists(), f"the README describes {name}, which does not exist"
