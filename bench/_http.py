@@ -66,8 +66,8 @@ def measure(
     }
 
 
-def serve(args: list[str], env: dict, url: str, timeout: float = 60) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *args], env=env)
+def serve(args: list[str], url: str, timeout: float = 60) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *args])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

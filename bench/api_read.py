@@ -10,7 +10,6 @@ p50/p99 latencies. Embedded defaults: SQLite operational DB.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import socket
 import sys
@@ -71,25 +70,32 @@ def main() -> None:
         url = f"sqlite:///{data_dir / 'bench.db'}"
         ids = seed(url, args.items)
         random.Random(7).shuffle(ids)
-        env = {
-            **os.environ,
-            "THMNAYAH_DEPLOYMENT": "local",
-            "THMNAYAH_DATA_DIR": str(data_dir),
-            "THMNAYAH_DATABASE_URL": url,
-            "PYTHONPATH": str(Path(__file__).resolve().parent),
-        }
-        common = ["--host", "127.0.0.1", "--no-access-log", "--log-level", "warning", "--workers", "1"]
+        env_file = data_dir / "bench.env"
+        env_file.write_text(
+            f"THMNAYAH_DEPLOYMENT=local\nTHMNAYAH_DATA_DIR={data_dir}\nTHMNAYAH_DATABASE_URL={url}\n"
+        )
+        common = [
+            "--env-file",
+            str(env_file),
+            "--app-dir",
+            str(Path(__file__).resolve().parent),
+            "--host",
+            "127.0.0.1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--workers",
+            "1",
+        ]
 
         bare_port, real_port = free_port(), free_port()
         procs = [
             serve(
                 ["bare_app:create_bare_app", "--factory", "--port", str(bare_port), *common],
-                env,
                 f"http://127.0.0.1:{bare_port}/bare/{ids[0]}",
             ),
             serve(
                 ["serving.app:create_app", "--factory", "--port", str(real_port), *common],
-                env,
                 f"http://127.0.0.1:{real_port}/api/v1/content/{ids[0]}",
             ),
         ]

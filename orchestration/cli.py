@@ -24,7 +24,7 @@ from domain.db import safe_url, sync_engine
 from domain.demo import DEMO_CONTENT, seed_demo
 from domain.migrate import upgrade
 from domain.settings import Settings
-from orchestration.deployment import load_settings
+from orchestration.deployment import child_process_env, load_settings
 from orchestration.instance import write_dagster_home
 
 
@@ -77,7 +77,7 @@ def run(settings: Settings, schedule_delay: float) -> int:
     created = seed(settings, schedule_delay)
     print(f"demo: {created} new content item(s) seeded ({len(DEMO_CONTENT)} in the demo set)", flush=True)
     home = write_dagster_home(settings)
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    env = child_process_env(home)
     procs = {
         "dagster": subprocess.Popen(dagster_command(settings), env=env),
         "api": subprocess.Popen(api_command(settings), env=env),
@@ -144,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "settings":
         for setting in Settings.documented():
-            print(
-                f"{setting.env}={setting.default}  # {setting.help}"
-            )
+            print(f"{setting.env}={setting.default}  # {setting.help}")
         return 0
     settings = load_settings()
     if args.command == "migrate":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -18,6 +20,11 @@ RESOURCE_KEYS = ("database", "object_store", "warehouse", "event_bus", "dbt")
 
 def load_settings() -> Settings:
     return Settings.from_env()
+
+
+def child_process_env(dagster_home: Path) -> dict[str, str]:
+    """The environment of the processes `thmnayah run` starts: ours, plus the Dagster home."""
+    return {**os.environ, "DAGSTER_HOME": str(dagster_home)}
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:

@@ -96,11 +96,12 @@ def parse_manifest(project: DbtProject, executable: str) -> Path:
             *(["--target", project.target] if project.target else []),
             "--target-path",
             str(scratch),
+            "--log-path",
+            str(scratch),
         ]
         done = subprocess.run(
             command,
             cwd=project.project_dir,
-            env={**os.environ, "DBT_LOG_PATH": str(scratch)},
             capture_output=True,
             text=True,
             check=False,

@@ -26,17 +26,21 @@ from sensors.cms import content_changes_sensor, outbox_relay_sensor, scheduled_c
 
 
 @pytest.fixture
-def prod_settings(data_dir, postgres_url, nats_url, redis_url, monkeypatch) -> Settings:
+def prod_settings(
+    data_dir, postgres_url, nats_url, redis_url, s3_endpoint, aws_credentials, monkeypatch
+) -> Settings:
     monkeypatch.setenv("THMNAYAH_DATABASE_URL", postgres_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    import boto3
+
+    bucket = f"thmnayah-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
     return Settings(
         deployment="prod",
         data_dir=data_dir,
         database_url=postgres_url,
         clickhouse_host="127.0.0.1",
-        s3_bucket="thmnayah-test",
-        s3_endpoint_url="http://127.0.0.1:1",
+        s3_bucket=bucket,
+        s3_endpoint_url=s3_endpoint,
         nats_url=nats_url,
         redis_url=redis_url,
         nats_stream=f"T_{uuid.uuid4().hex[:8]}",
@@ -74,6 +78,10 @@ def test_definitions_load_under_prod(prod_settings: Settings) -> None:
     with dg.build_sensor_context(resources=defs.resources) as context:
         assert isinstance(sensor(context), dg.SkipReason)
     _schedule_item(prod_settings.database_url, timedelta(hours=1))
+    store = defs.resources["object_store"]
+    store.put_bytes("probe/hello.txt", b"hello")
+    assert store.get_bytes("probe/hello.txt") == b"hello" and store.health()["backend"] == "s3"
+    assert defs.resources["event_bus"].health()["backend"] == "nats"
     relay = repo.get_sensor_def("outbox_relay_sensor")
     with dg.build_sensor_context(resources=defs.resources) as context:
         assert isinstance(relay(context), dg.RunRequest)
