@@ -128,3 +128,143 @@ class OutboxEvent(Base):
             postgresql_where=sa.text("relayed_at IS NULL"),
         ),
     )
+
+
+# --- Users and security ------------------------------------------------------------------------
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(sa.String(64))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    # argon2id ("$argon2id$..."), or bcrypt from an imported account until its next login; None for SSO-only users.
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    first_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    last_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    is_active: Mapped[bool] = mapped_column(default=False)
+    is_verified: Mapped[bool] = mapped_column(default=False)
+    last_login: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    preferences: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    # TOTP: the secret, encrypted with the platform key; the last accepted time step (replay guard).
+    mfa_enabled: Mapped[bool] = mapped_column(default=False)
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(sa.String(255))
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # Where an SSO user comes from: "<issuer>|<subject>".
+    external_id: Mapped[str | None] = mapped_column(sa.String(300))
+
+    __table_args__ = (
+        sa.Index("uq_users_username", "username", unique=True),  # stored lowercased
+        sa.Index("uq_users_email", "email", unique=True),
+        sa.Index("uq_users_external_id", "external_id", unique=True),
+    )
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    description: Mapped[str] = mapped_column(sa.String(500), default="")
+    is_system_role: Mapped[bool] = mapped_column(default=False)
+    permissions: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserRole(Base):
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    assigned_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class UserSession(Base):
+    """One login on one device: the family of refresh tokens it rotates through."""
+
+    __tablename__ = "user_sessions"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    client_type: Mapped[str] = mapped_column(sa.String(16), default="web")  # web | mobile
+    device_id: Mapped[str] = mapped_column(sa.String(128), default="")
+    # sha256 of the current access token's jti and of the current refresh token (never the tokens).
+    access_token: Mapped[str | None] = mapped_column(sa.String(64))
+    refresh_token: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    # The refresh token it replaced, accepted for a few seconds (concurrent refreshes).
+    previous_refresh_token: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    rotated_at: Mapped[datetime | None]
+    ip_address: Mapped[str] = mapped_column(sa.String(64), default="")
+    user_agent: Mapped[str] = mapped_column(sa.String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    is_active: Mapped[bool] = mapped_column(default=True)
+    revoked_reason: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class UsedRefreshToken(Base):
+    """Every refresh token a session has rotated past: presenting one again is reuse."""
+
+    __tablename__ = "used_refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("user_sessions.session_id", ondelete="CASCADE"), index=True
+    )
+    used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserActivity(Base):
+    """The audit trail of authentication and authorization events."""
+
+    __tablename__ = "user_activities"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    resource: Mapped[str] = mapped_column(sa.String(64), default="")
+    resource_id: Mapped[str] = mapped_column(sa.String(128), default="")
+    ip_address: Mapped[str] = mapped_column(sa.String(64), default="")
+    user_agent: Mapped[str] = mapped_column(sa.String(500), default="")
+    timestamp: Mapped[datetime] = mapped_column(default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+
+    __table_args__ = (
+        sa.Index("ix_user_activities_user_time", "user_id", "timestamp"),
+        sa.Index("ix_user_activities_action_time", "action", "timestamp"),
+    )
+
+
+class OneTimeToken(Base):
+    """Email verification and password reset links: signed, expiring, single use (stored as a hash)."""
+
+    __tablename__ = "one_time_tokens"
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(sa.String(32))  # verify_email | reset_password
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class RecoveryCode(Base):
+    __tablename__ = "mfa_recovery_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    used_at: Mapped[datetime | None]

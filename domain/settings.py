@@ -112,6 +112,80 @@ class Settings:
     cdn_base_url: str = field(
         default="", **_s("THMNAYAH_CDN_BASE_URL", "", "Public base URL for objects (CDN), if any.")
     )
+    secret_key: str = field(
+        default="",
+        **_s(
+            "THMNAYAH_SECRET_KEY",
+            "<generated into data_dir/secret_key>",
+            "Signs access tokens and links, encrypts TOTP secrets. Required in prod (32+ random bytes).",
+            secret=True,
+        ),
+    )
+    jwt_issuer: str = field(
+        default="thmnayah", **_s("THMNAYAH_JWT_ISSUER", "thmnayah", "`iss` of our access tokens.")
+    )
+    jwt_audience: str = field(
+        default="thmnayah-api", **_s("THMNAYAH_JWT_AUDIENCE", "thmnayah-api", "`aud` of our access tokens.")
+    )
+    access_token_ttl_seconds: int = field(
+        default=900, **_s("THMNAYAH_ACCESS_TOKEN_TTL_SECONDS", "900", "Lifetime of an access token.")
+    )
+    public_base_url: str = field(
+        default="http://127.0.0.1:8000",
+        **_s(
+            "THMNAYAH_PUBLIC_BASE_URL",
+            "http://127.0.0.1:8000",
+            "Base of links in emails (verification, reset).",
+        ),
+    )
+    trusted_proxies: str = field(
+        default="",
+        **_s(
+            "THMNAYAH_TRUSTED_PROXIES",
+            "",
+            "Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed; empty: none.",
+        ),
+    )
+    smtp_host: str = field(
+        default="",
+        **_s(
+            "THMNAYAH_SMTP_HOST",
+            "",
+            "SMTP server for email; empty: messages are written as .eml files under <data_dir>/mail.",
+        ),
+    )
+    smtp_port: int = field(default=587, **_s("THMNAYAH_SMTP_PORT", "587", "SMTP port."))
+    smtp_username: str = field(default="", **_s("THMNAYAH_SMTP_USERNAME", "", "SMTP user."))
+    smtp_password: str = field(default="", **_s("THMNAYAH_SMTP_PASSWORD", "", "SMTP password.", secret=True))
+    smtp_starttls: bool = field(default=True, **_s("THMNAYAH_SMTP_STARTTLS", "true", "Use STARTTLS."))
+    smtp_from: str = field(
+        default="thmnayah <no-reply@localhost>",
+        **_s("THMNAYAH_SMTP_FROM", "thmnayah <no-reply@localhost>", "From address of platform email."),
+    )
+    oidc_jwks_url: str = field(
+        default="",
+        **_s("THMNAYAH_OIDC_JWKS_URL", "", "SSO: JWKS URL of the OpenID Connect provider; empty: off."),
+    )
+    oidc_issuer: str = field(
+        default="", **_s("THMNAYAH_OIDC_ISSUER", "", "SSO: expected `iss` of provider tokens.")
+    )
+    oidc_audience: str = field(
+        default="", **_s("THMNAYAH_OIDC_AUDIENCE", "", "SSO: expected `aud` of provider tokens.")
+    )
+    oidc_roles_claim: str = field(
+        default="realm_access.roles",
+        **_s(
+            "THMNAYAH_OIDC_ROLES_CLAIM", "realm_access.roles", "SSO: dotted path of the roles/groups claim."
+        ),
+    )
+    oidc_role_map: str = field(
+        default="",
+        **_s("THMNAYAH_OIDC_ROLE_MAP", "", "SSO: `provider-role=our-role` pairs, comma-separated."),
+    )
+    password_hash_concurrency: int = field(
+        default=2,
+        **_s("THMNAYAH_PASSWORD_HASH_CONCURRENCY", "2", "Password hashes computed at once per API process."),
+    )
     debug: bool = field(
         default=False, **_s("THMNAYAH_DEBUG", "false", "Litestar debug mode (never in prod).")
     )
@@ -131,6 +205,7 @@ class Settings:
                     ("THMNAYAH_S3_BUCKET", self.s3_bucket),
                     ("THMNAYAH_NATS_URL", self.nats_url),
                     ("THMNAYAH_REDIS_URL", self.redis_url),
+                    ("THMNAYAH_SECRET_KEY", len(self.secret_key) >= 32),
                 )
                 if not value
             ]

@@ -2,55 +2,106 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Tag
 
+from domain.auth import rbac
+from domain.auth.keys import platform_secret
 from domain.settings import Settings
+from resources.email import mailer_for
+from serving.auth.controllers import AuthController
+from serving.auth.hashing import PasswordHashing
+from serving.auth.oidc import OidcVerifier
+from serving.auth.principal import PrincipalCache
+from serving.auth.security import AuthContext, build_jwt_auth, permission_guard
+from serving.auth.throttle import LoginThrottle, parse_trusted_proxies
 from serving.content.controllers import ContentController
 from serving.db import Database
 from serving.deployment import build_backends
+from serving.events import EventsSocket
 from serving.health.controllers import HealthController
 from serving.problems import EXCEPTION_HANDLERS
+from serving.users.controllers import PERMISSIONS_CACHE_KEY, AuditController, RolesController, UsersController
 
 API_VERSION = "1.0.0"
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    parse_trusted_proxies(settings.trusted_proxies)  # a malformed setting fails at start, not per request
     database = Database(settings.database_url)
     backends = build_backends(settings)
+    secret = platform_secret(settings)
+    jwt_auth = build_jwt_auth(settings, secret)
+    auth = AuthContext(
+        settings=settings,
+        secret=secret,
+        db=database,
+        principals=PrincipalCache(backends.stores["auth"]),
+        jwt=jwt_auth,
+        hashing=PasswordHashing(settings.password_hash_concurrency),
+        throttle=LoginThrottle(backends.stores["rate_limit"]),
+        mailer=mailer_for(settings),
+        oidc=OidcVerifier.from_settings(settings),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        async with database.lifespan(_app):
+            await database.write(rbac.seed_system_roles)
+            await auth.principals.store.delete(PERMISSIONS_CACHE_KEY)
+            yield
+
     return Litestar(
-        route_handlers=[HealthController, ContentController],
+        route_handlers=[
+            HealthController,
+            ContentController,
+            AuthController,
+            UsersController,
+            RolesController,
+            AuditController,
+            EventsSocket,
+        ],
         dependencies={
             "db_session": Provide(database.provide_session),
             "db": Provide(lambda: database, use_cache=True, sync_to_thread=False),
+            "auth": Provide(lambda: auth, use_cache=True, sync_to_thread=False),
             "backends": Provide(lambda: backends, use_cache=True, sync_to_thread=False),
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
         },
-        lifespan=[database.lifespan],
+        on_app_init=[jwt_auth.on_app_init],
+        guards=[permission_guard],
+        lifespan=[lifespan],
         stores=backends.stores,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="thmnayah content platform API",
             version=API_VERSION,
-            description="CMS core, media, users and notifications APIs. Errors are RFC 9457 problem details.",
+            description="CMS core, auth and users APIs. Errors are RFC 9457 problem details. "
+            "Authenticate with `Authorization: Bearer <access token>` from POST /api/v1/auth/login.",
             path="/api/docs",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
             tags=[
                 Tag(name="content", description="Content items and their editorial workflow"),
+                Tag(name="auth", description="Login, tokens, sessions, registration, password reset"),
+                Tag(name="users", description="Accounts, roles, MFA, audit"),
                 Tag(name="health", description="Backend health"),
             ],
             components=Components(),
         ),
         cors_config=CORSConfig(allow_origins=[], allow_credentials=False),
         logging_config=LoggingConfig(
-            log_exceptions="debug", disable_stack_trace={404, 400, 409, 412, 422, 428}
+            log_exceptions="debug", disable_stack_trace={400, 401, 403, 404, 409, 412, 422, 428, 429}
         ),
         debug=settings.debug,
-        state={"settings": settings},
+        state=State({"settings": settings, "auth": auth}),
     )

@@ -11,16 +11,19 @@ means these readers never wait for a writer.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import sqlalchemy as sa
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from domain.db import async_url, ensure_sqlite_dir, sqlite_pragmas, sync_engine
+
+T = TypeVar("T")
 
 
 class PreparedRead:
@@ -122,6 +125,26 @@ class Database:
         assert self.engine is not None
         async with self.engine.connect() as conn:
             return (await conn.execute(statement, params)).first()
+
+    async def read(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn(session)` (sync ORM code) in a read-only session: in a worker thread on SQLite,
+        through `run_sync` on PostgreSQL."""
+        if self.reader is not None:
+
+            def run() -> T:
+                with Session(self.reader, expire_on_commit=False) as session:
+                    return fn(session)
+
+            return await anyio.to_thread.run_sync(run)
+        assert self.sessions is not None
+        async with self.sessions() as session:
+            return await session.run_sync(fn)
+
+    async def write(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn(session)` in one transaction (committed when it returns, rolled back if it raises)."""
+        assert self.sessions is not None
+        async with self.sessions() as session, session.begin():
+            return await session.run_sync(fn)
 
     async def all(self, statement: sa.Executable) -> list[sa.Row]:
         """Every row of a query that may scan (lists, searches)."""

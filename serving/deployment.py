@@ -59,7 +59,7 @@ def build_backends(settings: Settings) -> Backends:
             deployment="local",
             object_store=LocalObjectStore(root=str(settings.object_store_dir.resolve())),
             event_bus=OutboxEventBus(),
-            stores={"cache": MemoryStore(), "rate_limit": MemoryStore()},
+            stores={"cache": MemoryStore(), "rate_limit": MemoryStore(), "auth": MemoryStore()},
             warehouse=None,
             chdb_path=str(settings.chdb_path.resolve()),
         )
@@ -77,7 +77,11 @@ def build_backends(settings: Settings) -> Backends:
         event_bus=NatsEventBus(
             url=settings.nats_url, stream=settings.nats_stream, subject_prefix=settings.nats_subject_prefix
         ),
-        stores={"cache": redis.with_namespace("cache"), "rate_limit": redis.with_namespace("rate_limit")},
+        stores={
+            "cache": redis.with_namespace("cache"),
+            "rate_limit": redis.with_namespace("rate_limit"),
+            "auth": redis.with_namespace("auth"),
+        },
         warehouse=ClickHouseWarehouse(
             host=settings.clickhouse_host,
             port=settings.clickhouse_port,

@@ -1,19 +1,33 @@
-"""Every route declares the permission it needs in its `opt`; the auth guards enforce it.
+"""Every route declares the permission it needs in its `opt`; the app-wide guard enforces it.
 
-`PUBLIC` marks routes open to anyone (health, docs). A test walks every route and fails if one
-declares nothing.
+`PUBLIC` routes are open to anyone and skip authentication (health, docs, login). `AUTHENTICATED`
+routes need a valid token but no particular permission (your own sessions, logout). Everything
+else names a permission string from `domain.auth.rbac`. A test walks every route for every role.
 """
 
 from __future__ import annotations
 
+from domain.auth.rbac import (  # noqa: F401  (re-exported for controllers)
+    ANALYTICS_READ,
+    AUDIT_READ,
+    CONTENT_CREATE,
+    CONTENT_DELETE,
+    CONTENT_PUBLISH,
+    CONTENT_READ,
+    CONTENT_UPDATE,
+    MEDIA_UPLOAD,
+    ROLES_MANAGE,
+    USERS_MANAGE,
+    USERS_READ,
+)
+
 PUBLIC = "public"
-CONTENT_READ = "content:read"
-CONTENT_CREATE = "content:create"
-CONTENT_UPDATE = "content:update"
-CONTENT_DELETE = "content:delete"
-CONTENT_PUBLISH = "content:publish"
+AUTHENTICATED = "authenticated"
+SELF = "self"  # only the user named by the {user_id} path parameter
 
 
-def requires(permission: str) -> dict[str, str]:
+def requires(permission: str) -> dict[str, object]:
     """Route options declaring a permission: `@get(..., opt=requires(CONTENT_READ))`."""
+    if permission == PUBLIC:
+        return {"permission": PUBLIC, "exclude_from_auth": True}
     return {"permission": permission}

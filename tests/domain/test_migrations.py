@@ -15,7 +15,7 @@ from domain.db import sync_engine
 from domain.migrate import alembic_config, downgrade, upgrade
 from domain.schema import Base
 
-TABLES = {"content_items", "outbox_events"}
+TABLES = set(Base.metadata.tables)  # every table of the models, created by the migrations alone
 
 
 def _tables(url: str) -> set[str]:
@@ -55,6 +55,11 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert _tables(database_url) == TABLES
     assert _current_revision(database_url) == head
 
+    # One step down removes exactly what the newest migration added; then all the way down.
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    previous = script.get_revision(head).down_revision
+    downgrade(database_url, previous or "base")
+    assert _current_revision(database_url) == previous
     downgrade(database_url)
     assert _tables(database_url) == set()
     assert _current_revision(database_url) is None

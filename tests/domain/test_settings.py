@@ -15,6 +15,7 @@ PROD_ENV = {
     "THMNAYAH_S3_BUCKET": "media",
     "THMNAYAH_NATS_URL": "nats://nats:4222",
     "THMNAYAH_REDIS_URL": "redis://redis:6379/0",
+    "THMNAYAH_SECRET_KEY": "k" * 48,
 }
 
 
@@ -97,6 +98,7 @@ def test_prod_without_urls_names_every_missing_variable() -> None:
         "THMNAYAH_S3_BUCKET",
         "THMNAYAH_NATS_URL",
         "THMNAYAH_REDIS_URL",
+        "THMNAYAH_SECRET_KEY",
     ):
         assert name in message
 

@@ -43,6 +43,7 @@ def prod_settings(
         s3_endpoint_url=s3_endpoint,
         nats_url=nats_url,
         redis_url=redis_url,
+        secret_key="s" * 40,
         nats_stream=f"T_{uuid.uuid4().hex[:8]}",
         nats_subject_prefix=f"t{uuid.uuid4().hex[:8]}",
     )

@@ -26,6 +26,7 @@ PROD = dict(
     s3_bucket="media",
     nats_url="nats://nats.internal:4222",
     redis_url="redis://redis.internal:6379/0",
+    secret_key="x" * 32,
 )
 
 

@@ -1,28 +1,98 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.orm import Session
 
+from domain.auth import audit, rbac, sessions, users
+from domain.db import sync_engine
+from domain.migrate import upgrade
 from domain.settings import Settings
 from serving.app import create_app
 
+ROLES = tuple(rbac.SYSTEM_ROLES)
+
+
+def make_user(url: str, username: str, roles: list[str], *, password_hash: str | None = None, **fields) -> uuid.UUID:
+    engine = sync_engine(url)
+    with Session(engine) as session, session.begin():
+        rbac.seed_system_roles(session)
+        user = users.create_user(
+            session,
+            users.NewUser(username=username, email=f"{username}@example.test", password_hash=password_hash,
+                          roles=roles, **fields),
+            created_by=None,
+            origin=audit.Origin(),
+        )
+        user_id = user.id
+    engine.dispose()
+    return user_id
+
+
+def mint_token(app: Litestar, url: str, user_id: uuid.UUID) -> str:
+    """A real access token for a real session, as login would issue (without hashing a password)."""
+    engine = sync_engine(url)
+    auth = app.state.auth
+    with Session(engine) as session, session.begin():
+        user = users.get_user(session, user_id)
+        row, _ = sessions.open_session(session, user, client_type="web", device_id="", origin=audit.Origin())
+        token, jti = auth.issue_access_token(user.id, row.session_id)
+        sessions.note_access_token(row, jti)
+    engine.dispose()
+    return token
+
 
 @pytest.fixture
-async def client(migrated_url: str, data_dir: Path) -> AsyncIterator[AsyncTestClient]:
-    """The app on a migrated database of each backend (SQLite and PostgreSQL)."""
-    app = create_app(Settings(deployment="local", data_dir=data_dir, database_url=migrated_url))
-    async with AsyncTestClient(app=app) as client:
+def settings(migrated_url: str, data_dir: Path) -> Settings:
+    return Settings(deployment="local", data_dir=data_dir, database_url=migrated_url)
+
+
+@pytest.fixture
+async def anonymous(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    """The app on a migrated database of each backend (SQLite and PostgreSQL), no credentials."""
+    async with AsyncTestClient(app=create_app(settings)) as client:
         yield client
 
 
 @pytest.fixture
-async def sqlite_client(sqlite_url: str, data_dir: Path) -> AsyncIterator[AsyncTestClient]:
-    from domain.migrate import upgrade
+def token_for(anonymous: AsyncTestClient, migrated_url: str) -> Callable[[str], str]:
+    """`token_for(role)`: an access token of a fresh user holding exactly that role."""
 
+    def issue(role: str) -> str:
+        user_id = make_user(migrated_url, f"{role}-{uuid.uuid4().hex[:8]}", [role])
+        return mint_token(anonymous.app, migrated_url, user_id)
+
+    return issue
+
+
+@pytest.fixture
+async def client(anonymous: AsyncTestClient, token_for) -> AsyncTestClient:
+    """The app with an editor's token on every request."""
+    anonymous.headers["Authorization"] = f"Bearer {token_for('editor')}"
+    return anonymous
+
+
+@pytest.fixture
+def new_user(migrated_url: str, anonymous: AsyncTestClient):
+    """`new_user(username, roles, **fields) -> (user_id, access token)`."""
+
+    def create(username: str, roles: list[str], **fields) -> tuple[uuid.UUID, str]:
+        user_id = make_user(migrated_url, username, roles, **fields)
+        return user_id, mint_token(anonymous.app, migrated_url, user_id)
+
+    return create
+
+
+@pytest.fixture
+async def sqlite_client(sqlite_url: str, data_dir: Path) -> AsyncIterator[AsyncTestClient]:
     upgrade(sqlite_url)
     app = create_app(Settings(deployment="local", data_dir=data_dir, database_url=sqlite_url))
     async with AsyncTestClient(app=app) as client:
+        user_id = make_user(sqlite_url, "sqlite-admin", ["admin"])
+        client.headers["Authorization"] = f"Bearer {mint_token(app, sqlite_url, user_id)}"
         yield client

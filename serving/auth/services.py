@@ -1,0 +1,280 @@
+"""The login, refresh, registration and reset flows (orchestrating domain rules, hashing under its
+concurrency cap, the throttle and the mailer)."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import jwt as pyjwt
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
+from sqlalchemy.orm import Session
+
+from domain.auth import audit, mfa, passwords, rbac, sessions, users
+from domain.schema import User, UserSession
+from resources.email import OutgoingEmail
+from serving.auth.schemas import LoginRequest, MfaChallenge, ProfileOut, TokenResponse
+from serving.auth.security import AuthContext
+
+MFA_CHALLENGE_TTL = 300
+INVALID_CREDENTIALS = "invalid login or password"
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A detached copy of the columns the flows need (no lazy loads across threads)."""
+
+    id: uuid.UUID
+    username: str
+    email: str
+    first_name: str
+    password_hash: str | None
+    is_active: bool
+    is_verified: bool
+    mfa_enabled: bool
+
+    @classmethod
+    def of(cls, user: User | None) -> UserView | None:
+        if user is None:
+            return None
+        return cls(
+            user.id,
+            user.username,
+            user.email,
+            user.first_name,
+            user.password_hash,
+            user.is_active,
+            user.is_verified,
+            user.mfa_enabled,
+        )
+
+
+def profile_out(user: User, roles: list[str] | None, *, full: bool) -> ProfileOut:
+    out = ProfileOut(
+        id=user.id,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        created_at=user.created_at,
+    )
+    if full:
+        out.email, out.is_active, out.is_verified = user.email, user.is_active, user.is_verified
+        out.mfa_enabled, out.last_login, out.roles, out.preferences = (
+            user.mfa_enabled,
+            user.last_login,
+            roles,
+            user.preferences,
+        )
+    return out
+
+
+async def _throttled(ctx: AuthContext, origin: audit.Origin, account: str) -> None:
+    wait = await ctx.throttle.check(origin.ip, account)
+    if wait:
+        await ctx.db.write(
+            lambda s: audit.record(
+                s, audit.LOGIN_THROTTLED, origin=origin, metadata={"retry_after": math.ceil(wait)}
+            )
+        )
+        raise TooManyRequestsException(
+            detail=f"too many failed logins; try again in {math.ceil(wait)} s",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
+
+
+async def _failed(
+    ctx: AuthContext, origin: audit.Origin, account: str, user_id: uuid.UUID | None, reason: str
+) -> None:
+    await ctx.throttle.record_failure(origin.ip, account)
+    await ctx.db.write(
+        lambda s: audit.record(
+            s, audit.LOGIN_FAILED, user_id=user_id, origin=origin, metadata={"reason": reason}
+        )
+    )
+
+
+async def login(ctx: AuthContext, data: LoginRequest, origin: audit.Origin) -> TokenResponse | MfaChallenge:
+    account = data.login.strip().lower()
+    await _throttled(ctx, origin, account)
+    user = await ctx.db.read(lambda s: UserView.of(users.find_by_login(s, data.login)))
+    ok, new_hash = await ctx.hashing.verify(user.password_hash if user else None, data.password)
+    if not ok or user is None:
+        await _failed(ctx, origin, account, user.id if user else None, "password")
+        raise NotAuthorizedException(INVALID_CREDENTIALS)
+    if not user.is_verified:
+        await _failed(ctx, origin, account, user.id, "unverified")
+        raise PermissionDeniedException("verify your email address first: follow the link we sent")
+    if not user.is_active:
+        await _failed(ctx, origin, account, user.id, "inactive")
+        raise PermissionDeniedException("this account is disabled")
+    if user.mfa_enabled:
+        if not (data.mfa_code or data.recovery_code):
+            await ctx.db.write(
+                lambda s: audit.record(s, audit.MFA_CHALLENGED, user_id=user.id, origin=origin)
+            )
+            return MfaChallenge(
+                challenge_token=_challenge_token(ctx, user.id, data), expires_in=MFA_CHALLENGE_TTL
+            )
+        await _second_factor(ctx, user.id, account, data.mfa_code, data.recovery_code, origin)
+    await ctx.throttle.record_success(account)
+    return await _complete(ctx, user.id, data.client_type, data.device_id, origin, new_hash)
+
+
+async def login_mfa(
+    ctx: AuthContext, challenge: str, code: str | None, recovery: str | None, origin: audit.Origin
+) -> TokenResponse:
+    try:
+        claims = pyjwt.decode(
+            challenge,
+            ctx.secret,
+            algorithms=["HS256"],
+            audience=ctx.settings.jwt_audience,
+            issuer=ctx.settings.jwt_issuer,
+            options={"require": ["exp", "sub", "typ"]},
+        )
+    except pyjwt.PyJWTError as exc:
+        raise NotAuthorizedException("the MFA challenge is invalid or expired; log in again") from exc
+    if claims.get("typ") != "mfa_challenge":
+        raise NotAuthorizedException("not an MFA challenge token")
+    user_id = uuid.UUID(claims["sub"])
+    account = claims.get("acct", "")
+    await _throttled(ctx, origin, account)
+    await _second_factor(ctx, user_id, account, code, recovery, origin)
+    await ctx.throttle.record_success(account)
+    return await _complete(ctx, user_id, claims.get("ct", "web"), claims.get("dev", ""), origin, None)
+
+
+def _challenge_token(ctx: AuthContext, user_id: uuid.UUID, data: LoginRequest) -> str:
+    now = datetime.now(UTC)
+    return pyjwt.encode(
+        {
+            "sub": str(user_id),
+            "typ": "mfa_challenge",
+            "iss": ctx.settings.jwt_issuer,
+            "aud": ctx.settings.jwt_audience,
+            "iat": now,
+            "exp": now + timedelta(seconds=MFA_CHALLENGE_TTL),
+            "acct": data.login.strip().lower(),
+            "ct": data.client_type,
+            "dev": data.device_id,
+        },
+        ctx.secret,
+        algorithm="HS256",
+    )
+
+
+async def _second_factor(
+    ctx: AuthContext,
+    user_id: uuid.UUID,
+    account: str,
+    code: str | None,
+    recovery: str | None,
+    origin: audit.Origin,
+) -> None:
+    def check(session: Session) -> bool:
+        # The row lock makes "newer than the last accepted step" atomic: a code is never accepted twice.
+        user = session.get(User, user_id, with_for_update=True)
+        if user is None:
+            return False
+        return mfa.check_second_factor(
+            session, user, ctx.secret, code=code, recovery_code=recovery, origin=origin
+        )
+
+    if not await ctx.db.write(check):
+        await ctx.throttle.record_failure(origin.ip, account)
+        raise NotAuthorizedException("the MFA code is wrong or was already used")
+
+
+async def _complete(
+    ctx: AuthContext,
+    user_id: uuid.UUID,
+    client_type: str,
+    device_id: str,
+    origin: audit.Origin,
+    new_hash: str | None,
+) -> TokenResponse:
+    jti_holder: dict[str, str] = {}
+
+    def open_session(session: Session) -> tuple[UserSession, str, User, list[str]]:
+        user = users.get_user(session, user_id)
+        if new_hash:
+            user.password_hash = new_hash  # bcrypt import or outdated argon2 parameters: upgrade now
+        row, refresh = sessions.open_session(
+            session, user, client_type=client_type, device_id=device_id, origin=origin
+        )
+        token, jti = ctx.issue_access_token(user.id, row.session_id)
+        jti_holder["token"] = token
+        sessions.note_access_token(row, jti)
+        audit.record(
+            session,
+            audit.LOGIN_SUCCEEDED,
+            user_id=user.id,
+            origin=origin,
+            resource="session",
+            resource_id=str(row.session_id),
+            metadata={"client_type": client_type},
+        )
+        roles, _, _ = rbac.effective_permissions(session, user.id)
+        return row, refresh, user, roles
+
+    row, refresh, user, roles = await ctx.db.write(open_session)
+    return TokenResponse(
+        access_token=jti_holder["token"],
+        expires_in=ctx.settings.access_token_ttl_seconds,
+        session_id=row.session_id,
+        user=profile_out(user, roles, full=True),
+        refresh_token=refresh,
+    )
+
+
+async def refresh(ctx: AuthContext, token: str, device_id: str, origin: audit.Origin) -> TokenResponse:
+    issued: dict[str, str] = {}
+
+    def rotate(session: Session) -> tuple[sessions.Refreshed | sessions.Rejected, list[str]]:
+        result = sessions.refresh(session, token, device_id=device_id, origin=origin)
+        if isinstance(result, sessions.Rejected):
+            return result, []  # committed: a reused family stays revoked, the audit record stays
+        access, jti = ctx.issue_access_token(result.user.id, result.session.session_id)
+        issued["token"] = access
+        sessions.note_access_token(result.session, jti)
+        audit.record(
+            session,
+            audit.TOKEN_REFRESHED,
+            user_id=result.user.id,
+            origin=origin,
+            resource="session",
+            resource_id=str(result.session.session_id),
+            metadata={"rotated": result.refresh_token is not None},
+        )
+        roles, _, _ = rbac.effective_permissions(session, result.user.id)
+        return result, roles
+
+    result, roles = await ctx.db.write(rotate)
+    if isinstance(result, sessions.Rejected):
+        if result.revoked_session is not None:
+            await ctx.principals.mark_revoked([result.revoked_session])
+        raise NotAuthorizedException(result.reason)
+    return TokenResponse(
+        access_token=issued["token"],
+        expires_in=ctx.settings.access_token_ttl_seconds,
+        session_id=result.session.session_id,
+        user=profile_out(result.user, roles, full=True),
+        refresh_token=result.refresh_token,
+    )
+
+
+async def send_mail(ctx: AuthContext, to: str, rendered: tuple[str, str, str]) -> None:
+    subject, text, html = rendered
+    await anyio.to_thread.run_sync(
+        ctx.mailer.send, OutgoingEmail(to=to, subject=subject, text=text, html=html)
+    )
+
+
+def link(ctx: AuthContext, path: str, token: str) -> str:
+    return f"{ctx.settings.public_base_url.rstrip('/')}{path}?token={token}"
+
+
+__all__ = ["login", "login_mfa", "refresh", "send_mail", "link", "profile_out", "passwords"]
