@@ -5,13 +5,15 @@ Idempotent: items are keyed by slug; running it again adds nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain import content
-from domain.schema import ContentItem, utcnow
+from domain.auth import audit, rbac, users
+from domain.schema import ContentItem, User, utcnow
 
 # (slug, type, title, description, tags, final status)
 DEMO_CONTENT: list[tuple[str, str, dict[str, str], dict[str, str], list[str], str]] = [
@@ -96,5 +98,42 @@ def seed_demo(
             content.publish(session, item.id)
         elif final == "scheduled":
             content.schedule(session, item.id, now + schedule_delay, now=now)
+        created += 1
+    return created
+
+
+# Demo accounts, one per system role; the README lists them. Demo only: change or remove them
+# before anything real reaches the platform.
+DEMO_USERS: list[tuple[str, str, str, str]] = [
+    # (username, email, password, role)
+    ("admin", "admin@demo.thmnayah.local", "demo-admin-thmnayah", "admin"),
+    ("editor", "editor@demo.thmnayah.local", "demo-editor-thmnayah", "editor"),
+    ("author", "author@demo.thmnayah.local", "demo-author-thmnayah", "author"),
+    ("analyst", "analyst@demo.thmnayah.local", "demo-analyst-thmnayah", "analyst"),
+    ("viewer", "viewer@demo.thmnayah.local", "demo-viewer-thmnayah", "viewer"),
+]
+
+
+def seed_demo_users(session: Session, hash_password: Callable[[str], str]) -> int:
+    """Create the demo accounts that do not exist yet (verified and active); returns how many."""
+    rbac.seed_system_roles(session)
+    existing = set(session.scalars(sa.select(User.username)))
+    created = 0
+    for username, email, password, role in DEMO_USERS:
+        if username in existing:
+            continue
+        users.create_user(
+            session,
+            users.NewUser(
+                username=username,
+                email=email,
+                password_hash=hash_password(password),
+                roles=[role],
+                first_name=username.title(),
+                last_name="Demo",
+            ),
+            created_by=None,
+            origin=audit.Origin(user_agent="thmnayah demo"),
+        )
         created += 1
     return created

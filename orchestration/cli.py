@@ -20,8 +20,9 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from domain.auth.passwords import hash_password
 from domain.db import safe_url, sync_engine
-from domain.demo import DEMO_CONTENT, seed_demo
+from domain.demo import DEMO_CONTENT, DEMO_USERS, seed_demo, seed_demo_users
 from domain.migrate import upgrade
 from domain.settings import Settings
 from orchestration.deployment import child_process_env, load_settings
@@ -37,6 +38,7 @@ def seed(settings: Settings, schedule_delay: float) -> int:
     engine = sync_engine(settings.database_url)
     try:
         with Session(engine) as session, session.begin():
+            seed_demo_users(session, hash_password)
             return seed_demo(session, schedule_delay=timedelta(seconds=schedule_delay))
     finally:
         engine.dispose()
@@ -103,6 +105,7 @@ def run(settings: Settings, schedule_delay: float) -> int:
             print("the platform did not come up; see the output above", file=sys.stderr)
             stop()
             return 1
+        accounts = ", ".join(f"{u} / {p}" for u, _, p, _ in DEMO_USERS)
         print(
             "\n"
             f"thmnayah is running (deployment: {settings.deployment})\n"
@@ -110,6 +113,9 @@ def run(settings: Settings, schedule_delay: float) -> int:
             f"  API:                                    {api}/api/v1/content\n"
             f"  API docs (OpenAPI):                     {api}/api/docs\n"
             f"  Health:                                 {api}/api/v1/health\n"
+            f"Demo accounts (username / password): {accounts}\n"
+            f"  get a token: curl -s -X POST {api}/api/v1/auth/login -H 'content-type: application/json' \\\n"
+            f'    -d \'{{"login": "editor", "password": "{DEMO_USERS[1][2]}"}}\'\n'
             "Demo: 6 Arabic/English items; 'breaking-news-scheduled' is published by the\n"
             f"scheduled_content_sensor ~{schedule_delay:.0f}s after the first start. Ctrl-C stops everything.\n",
             flush=True,

@@ -141,8 +141,9 @@ def refresh(
                 resource="session",
                 resource_id=str(used.session_id),
             )
-            raise InvalidToken(
-                "this refresh token was already used; the session has been revoked, log in again"
+            return Rejected(
+                "this refresh token was already used; the session has been revoked, log in again",
+                revoked_session=used.session_id,
             )
         raise InvalidToken("unknown or expired refresh token")
     refused = _check_usable(session, row, device_id, origin, now)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from domain.demo import DEMO_USERS
+
 pytestmark = pytest.mark.slow
 
 
@@ -26,9 +28,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def _get(url: str, token: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
         return json.loads(response.read())
+
+
+def _login(api: str, username: str) -> str:
+    password = next(p for u, _, p, _ in DEMO_USERS if u == username)
+    request = urllib.request.Request(
+        f"{api}/api/v1/auth/login",
+        data=json.dumps({"login": username, "password": password}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["access_token"]
 
 
 def _graphql(url: str, query: str) -> dict:
@@ -85,7 +99,8 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
         assert health["status"] == "ok", health
         docs = _wait("the OpenAPI docs", lambda: _get(f"{api}/api/docs/openapi.json"), 30, proc, log)
         assert "/api/v1/content" in docs["paths"]
-        demo = _get(f"{api}/api/v1/content?limit=50")["items"]
+        token = _login(api, "editor")  # a documented demo account
+        demo = _get(f"{api}/api/v1/content?limit=50", token)["items"]
         assert len(demo) == 6 and any(i["title"].get("ar") for i in demo)
 
         _wait("the Dagster UI", lambda: _get(f"http://127.0.0.1:{ui_port}/server_info"), 240, proc, log)
@@ -95,7 +110,7 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
         assert all(n["groupName"] and n["description"] for n in nodes)
 
         def published() -> bool:
-            items = _get(f"{api}/api/v1/content?status=published&limit=50")["items"]
+            items = _get(f"{api}/api/v1/content?status=published&limit=50", token)["items"]
             return any(i["slug"] == "breaking-news-scheduled" for i in items)
 
         _wait("the scheduled demo item to be published by the sensor", published, 300, proc, log)

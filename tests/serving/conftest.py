@@ -18,14 +18,21 @@ from serving.app import create_app
 ROLES = tuple(rbac.SYSTEM_ROLES)
 
 
-def make_user(url: str, username: str, roles: list[str], *, password_hash: str | None = None, **fields) -> uuid.UUID:
+def make_user(
+    url: str, username: str, roles: list[str], *, password_hash: str | None = None, **fields
+) -> uuid.UUID:
     engine = sync_engine(url)
     with Session(engine) as session, session.begin():
         rbac.seed_system_roles(session)
         user = users.create_user(
             session,
-            users.NewUser(username=username, email=f"{username}@example.test", password_hash=password_hash,
-                          roles=roles, **fields),
+            users.NewUser(
+                username=username,
+                email=f"{username}@example.test",
+                password_hash=password_hash,
+                roles=roles,
+                **fields,
+            ),
             created_by=None,
             origin=audit.Origin(),
         )
@@ -75,6 +82,12 @@ async def client(anonymous: AsyncTestClient, token_for) -> AsyncTestClient:
     """The app with an editor's token on every request."""
     anonymous.headers["Authorization"] = f"Bearer {token_for('editor')}"
     return anonymous
+
+
+@pytest.fixture
+def mint(anonymous: AsyncTestClient, migrated_url: str) -> Callable[[uuid.UUID], str]:
+    """`mint(user_id)`: a token of a new session of an existing user."""
+    return lambda user_id: mint_token(anonymous.app, migrated_url, user_id)
 
 
 @pytest.fixture
