@@ -13,7 +13,13 @@ from collections.abc import Sequence
 
 
 async def _worker(
-    host: str, port: int, paths: Sequence[str], stop_at: float, latencies: list[float], offset: int
+    host: str,
+    port: int,
+    paths: Sequence[str],
+    stop_at: float,
+    latencies: list[float],
+    offset: int,
+    extra: str,
 ) -> int:
     reader, writer = await asyncio.open_connection(host, port)
     done = 0
@@ -23,7 +29,7 @@ async def _worker(
             path = paths[i % len(paths)]
             i += 1
             started = time.perf_counter()
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
             if status != 200:
@@ -41,23 +47,30 @@ async def _worker(
 
 
 async def _load(
-    host: str, port: int, paths: Sequence[str], seconds: float, connections: int
+    host: str, port: int, paths: Sequence[str], seconds: float, connections: int, extra: str
 ) -> tuple[float, list[float]]:
     latencies: list[float] = []
     started = time.perf_counter()
     stop_at = started + seconds
     counts = await asyncio.gather(
-        *(_worker(host, port, paths, stop_at, latencies, n) for n in range(connections))
+        *(_worker(host, port, paths, stop_at, latencies, n, extra) for n in range(connections))
     )
-    elapsed = time.perf_counter() - started
-    return sum(counts) / elapsed, latencies
+    return sum(counts) / (time.perf_counter() - started), latencies
 
 
 def measure(
-    host: str, port: int, paths: Sequence[str], *, seconds: float, connections: int, warmup: float = 2.0
+    host: str,
+    port: int,
+    paths: Sequence[str],
+    *,
+    seconds: float,
+    connections: int,
+    warmup: float = 2.0,
+    headers: dict[str, str] | None = None,
 ) -> dict:
-    asyncio.run(_load(host, port, paths, warmup, connections))
-    rps, latencies = asyncio.run(_load(host, port, paths, seconds, connections))
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    asyncio.run(_load(host, port, paths, warmup, connections, extra))
+    rps, latencies = asyncio.run(_load(host, port, paths, seconds, connections, extra))
     latencies.sort()
     return {
         "rps": rps,
@@ -79,6 +92,14 @@ def serve(args: list[str], url: str, timeout: float = 60) -> subprocess.Popen:
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"server did not answer {url}")
+
+
+def post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def report(bench: str, value: float, unit: str, baseline: float | None = None) -> None:

@@ -3,9 +3,10 @@
 import dagster as dg
 
 from domain import content
+from domain.auth import sessions as auth_sessions
 from resources.database import OperationalDatabase
 from resources.event_bus import EventBus
-from sensors.cms import OUTBOX_RELAY_JOB, PUBLISH_DUE_JOB
+from sensors.cms import AUTH_HOUSEKEEPING_JOB, OUTBOX_RELAY_JOB, PUBLISH_DUE_JOB
 
 
 @dg.op(
@@ -44,3 +45,20 @@ def publish_due_content_job() -> None:
 @dg.job(name=OUTBOX_RELAY_JOB, description="Relays the outbox to the event bus.", tags={"service": "events"})
 def outbox_relay_job() -> None:
     relay_outbox()
+
+
+@dg.op(description="Delete ended sessions, spent refresh tokens and expired emailed-link tokens.")
+def purge_expired_auth_rows(context: dg.OpExecutionContext, database: OperationalDatabase) -> dg.Output:
+    with database.session() as session:
+        counts = auth_sessions.purge_expired(session)
+    context.log.info("purged %s", counts)
+    return dg.Output(sum(counts.values()), metadata=counts)
+
+
+@dg.job(
+    name=AUTH_HOUSEKEEPING_JOB,
+    description="Purges ended sessions and expired tokens.",
+    tags={"service": "users"},
+)
+def auth_housekeeping_job() -> None:
+    purge_expired_auth_rows()

@@ -13,6 +13,7 @@ from resources.event_bus import EventBus
 PUBLISH_DUE_JOB = "publish_due_content_job"
 OUTBOX_RELAY_JOB = "outbox_relay_job"
 CONTENT_ANALYTICS_JOB = "content_analytics_job"
+AUTH_HOUSEKEEPING_JOB = "auth_housekeeping_job"
 CONTENT_EVENT_TYPES = (
     "content.created",
     "content.updated",
@@ -74,3 +75,12 @@ def content_changes_sensor(context: dg.SensorEvaluationContext, database: Operat
     last = events[-1].seq
     context.update_cursor(str(last))
     return dg.RunRequest(run_key=f"content-upto-{last}", tags={"outbox_events": str(len(events))})
+
+
+auth_housekeeping_schedule = dg.ScheduleDefinition(
+    name="auth_housekeeping_schedule",
+    job_name=AUTH_HOUSEKEEPING_JOB,
+    cron_schedule="17 3 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily at 03:17 UTC: deletes sessions that ended 30+ days ago and expired link tokens.",
+)

@@ -198,3 +198,35 @@ def is_active(session: Session, session_id: uuid.UUID, now: datetime | None = No
     now = now or utcnow()
     row = session.get(UserSession, session_id)
     return bool(row and row.is_active and row.expires_at > now)
+
+
+def purge_expired(
+    session: Session, now: datetime | None = None, *, keep: timedelta = timedelta(days=30)
+) -> dict[str, int]:
+    """Delete sessions (and their spent refresh tokens) that ended more than `keep` ago, and emailed
+    link tokens past their expiry by a day; returns how many rows of each went."""
+    from domain.schema import OneTimeToken
+
+    now = now or utcnow()
+    cutoff = now - keep
+    ended = sa.select(UserSession.session_id).where(
+        sa.or_(
+            UserSession.expires_at < cutoff,
+            sa.and_(UserSession.is_active.is_(False), UserSession.last_used_at < cutoff),
+        )
+    )
+    spent = session.execute(
+        sa.delete(UsedRefreshToken).where(UsedRefreshToken.session_id.in_(ended))
+    ).rowcount
+    sessions_gone = session.execute(
+        sa.delete(UserSession).where(
+            sa.or_(
+                UserSession.expires_at < cutoff,
+                sa.and_(UserSession.is_active.is_(False), UserSession.last_used_at < cutoff),
+            )
+        )
+    ).rowcount
+    links = session.execute(
+        sa.delete(OneTimeToken).where(OneTimeToken.expires_at < now - timedelta(days=1))
+    ).rowcount
+    return {"sessions": sessions_gone, "refresh_tokens": spent, "link_tokens": links}

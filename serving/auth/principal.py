@@ -4,10 +4,15 @@ The cache (Litestar store: memory embedded, Redis in prod) holds each user's act
 permissions for at most `PRINCIPAL_TTL`, and never past the earliest expiry among their role
 grants, so an expired role stops working on time; a role change deletes the entry at once. Session
 state is cached the same way, and a revoked session is written as revoked at once.
+
+In front of the shared store, each process keeps what it read for `LOCAL_TTL` seconds (a dict
+lookup instead of a store round trip on every request). Changes made in this process clear it at
+once; changes made by another API process reach this one within `LOCAL_TTL`.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,9 +27,11 @@ from domain.schema import User, utcnow
 
 PRINCIPAL_TTL = 60
 SESSION_TTL = 30
+LOCAL_TTL = 2.0
+LOCAL_MAX = 50_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
     user_id: uuid.UUID
     username: str
@@ -45,6 +52,20 @@ class _Cached(msgspec.Struct):
     active: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """What a user may do, prepared once per cache fill (shared by every request of the user)."""
+
+    username: str
+    roles: tuple[str, ...]
+    permissions: frozenset[str]
+    active: bool
+
+    @classmethod
+    def of(cls, cached: _Cached) -> Grants:
+        return cls(cached.username, tuple(cached.roles), frozenset(cached.permissions), cached.active)
+
+
 def load_principal_row(session: Session, user_id: uuid.UUID) -> tuple[_Cached, datetime | None] | None:
     user = session.get(User, user_id)
     if user is None:
@@ -56,12 +77,30 @@ def load_principal_row(session: Session, user_id: uuid.UUID) -> tuple[_Cached, d
 class PrincipalCache:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._local: dict[str, tuple[float, object]] = {}
 
-    async def get(self, user_id: uuid.UUID, loader) -> _Cached | None:
+    def _peek(self, key: str) -> object | None:
+        hit = self._local.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
+    def _keep(self, key: str, value: object, ttl: float) -> None:
+        if len(self._local) >= LOCAL_MAX:
+            self._local.clear()
+        self._local[key] = (time.monotonic() + min(ttl, LOCAL_TTL), value)
+
+    async def get(self, user_id: uuid.UUID, loader) -> Grants | None:
         key = f"principal:{user_id}"
+        local = self._peek(key)
+        if local is not None:
+            return local  # type: ignore[return-value]
         raw = await self.store.get(key)
+        ttl = await self.store.expires_in(key) if raw is not None else None
         if raw is not None:
-            return msgspec.json.decode(raw, type=_Cached)
+            grants = Grants.of(msgspec.json.decode(raw, type=_Cached))
+            self._keep(key, grants, ttl if ttl is not None and ttl > 0 else LOCAL_TTL)
+            return grants
         loaded = await loader(user_id)
         if loaded is None:
             return None
@@ -70,23 +109,32 @@ class PrincipalCache:
         if earliest_expiry is not None:
             ttl = max(1, min(ttl, int((earliest_expiry - utcnow()).total_seconds())))
         await self.store.set(key, msgspec.json.encode(cached), expires_in=ttl)
-        return cached
+        grants = Grants.of(cached)
+        self._keep(key, grants, ttl)
+        return grants
 
     async def invalidate(self, user_id: uuid.UUID) -> None:
-        await self.store.delete(f"principal:{user_id}")
+        key = f"principal:{user_id}"
+        self._local.pop(key, None)
+        await self.store.delete(key)
 
     async def session_active(self, session_id: uuid.UUID, loader) -> bool:
         key = f"session:{session_id}"
+        local = self._peek(key)
+        if local is not None:
+            return local == b"1"
         raw = await self.store.get(key)
-        if raw is not None:
-            return raw == b"1"
-        active = await loader(session_id)
-        await self.store.set(key, b"1" if active else b"0", expires_in=SESSION_TTL)
-        return active
+        if raw is None:
+            raw = b"1" if await loader(session_id) else b"0"
+            await self.store.set(key, raw, expires_in=SESSION_TTL)
+        self._keep(key, raw, SESSION_TTL)
+        return raw == b"1"
 
     async def mark_revoked(self, session_ids: list[uuid.UUID]) -> None:
         for session_id in session_ids:
-            await self.store.set(f"session:{session_id}", b"0", expires_in=SESSION_TTL * 4)
+            key = f"session:{session_id}"
+            self._keep(key, b"0", SESSION_TTL)
+            await self.store.set(key, b"0", expires_in=SESSION_TTL * 4)
 
 
 def session_is_active(session: Session, session_id: uuid.UUID) -> bool:

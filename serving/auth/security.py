@@ -4,7 +4,7 @@ the one app-wide guard that enforces the permission every route declares."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -46,6 +46,7 @@ class AuthContext:
     ) -> None:
         self.settings, self.secret, self.db, self.principals, self.jwt = settings, secret, db, principals, jwt
         self.hashing, self.throttle, self.mailer, self.oidc = hashing, throttle, mailer, oidc
+        self.verified_tokens: dict[str, tuple[Token, uuid.UUID, uuid.UUID]] = {}
 
     def origin(self, connection: ASGIConnection) -> audit.Origin:
         from serving.auth.throttle import client_ip
@@ -76,47 +77,82 @@ class AuthContext:
         )
         if cached is None or not cached.active:
             raise NotAuthorizedException("the account does not exist or is disabled")
-        return Principal(
-            user_id=user_id,
-            username=cached.username,
-            roles=tuple(cached.roles),
-            permissions=frozenset(cached.permissions),
-            session_id=session_id,
-            via=via,
-        )
+        return Principal(user_id, cached.username, cached.roles, cached.permissions, session_id, via)
 
 
 def _ctx(connection: ASGIConnection) -> AuthContext:
     return connection.app.state.auth
 
 
-async def retrieve_principal(token: Token, connection: ASGIConnection) -> Principal | None:
+def _ids(token: Token) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(user id, session id) of one of our access tokens; None for any other token."""
     if token.extras.get("typ") != "access":
         return None
     try:
-        user_id, session_id = uuid.UUID(token.sub), uuid.UUID(token.extras["sid"])
-    except (KeyError, ValueError):
+        return uuid.UUID(token.sub), uuid.UUID(token.extras["sid"])
+    except (KeyError, ValueError, TypeError):
         return None
-    return await _ctx(connection).principal(user_id, session_id)
 
 
-async def token_revoked(token: Token, connection: ASGIConnection) -> bool:
-    """The access token's session was revoked (logout, reuse detection, password reset)."""
-    ctx = _ctx(connection)
-    try:
-        session_id = uuid.UUID(token.extras["sid"])
-    except (KeyError, ValueError):
-        return True
+async def retrieve_principal(token: Token, connection: ASGIConnection) -> Principal | None:
+    ids = _ids(token)
+    return None if ids is None else await _ctx(connection).principal(*ids)
+
+
+async def session_revoked(ctx: AuthContext, session_id: uuid.UUID) -> bool:
     active = await ctx.principals.session_active(
         session_id, lambda sid: ctx.db.read(lambda s: session_is_active(s, sid))
     )
     return not active
 
 
+async def token_revoked(token: Token, connection: ASGIConnection) -> bool:
+    """The access token's session was revoked (logout, reuse detection, password reset)."""
+    ids = _ids(token)
+    return True if ids is None else await session_revoked(_ctx(connection), ids[1])
+
+
+VERIFIED_MAX = 50_000
+
+
 class PlatformAuthMiddleware(JWTAuthenticationMiddleware):
     """Our tokens as Litestar checks them (signature, exp, iss, aud, revocation), plus SSO tokens
     from the configured OpenID Connect provider, plus `?token=` on WebSocket handshakes (browsers
-    cannot set headers there)."""
+    cannot set headers there).
+
+    A token string whose signature and claims were verified is remembered until its `exp`: the
+    same bytes verify the same way, so each request after the first skips the HMAC and claim
+    parsing. Revocation and the user's current roles are still checked on every request.
+    """
+
+    async def authenticate_token(
+        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        ctx = _ctx(connection)
+        verified = ctx.verified_tokens  # per app: each app has its own secret
+        hit = verified.get(encoded_token)
+        if hit is None or hit[0].exp <= datetime.now(UTC):
+            token = self.token_cls.decode(
+                encoded_token=encoded_token,
+                secret=self.token_secret,
+                algorithm=self.algorithm,
+                audience=self.token_audience,
+                issuer=self.token_issuer,
+                require_claims=self.require_claims,
+                verify_exp=self.verify_expiry,
+                verify_nbf=self.verify_not_before,
+                strict_audience=self.strict_audience,
+            )
+            ids = _ids(token)
+            if ids is None:
+                raise NotAuthorizedException("not an access token")
+            if len(verified) >= VERIFIED_MAX:
+                verified.clear()
+            hit = verified[encoded_token] = (token, *ids)
+        token, user_id, session_id = hit
+        if await session_revoked(ctx, session_id):
+            raise NotAuthorizedException("the session of this token has ended; log in again")
+        return AuthenticationResult(user=await ctx.principal(user_id, session_id), auth=token)
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]

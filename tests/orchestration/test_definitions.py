@@ -19,7 +19,7 @@ from domain.schema import ContentItem, OutboxEvent
 from domain.settings import Settings
 from orchestration.definitions import build_definitions
 from orchestration.deployment import RESOURCE_KEYS, build_resources
-from orchestration.jobs import outbox_relay_job, publish_due_content_job
+from orchestration.jobs import auth_housekeeping_job, outbox_relay_job, publish_due_content_job
 from resources.database import OperationalDatabase
 from resources.event_bus import NatsEventBus, OutboxEventBus
 from sensors.cms import content_changes_sensor, outbox_relay_sensor, scheduled_content_sensor
@@ -207,3 +207,46 @@ async def _delete_stream(url: str, stream: str) -> None:
         pass
     finally:
         await nc.close()
+
+
+def test_auth_housekeeping_purges_only_what_ended_long_ago(migrated_url: str) -> None:
+    from domain.auth import audit, rbac, sessions, users
+    from domain.schema import OneTimeToken, UsedRefreshToken, UserSession
+
+    engine = sync_engine(migrated_url)
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        rbac.seed_system_roles(session)
+        user = users.create_user(
+            session,
+            users.NewUser("keeper", "keeper@example.test", None),
+            created_by=None,
+            origin=audit.Origin(),
+        )
+        old, token = sessions.open_session(
+            session,
+            user,
+            client_type="web",
+            device_id="",
+            origin=audit.Origin(),
+            now=now - timedelta(days=40),
+        )
+        current, _ = sessions.open_session(
+            session, user, client_type="mobile", device_id="", origin=audit.Origin()
+        )
+        session.add(
+            UsedRefreshToken(token_hash="a" * 64, session_id=old.session_id, used_at=now - timedelta(days=40))
+        )
+        users.issue_link_token(session, user, "verify_email", "secret", now=now - timedelta(days=3))
+        fresh_link = users.issue_link_token(session, user, "reset_password", "secret")
+        current_id = current.session_id
+    run = auth_housekeeping_job.execute_in_process(
+        resources={"database": OperationalDatabase(url=migrated_url)}
+    )
+    assert run.success
+    with Session(engine) as session:
+        assert [s.session_id for s in session.scalars(sa.select(UserSession))] == [current_id]
+        assert session.scalar(sa.select(sa.func.count()).select_from(UsedRefreshToken)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(OneTimeToken)) == 1
+    engine.dispose()
+    assert fresh_link

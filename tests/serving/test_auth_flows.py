@@ -541,3 +541,68 @@ async def test_sso_tokens_from_the_provider_map_roles(migrated_url: str, data_di
         )
         == 1
     )
+
+
+async def test_prod_processes_share_revocations_and_role_changes_through_redis(
+    postgres_url, redis_url, nats_url, s3_endpoint, aws_credentials, data_dir, password_hash
+) -> None:
+    """Two API processes on the production backends: what one revokes or changes, the other sees
+    through Redis within the local cache's lifetime."""
+    from domain.migrate import upgrade
+    from serving.auth.principal import LOCAL_TTL
+
+    upgrade(postgres_url)
+    settings = Settings(
+        deployment="prod",
+        data_dir=data_dir,
+        database_url=postgres_url,
+        clickhouse_host="127.0.0.1",
+        s3_bucket="unused",
+        s3_endpoint_url=s3_endpoint,
+        nats_url=nats_url,
+        redis_url=redis_url,
+        secret_key="prod-test-secret-" + "k" * 32,
+    )
+    user_id = _account(postgres_url, ["viewer"], password_hash)
+    admin_id = _account(postgres_url, ["admin"], password_hash)
+    async with (
+        AsyncTestClient(app=create_app(settings)) as one,
+        AsyncTestClient(app=create_app(settings)) as two,
+    ):
+        username = db_scalar(postgres_url, sa.select(User.username).where(User.id == user_id))
+        admin_name = db_scalar(postgres_url, sa.select(User.username).where(User.id == admin_id))
+        tokens = await login(one, username)
+        admin = (await login(one, admin_name))["access_token"]
+        headers = bearer(tokens["access_token"])
+        assert (await two.get(f"{API}/auth/me", headers=headers)).json()["roles"] == ["viewer"]
+
+        grant = await one.put(
+            f"{API}/users/{user_id}/roles", headers=bearer(admin), json={"roles": [{"role": "editor"}]}
+        )
+        assert grant.status_code == 200
+        time.sleep(LOCAL_TTL + 0.2)
+        assert (await two.get(f"{API}/auth/me", headers=headers)).json()["roles"] == ["editor"]
+
+        assert (await one.post(f"{API}/auth/logout", headers=headers)).status_code == 204
+        time.sleep(LOCAL_TTL + 0.2)
+        assert (await two.get(f"{API}/auth/me", headers=headers)).status_code == 401
+
+
+def _account(url: str, roles: list[str], password_hash: str) -> uuid.UUID:
+    from sqlalchemy.orm import Session
+
+    from domain.auth import audit, rbac, users
+
+    engine = sync_engine(url)
+    with Session(engine) as session, session.begin():
+        rbac.seed_system_roles(session)
+        name = f"acct-{uuid.uuid4().hex[:8]}"
+        user = users.create_user(
+            session,
+            users.NewUser(name, f"{name}@example.test", password_hash, roles=roles),
+            created_by=None,
+            origin=audit.Origin(),
+        )
+        user_id = user.id
+    engine.dispose()
+    return user_id

@@ -1,0 +1,90 @@
+"""Shared set-up of the API benchmarks: a seeded embedded data dir, a bench account, and rounds
+that alternate between the servers compared so that load from elsewhere hits them alike."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _http import measure
+from sqlalchemy.orm import Session
+
+from domain import content
+from domain.auth import audit, rbac, users
+from domain.auth.passwords import hash_password
+from domain.db import sync_engine
+from domain.migrate import upgrade
+
+BENCH_USER, BENCH_PASSWORD = "bench-editor", "bench-password-not-common-42"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def seed(data_dir: Path, count: int) -> tuple[str, list[str]]:
+    """Migrate a SQLite DB in `data_dir`, add `count` articles and the bench editor; returns
+    (database URL, content ids)."""
+    url = f"sqlite:///{data_dir / 'bench.db'}"
+    upgrade(url)
+    engine = sync_engine(url)
+    ids = []
+    with Session(engine) as session, session.begin():
+        rbac.seed_system_roles(session)
+        users.create_user(
+            session,
+            users.NewUser(
+                BENCH_USER, f"{BENCH_USER}@bench.local", hash_password(BENCH_PASSWORD), roles=["editor"]
+            ),
+            created_by=None,
+            origin=audit.Origin(),
+        )
+        for i in range(count):
+            item = content.create_content(
+                session,
+                content.NewContent(
+                    type="article",
+                    title={"ar": f"مقالة رقم {i}", "en": f"Article {i}"},
+                    description={"en": "A short description"},
+                    tags=["news", "bench"],
+                    metadata={"source": "bench"},
+                ),
+            )
+            ids.append(str(item.id))
+    engine.dispose()
+    return url, ids
+
+
+def env_file(data_dir: Path, url: str) -> Path:
+    path = data_dir / "bench.env"
+    path.write_text(f"THMNAYAH_DEPLOYMENT=local\nTHMNAYAH_DATA_DIR={data_dir}\nTHMNAYAH_DATABASE_URL={url}\n")
+    return path
+
+
+@dataclass
+class Target:
+    port: int
+    paths: list[str]
+    headers: dict[str, str] = field(default_factory=dict)
+    rounds: list[dict] = field(default_factory=list)
+
+    def median(self) -> dict:
+        return sorted(self.rounds, key=lambda r: r["rps"])[len(self.rounds) // 2]
+
+
+def alternate(targets: list[Target], *, rounds: int, seconds: float, connections: int) -> None:
+    for _ in range(rounds):
+        for target in targets:
+            target.rounds.append(
+                measure(
+                    "127.0.0.1",
+                    target.port,
+                    target.paths,
+                    seconds=seconds,
+                    connections=connections,
+                    headers=target.headers,
+                )
+            )
