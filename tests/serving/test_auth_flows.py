@@ -606,3 +606,51 @@ def _account(url: str, roles: list[str], password_hash: str) -> uuid.UUID:
         user_id = user.id
     engine.dispose()
     return user_id
+
+
+async def test_registration_mail_goes_out_over_smtp(migrated_url: str, data_dir: Path) -> None:
+    """With THMNAYAH_SMTP_HOST set, the verification link reaches a real SMTP server."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    received: list = []
+
+    class Recorder:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            received.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(Recorder(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings = Settings(
+            deployment="local",
+            data_dir=data_dir,
+            database_url=migrated_url,
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_starttls=False,
+            public_base_url="https://media.example",
+        )
+        async with AsyncTestClient(app=create_app(settings)) as client:
+            res = await client.post(
+                f"{API}/auth/register",
+                json={"username": "by-mail", "email": "by-mail@example.test", "password": PASSWORD},
+            )
+            assert res.status_code == 202
+            [(recipients, message)] = received
+            assert recipients == ["by-mail@example.test"]
+            token = _link_token(message)
+            assert (
+                "https://media.example/api/v1/auth/verify-email?token="
+                in message.get_body(("plain",)).get_content()
+            )
+            assert (await client.get(f"{API}/auth/verify-email", params={"token": token})).status_code == 200
+            assert len(received) == 2 and "Welcome" in received[1][1]["Subject"]
+    finally:
+        controller.stop()
+    assert not (data_dir / "mail").exists()
