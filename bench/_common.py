@@ -4,10 +4,12 @@ that alternate between the servers compared so that load from elsewhere hits the
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _http import measure
+from _http import measure, serve
 from sqlalchemy.orm import Session
 
 from domain import content
@@ -58,10 +60,26 @@ def seed(data_dir: Path, count: int) -> tuple[str, list[str]]:
     return url, ids
 
 
-def env_file(data_dir: Path, url: str) -> Path:
-    path = data_dir / "bench.env"
-    path.write_text(f"THMNAYAH_DEPLOYMENT=local\nTHMNAYAH_DATA_DIR={data_dir}\nTHMNAYAH_DATABASE_URL={url}\n")
-    return path
+@contextmanager
+def servers(data_dir: Path, url: str, apps: list[tuple[str, str]]) -> Iterator[list[int]]:
+    """Serve each `(factory, probe path)` under uvicorn (one worker, no access log) on embedded
+    settings for `data_dir`; yields their ports and stops them afterwards."""
+    env = data_dir / "bench.env"
+    env.write_text(f"THMNAYAH_DEPLOYMENT=local\nTHMNAYAH_DATA_DIR={data_dir}\nTHMNAYAH_DATABASE_URL={url}\n")
+    common = ["--env-file", str(env), "--app-dir", str(Path(__file__).resolve().parent), "--host", "127.0.0.1",
+              "--no-access-log", "--log-level", "warning", "--workers", "1"]  # fmt: skip
+    ports = [free_port() for _ in apps]
+    procs = []
+    try:
+        for (factory, probe), port in zip(apps, ports, strict=True):
+            procs.append(
+                serve([factory, "--factory", "--port", str(port), *common], f"http://127.0.0.1:{port}{probe}")
+            )
+        yield ports
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
 
 
 @dataclass

@@ -18,8 +18,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import BENCH_PASSWORD, BENCH_USER, Target, alternate, env_file, free_port, seed  # noqa: E402
-from _http import post_json, report, serve  # noqa: E402
+from _common import BENCH_PASSWORD, BENCH_USER, Target, alternate, seed, servers  # noqa: E402
+from _http import post_json, report  # noqa: E402
 
 
 def main() -> None:
@@ -34,31 +34,8 @@ def main() -> None:
         data_dir = Path(tmp)
         url, ids = seed(data_dir, args.items)
         random.Random(7).shuffle(ids)
-        common = [
-            "--env-file",
-            str(env_file(data_dir, url)),
-            "--app-dir",
-            str(HERE),
-            "--host",
-            "127.0.0.1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--workers",
-            "1",
-        ]
-        bare_port, real_port = free_port(), free_port()
-        procs = [
-            serve(
-                ["bare_app:create_bare_app", "--factory", "--port", str(bare_port), *common],
-                f"http://127.0.0.1:{bare_port}/bare/{ids[0]}",
-            ),
-            serve(
-                ["serving.app:create_app", "--factory", "--port", str(real_port), *common],
-                f"http://127.0.0.1:{real_port}/api/v1/health",
-            ),
-        ]
-        try:
+        apps = [("bare_app:create_bare_app", f"/bare/{ids[0]}"), ("serving.app:create_app", "/api/v1/health")]
+        with servers(data_dir, url, apps) as (bare_port, real_port):
             token = post_json(
                 f"http://127.0.0.1:{real_port}/api/v1/auth/login",
                 {"login": BENCH_USER, "password": BENCH_PASSWORD},
@@ -68,10 +45,6 @@ def main() -> None:
                 real_port, [f"/api/v1/content/{i}" for i in ids], {"Authorization": f"Bearer {token}"}
             )
             alternate([bare, real], rounds=args.rounds, seconds=args.seconds, connections=args.connections)
-        finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait()
 
     b, r = bare.median(), real.median()
     report("api_read.content_get", r["rps"], "per_s", b["rps"])

@@ -19,8 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import BENCH_PASSWORD, BENCH_USER, Target, alternate, env_file, free_port, seed  # noqa: E402
-from _http import post_json, report, serve  # noqa: E402
+from _common import BENCH_PASSWORD, BENCH_USER, Target, alternate, seed, servers  # noqa: E402
+from _http import post_json, report  # noqa: E402
 
 from domain.auth import passwords  # noqa: E402
 
@@ -37,31 +37,9 @@ def main() -> None:
         data_dir = Path(tmp)
         url, ids = seed(data_dir, 200)
         random.Random(7).shuffle(ids)
-        common = [
-            "--env-file",
-            str(env_file(data_dir, url)),
-            "--app-dir",
-            str(HERE),
-            "--host",
-            "127.0.0.1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--workers",
-            "1",
-        ]
-        auth_port, open_port = free_port(), free_port()
-        procs = [
-            serve(
-                ["serving.app:create_app", "--factory", "--port", str(auth_port), *common],
-                f"http://127.0.0.1:{auth_port}/api/v1/health",
-            ),
-            serve(
-                ["auth_apps:create_public_read_app", "--factory", "--port", str(open_port), *common],
-                f"http://127.0.0.1:{open_port}/api/v1/content/{ids[0]}",
-            ),
-        ]
-        try:
+        apps = [("serving.app:create_app", "/api/v1/health"),
+                ("auth_apps:create_public_read_app", f"/api/v1/content/{ids[0]}")]  # fmt: skip
+        with servers(data_dir, url, apps) as (auth_port, open_port):
             login_url = f"http://127.0.0.1:{auth_port}/api/v1/auth/login"
             latencies = []
             for _ in range(args.logins):
@@ -79,10 +57,6 @@ def main() -> None:
                 seconds=args.seconds,
                 connections=args.connections,
             )
-        finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait()
 
     a, p = authenticated.median(), public.median()
     report("auth.read", a["rps"], "per_s", p["rps"])

@@ -1,0 +1,38 @@
+"""The benchmarks stay runnable: each prints its figures as JSON lines (tiny settings; the figures
+themselves are not checked: benchmarks are not tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("script", "args", "figures"),
+    [
+        ("api_read.py", ["--rounds", "1", "--seconds", "0.5", "--items", "20"], {"api_read.content_get"}),
+        (
+            "auth.py",
+            ["--rounds", "1", "--seconds", "0.5", "--logins", "3"],
+            {"auth.read", "auth.login_p50", "auth.login_p99"},
+        ),
+    ],
+)
+def test_benchmark_prints_its_figures(script: str, args: list[str], figures: set[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert figures <= {line["bench"] for line in lines}
+    for line in lines:
+        assert line["value"] > 0 and line["unit"] in {"ms", "s", "per_s", "MB", "x"}
+        if "baseline" in line:
+            assert line["ratio"] == pytest.approx(line["value"] / line["baseline"], rel=0.01)
