@@ -268,3 +268,107 @@ class RecoveryCode(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     code_hash: Mapped[str] = mapped_column(sa.String(64))
     used_at: Mapped[datetime | None]
+
+
+# --- Media -------------------------------------------------------------------------------------
+
+MEDIA_KINDS = ("video", "audio", "image")
+UPLOAD_STATUSES = ("pending", "processing", "completed", "failed")
+
+
+class MediaAsset(Base):
+    """One uploaded original. `s3_key` is the object-store key of the original (built from the id,
+    never from the client's filename), kept whatever happens to its processing."""
+
+    __tablename__ = "media_assets"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    content_item_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("content_items.id", ondelete="SET NULL"), index=True
+    )
+    original_filename: Mapped[str] = mapped_column(sa.String(255), default="")
+    content_type: Mapped[str] = mapped_column(sa.String(16))  # video | audio | image
+    mime_type: Mapped[str] = mapped_column(sa.String(100), default="application/octet-stream")
+    file_size: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str] = mapped_column(sa.String(64), default="")
+    s3_key: Mapped[str] = mapped_column(sa.String(500))
+    cdn_url: Mapped[str] = mapped_column(sa.String(1000), default="")
+    upload_status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    language: Mapped[str | None] = mapped_column(sa.String(8))  # of an audio track (ar/en), for dubbing
+    is_private: Mapped[bool] = mapped_column(default=False)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    uploaded_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"content_type IN {MEDIA_KINDS}", name="content_type"),
+        sa.CheckConstraint(f"upload_status IN {UPLOAD_STATUSES}", name="upload_status"),
+        sa.Index("ix_media_assets_status_created", "upload_status", "created_at"),
+    )
+
+
+class MediaVariant(Base):
+    __tablename__ = "media_variants"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    media_asset_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("media_assets.id", ondelete="CASCADE"), index=True
+    )
+    variant_type: Mapped[str] = mapped_column(sa.String(32))  # thumbnail, poster, hls, mp4, audio_only, ...
+    format: Mapped[str] = mapped_column(sa.String(16))
+    quality: Mapped[str] = mapped_column(sa.String(32), default="")
+    s3_key: Mapped[str] = mapped_column(sa.String(500))
+    cdn_url: Mapped[str] = mapped_column(sa.String(1000), default="")
+    file_size: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    duration_s: Mapped[float | None]
+    processing_status: Mapped[str] = mapped_column(sa.String(16), default="completed")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MediaJob(Base):
+    """The processing of one media asset, as the job-status API and WebSocket show it."""
+
+    __tablename__ = "media_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    media_asset_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("media_assets.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(32), default="process")  # process | transcode | analyze
+    status: Mapped[str] = mapped_column(
+        sa.String(16), default="pending"
+    )  # pending | processing | completed | failed
+    stage: Mapped[str] = mapped_column(sa.String(32), default="queued")
+    percent: Mapped[float] = mapped_column(default=0.0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    requested: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.Index("ix_media_jobs_status_created", "status", "created_at"),)
+
+
+class TusUpload(Base):
+    """A resumable upload in progress (tus 1.0). Its bytes live under `staging_key` until complete."""
+
+    __tablename__ = "tus_uploads"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    length: Mapped[int] = mapped_column(sa.BigInteger)
+    offset: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    staging_key: Mapped[str] = mapped_column(sa.String(500))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    completed_at: Mapped[datetime | None]
+    media_asset_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("media_assets.id", ondelete="SET NULL")
+    )

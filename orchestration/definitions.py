@@ -10,13 +10,19 @@ from assets.analytics import analytics_assets
 from assets.cms import CMS_GROUP, content_items_snapshot, raw_content_items_row_count
 from domain.settings import Settings
 from orchestration.deployment import build_resources, load_settings
-from orchestration.jobs import auth_housekeeping_job, outbox_relay_job, publish_due_content_job
+from orchestration.jobs import (
+    auth_housekeeping_job,
+    outbox_relay_job,
+    publish_due_content_job,
+    tus_cleanup_job,
+)
 from sensors.cms import (
     CONTENT_ANALYTICS_JOB,
     auth_housekeeping_schedule,
     content_changes_sensor,
     outbox_relay_sensor,
     scheduled_content_sensor,
+    tus_cleanup_schedule,
 )
 
 
@@ -31,8 +37,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[content_items_snapshot, dbt_models],
         asset_checks=[raw_content_items_row_count],
-        jobs=[publish_due_content_job, outbox_relay_job, content_analytics_job, auth_housekeeping_job],
-        schedules=[auth_housekeeping_schedule],
+        jobs=[
+            publish_due_content_job,
+            outbox_relay_job,
+            content_analytics_job,
+            auth_housekeeping_job,
+            tus_cleanup_job,
+        ],
+        schedules=[auth_housekeeping_schedule, tus_cleanup_schedule],
         sensors=[scheduled_content_sensor, outbox_relay_sensor, content_changes_sensor],
         resources=build_resources(settings),
     )

@@ -13,9 +13,10 @@ from resources.database import OperationalDatabase
 from resources.dbt import build_dbt_resource
 from resources.event_bus import NatsEventBus, OutboxEventBus
 from resources.object_store import LocalObjectStore, S3ObjectStore
+from resources.upload_staging import UploadStaging
 from resources.warehouse import ChdbWarehouse, ClickHouseWarehouse
 
-RESOURCE_KEYS = ("database", "object_store", "warehouse", "event_bus", "dbt")
+RESOURCE_KEYS = ("database", "object_store", "warehouse", "event_bus", "dbt", "upload_staging")
 
 
 def load_settings() -> Settings:
@@ -61,6 +62,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                 subject_prefix=settings.nats_subject_prefix,
             ),
         }
+    resources["upload_staging"] = UploadStaging(root=str((settings.data_dir / "uploads").resolve()))
     # dbt target = deployment: chDB through the launcher (local) or the ClickHouse server (prod).
     resources["dbt"] = build_dbt_resource(settings)
     assert tuple(sorted(resources)) == tuple(sorted(RESOURCE_KEYS))

@@ -4,9 +4,11 @@ import dagster as dg
 
 from domain import content
 from domain.auth import sessions as auth_sessions
+from domain.media import uploads as media_uploads
 from resources.database import OperationalDatabase
 from resources.event_bus import EventBus
-from sensors.cms import AUTH_HOUSEKEEPING_JOB, OUTBOX_RELAY_JOB, PUBLISH_DUE_JOB
+from resources.upload_staging import UploadStaging
+from sensors.cms import AUTH_HOUSEKEEPING_JOB, OUTBOX_RELAY_JOB, PUBLISH_DUE_JOB, TUS_CLEANUP_JOB
 
 
 @dg.op(
@@ -62,3 +64,28 @@ def purge_expired_auth_rows(context: dg.OpExecutionContext, database: Operationa
 )
 def auth_housekeeping_job() -> None:
     purge_expired_auth_rows()
+
+
+@dg.op(description="Delete tus uploads that expired before completing, with their staged bytes.")
+def purge_expired_uploads(
+    context: dg.OpExecutionContext, database: OperationalDatabase, upload_staging: UploadStaging
+) -> dg.Output:
+    removed = freed = 0
+    with database.session() as session:
+        for upload in media_uploads.expired_uploads(session):
+            if upload_staging.path(upload.id).exists():
+                freed += upload_staging.path(upload.id).stat().st_size
+            upload_staging.remove(upload.id)
+            session.delete(upload)
+            removed += 1
+    context.log.info("removed %d expired upload(s), %d bytes", removed, freed)
+    return dg.Output(removed, metadata={"uploads_removed": removed, "bytes_freed": freed})
+
+
+@dg.job(
+    name=TUS_CLEANUP_JOB,
+    description="Removes expired, unfinished resumable uploads.",
+    tags={"service": "media"},
+)
+def tus_cleanup_job() -> None:
+    purge_expired_uploads()

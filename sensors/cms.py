@@ -14,6 +14,7 @@ PUBLISH_DUE_JOB = "publish_due_content_job"
 OUTBOX_RELAY_JOB = "outbox_relay_job"
 CONTENT_ANALYTICS_JOB = "content_analytics_job"
 AUTH_HOUSEKEEPING_JOB = "auth_housekeeping_job"
+TUS_CLEANUP_JOB = "tus_cleanup_job"
 CONTENT_EVENT_TYPES = (
     "content.created",
     "content.updated",
@@ -83,4 +84,13 @@ auth_housekeeping_schedule = dg.ScheduleDefinition(
     cron_schedule="17 3 * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily at 03:17 UTC: deletes sessions that ended 30+ days ago and expired link tokens.",
+)
+
+
+tus_cleanup_schedule = dg.ScheduleDefinition(
+    name="tus_cleanup_schedule",
+    job_name=TUS_CLEANUP_JOB,
+    cron_schedule="23 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Hourly: deletes resumable uploads that expired (24 h) before completing, and their bytes.",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -18,6 +19,7 @@ from domain.auth import rbac
 from domain.auth.keys import platform_secret
 from domain.settings import Settings
 from resources.email import mailer_for
+from resources.upload_staging import UploadStaging
 from serving.auth.controllers import AuthController
 from serving.auth.hashing import PasswordHashing
 from serving.auth.oidc import OidcVerifier
@@ -29,6 +31,7 @@ from serving.db import Database
 from serving.deployment import build_backends
 from serving.events import EventsSocket
 from serving.health.controllers import HealthController
+from serving.media.controllers import MediaController, TusController
 from serving.problems import EXCEPTION_HANDLERS
 from serving.users.controllers import PERMISSIONS_CACHE_KEY, AuditController, RolesController, UsersController
 
@@ -41,6 +44,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     database = Database(settings.database_url)
     backends = build_backends(settings)
     secret = platform_secret(settings)
+    staging = UploadStaging(root=str((settings.data_dir / "uploads").resolve()))
+    Path(staging.root).mkdir(parents=True, exist_ok=True)
     jwt_auth = build_jwt_auth(settings, secret)
     auth = AuthContext(
         settings=settings,
@@ -70,12 +75,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RolesController,
             AuditController,
             EventsSocket,
+            MediaController,
+            TusController,
         ],
         dependencies={
             "db_session": Provide(database.provide_session),
             "db": Provide(lambda: database, use_cache=True, sync_to_thread=False),
             "auth": Provide(lambda: auth, use_cache=True, sync_to_thread=False),
             "backends": Provide(lambda: backends, use_cache=True, sync_to_thread=False),
+            "staging": Provide(lambda: staging, use_cache=True, sync_to_thread=False),
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
         },
         on_app_init=[jwt_auth.on_app_init],
@@ -94,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 Tag(name="content", description="Content items and their editorial workflow"),
                 Tag(name="auth", description="Login, tokens, sessions, registration, password reset"),
                 Tag(name="users", description="Accounts, roles, MFA, audit"),
+                Tag(name="media", description="Uploads (multipart and tus 1.0), processing jobs, media"),
                 Tag(name="health", description="Backend health"),
             ],
             components=Components(),

@@ -211,6 +211,8 @@ async def permission_guard(connection: ASGIConnection, handler: BaseRouteHandler
     needed = handler.opt.get("permission")
     if needed == PUBLIC or (needed is None and connection.scope["path"].startswith(DOCS_PATH)):
         return
+    if needed is None and handler.http_methods == {"OPTIONS"}:
+        return  # Litestar's automatic OPTIONS answers: they only list the allowed methods
     if needed is None:
         raise PermissionDeniedException("this route declares no permission and is closed")
     principal: Principal = connection.user
@@ -255,6 +257,7 @@ def build_jwt_auth(settings: Settings, secret: str) -> JWTAuth:
         require_claims=["exp", "iat", "iss", "aud", "sub", "jti"],
         default_token_expiration=timedelta(seconds=settings.access_token_ttl_seconds),
         exclude=[f"^{DOCS_PATH}"],
+        exclude_http_methods=["OPTIONS"],  # Litestar's default also skips HEAD; our HEAD routes need a token
         authentication_middleware_class=PlatformAuthMiddleware,
         description="Access token from POST /api/v1/auth/login, or an SSO provider's token.",
     )

@@ -250,3 +250,31 @@ def test_auth_housekeeping_purges_only_what_ended_long_ago(migrated_url: str) ->
         assert session.scalar(sa.select(sa.func.count()).select_from(OneTimeToken)) == 1
     engine.dispose()
     assert fresh_link
+
+
+def test_tus_cleanup_removes_expired_unfinished_uploads_and_their_bytes(migrated_url: str, data_dir) -> None:
+    from domain.media.uploads import new_tus_upload
+    from domain.schema import TusUpload
+    from orchestration.jobs import tus_cleanup_job
+    from resources.upload_staging import UploadStaging
+
+    staging = UploadStaging(root=str(data_dir / "uploads"))
+    (data_dir / "uploads").mkdir()
+    engine = sync_engine(migrated_url)
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        stale = new_tus_upload(
+            session, length=10, metadata={}, owner_id=None, staging_key="x", now=now - timedelta(days=2)
+        )
+        live = new_tus_upload(session, length=10, metadata={}, owner_id=None, staging_key="y")
+        stale_id, live_id = stale.id, live.id
+    staging.path(stale_id).write_bytes(b"12345")
+    staging.path(live_id).write_bytes(b"123")
+    run = tus_cleanup_job.execute_in_process(
+        resources={"database": OperationalDatabase(url=migrated_url), "upload_staging": staging}
+    )
+    assert run.success and run.output_for_node("purge_expired_uploads") == 1
+    with Session(engine) as session:
+        assert [u.id for u in session.scalars(sa.select(TusUpload))] == [live_id]
+    engine.dispose()
+    assert not staging.path(stale_id).exists() and staging.path(live_id).read_bytes() == b"123"

@@ -22,7 +22,7 @@ def http_routes(app) -> list[tuple[str, str, HTTPRouteHandler]]:
         for handler in getattr(route, "route_handlers", []):
             if not isinstance(handler, HTTPRouteHandler) or route.path.startswith("/api/docs"):
                 continue
-            for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):
+            for method in sorted(handler.http_methods - {"OPTIONS"}):
                 found.append((method, route.path, handler))
     return found
 

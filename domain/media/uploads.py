@@ -1,0 +1,201 @@
+"""Recording an accepted upload: the media asset, its processing job and the event, in one
+transaction; and the tus 1.0 bookkeeping that needs no HTTP."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from domain.errors import InvalidValue, NotFound
+from domain.outbox import record_event
+from domain.schema import ContentItem, MediaAsset, MediaJob, TusUpload, utcnow
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,creation-with-upload,expiration,checksum,termination"
+TUS_EXPIRY = timedelta(hours=24)
+MAX_UPLOAD_BYTES = 5 * 1024**3
+# Each PATCH carries at most this much: below common proxy body caps (nginx's is often 100 MB).
+MAX_CHUNK_BYTES = 64 * 1024**2
+LANGUAGES = ("ar", "en")
+
+
+def original_key(media_id: uuid.UUID) -> str:
+    """Storage keys come from ids, never from client filenames."""
+    return f"media/{media_id}/original"
+
+
+def parse_upload_metadata(header: str | None) -> dict[str, str]:
+    """tus `Upload-Metadata`: comma-separated `key base64value` pairs (value optional)."""
+    result: dict[str, str] = {}
+    if not header:
+        return result
+    for pair in header.split(","):
+        parts = pair.strip().split(" ")
+        if not parts[0] or len(parts) > 2:
+            raise InvalidValue(
+                "Upload-Metadata must be `key base64value` pairs separated by commas", field="Upload-Metadata"
+            )
+        try:
+            value = base64.b64decode(parts[1], validate=True).decode() if len(parts) == 2 else ""
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise InvalidValue(
+                f"Upload-Metadata value of {parts[0]!r} is not base64 UTF-8", field="Upload-Metadata"
+            ) from exc
+        result[parts[0]] = value
+    return result
+
+
+def parse_checksum(header: str | None) -> bytes | None:
+    """tus checksum extension: `Upload-Checksum: sha256 <base64 digest>`."""
+    if header is None:
+        return None
+    algorithm, _, digest = header.strip().partition(" ")
+    if algorithm.lower() != "sha256":
+        raise InvalidValue("Upload-Checksum supports sha256 only", field="Upload-Checksum")
+    try:
+        raw = base64.b64decode(digest, validate=True)
+    except binascii.Error as exc:
+        raise InvalidValue("Upload-Checksum digest is not base64", field="Upload-Checksum") from exc
+    if len(raw) != 32:
+        raise InvalidValue("Upload-Checksum digest is not a sha256 digest", field="Upload-Checksum")
+    return raw
+
+
+def check_link(
+    session: Session, content_item_id: str | None, language: str | None
+) -> tuple[uuid.UUID | None, str | None]:
+    item_id = None
+    if content_item_id:
+        try:
+            item_id = uuid.UUID(content_item_id)
+        except ValueError as exc:
+            raise InvalidValue("content_item_id is not a UUID", field="content_item_id") from exc
+        if (
+            session.scalar(
+                sa.select(ContentItem.id).where(ContentItem.id == item_id, ContentItem.deleted_at.is_(None))
+            )
+            is None
+        ):
+            raise NotFound(f"content {item_id} does not exist")
+    if language is not None and language not in LANGUAGES:
+        raise InvalidValue("language must be ar or en", field="language")
+    return item_id, language or None
+
+
+def new_tus_upload(
+    session: Session,
+    *,
+    length: int,
+    metadata: dict[str, str],
+    owner_id: uuid.UUID | None,
+    staging_key: str,
+    now: datetime | None = None,
+) -> TusUpload:
+    if length < 0 or length > MAX_UPLOAD_BYTES:
+        raise InvalidValue(f"Upload-Length must be between 0 and {MAX_UPLOAD_BYTES}", field="Upload-Length")
+    check_link(session, metadata.get("content_item_id"), metadata.get("language"))
+    now = now or utcnow()
+    upload = TusUpload(
+        length=length,
+        offset=0,
+        meta=metadata,
+        staging_key=staging_key,
+        owner_id=owner_id,
+        created_at=now,
+        expires_at=now + TUS_EXPIRY,
+    )
+    session.add(upload)
+    session.flush()
+    return upload
+
+
+def record_upload(
+    session: Session,
+    *,
+    media_id: uuid.UUID,
+    kind: str,
+    mime: str,
+    size: int,
+    sha256: str,
+    filename: str,
+    metadata: dict[str, Any],
+    content_item_id: str | None,
+    language: str | None,
+    uploaded_by: uuid.UUID | None,
+) -> tuple[MediaAsset, MediaJob]:
+    item_id, language = check_link(session, content_item_id, language)
+    now = utcnow()
+    asset = MediaAsset(
+        id=media_id,
+        content_item_id=item_id,
+        original_filename=filename,
+        content_type=kind,
+        mime_type=mime,
+        file_size=size,
+        sha256=sha256,
+        s3_key=original_key(media_id),
+        upload_status="pending",
+        language=language,
+        meta=metadata,
+        uploaded_by=uploaded_by,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(asset)
+    session.flush()
+    job = MediaJob(
+        media_asset_id=media_id,
+        kind="process",
+        status="pending",
+        stage="queued",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    session.flush()
+    record_event(
+        session,
+        "media.uploaded",
+        "media",
+        media_id,
+        {
+            "id": str(media_id),
+            "kind": kind,
+            "size": size,
+            "content_item_id": str(item_id) if item_id else None,
+            "job_id": str(job.id),
+            "language": language,
+        },
+    )
+    return asset, job
+
+
+def queue_position(session: Session, job: MediaJob) -> int | None:
+    """How many jobs wait ahead of this one (None once it has started)."""
+    if job.status != "pending":
+        return None
+    return (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(MediaJob)
+            .where(MediaJob.status == "pending", MediaJob.created_at < job.created_at)
+        )
+        or 0
+    )
+
+
+def expired_uploads(session: Session, now: datetime | None = None, limit: int = 1000) -> list[TusUpload]:
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            sa.select(TusUpload)
+            .where(TusUpload.completed_at.is_(None), TusUpload.expires_at < now)
+            .limit(limit)
+        )
+    )
