@@ -9,8 +9,9 @@ from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 
+import anyio
 import msgspec
-from litestar import Controller, Request, Response, delete, get, head, patch, post
+from litestar import Controller, Request, Response, WebSocket, delete, get, head, patch, post, websocket
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath
@@ -29,6 +30,7 @@ from serving.media.staging import accept
 from serving.permissions import CONTENT_READ, MEDIA_UPLOAD, requires
 
 TUS_HEADERS = {"Tus-Resumable": uploads.TUS_VERSION}
+JOB_POLL_SECONDS = 0.5  # the job row is written by Dagster run workers; the socket forwards its changes
 OFFSET_STREAM = "application/offset+octet-stream"
 
 
@@ -202,6 +204,28 @@ class MediaController(Controller):
 
         return await db.read(load)
 
+    @websocket("/job/{job_id:uuid}/ws", opt=requires(MEDIA_UPLOAD))
+    async def job_updates(
+        self, socket: WebSocket, job_id: FromPath[uuid.UUID], db: NamedDependency[Database]
+    ) -> None:
+        """Pushes the job's status whenever it changes (stage, percent, queue position while waiting)
+        until it completes or fails. Authenticated like every WebSocket (header or `?token=`)."""
+        await socket.accept()
+        last = None
+        while True:
+            current = await db.read(lambda s: _job_status(s, job_id))
+            if current is None:
+                await socket.send_json({"type": "error", "detail": f"job {job_id} does not exist"})
+                await socket.close(code=4404)
+                return
+            if current != last:
+                await socket.send_json({"type": "status", **msgspec.to_builtins(current)})
+                last = current
+            if current.status in ("completed", "failed"):
+                await socket.close()
+                return
+            await anyio.sleep(JOB_POLL_SECONDS)
+
     @get("/{media_id:uuid}", opt=requires(CONTENT_READ), operation_id="getMedia", summary="A media asset")
     async def get_media(self, media_id: FromPath[uuid.UUID], db: NamedDependency[Database]) -> MediaOut:
         def load(session: Session) -> MediaOut:
@@ -368,6 +392,25 @@ class TusController(Controller):
         await db.write(remove)
         staging.path(upload_id).unlink(missing_ok=True)
         return Response(None, status_code=204, headers=TUS_HEADERS)
+
+
+def _job_status(session: Session, job_id: uuid.UUID) -> JobStatus | None:
+    job = session.get(MediaJob, job_id)
+    if job is None:
+        return None
+    return JobStatus(
+        job_id=job.id,
+        media_id=job.media_asset_id,
+        kind=job.kind,
+        status=job.status,
+        stage=job.stage,
+        percent=job.percent,
+        error=job.error,
+        queue_position=uploads.queue_position(session, job),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
 
 
 def _owned(session: Session, upload_id: uuid.UUID, owner: uuid.UUID) -> TusUpload:

@@ -267,3 +267,29 @@ async def test_expired_tus_upload_is_gone(client, migrated_url) -> None:
         headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
     )
     assert res.status_code == 410
+
+
+async def test_job_progress_is_pushed_over_a_websocket(client, media_files, migrated_url) -> None:
+    data = media_files["video"].read_bytes()
+    body = (await client.post(f"{API}/upload", files={"file": ("clip.mp4", data, "video/mp4")})).json()
+    token = client.headers["Authorization"].split(" ", 1)[1]
+    engine = sync_engine(migrated_url)
+    with await client.websocket_connect(f"{API}/job/{body['job_id']}/ws?token={token}") as ws:
+        first = ws.receive_json()
+        assert first["type"] == "status" and first["stage"] == "queued" and first["queue_position"] == 0
+        with engine.begin() as conn:  # what a Dagster run worker writes as ffmpeg progresses
+            conn.execute(sa.update(MediaJob).values(status="processing", stage="renditions", percent=42.5))
+        update = ws.receive_json()
+        assert (update["status"], update["stage"], update["percent"], update["queue_position"]) == (
+            "processing",
+            "renditions",
+            42.5,
+            None,
+        )
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(MediaJob).values(status="failed", stage="renditions", error="ffmpeg exited 1")
+            )
+        final = ws.receive_json()
+        assert final["status"] == "failed" and final["error"] == "ffmpeg exited 1"
+    engine.dispose()
