@@ -11,22 +11,32 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain.auth.passwords import hash_password
 from domain.db import safe_url, sync_engine
 from domain.demo import DEMO_CONTENT, DEMO_USERS, seed_demo, seed_demo_users
+from domain.ids import new_id
+from domain.media import inspect
+from domain.media.uploads import original_key, record_upload
 from domain.migrate import upgrade
+from domain.schema import MediaAsset
 from domain.settings import Settings
-from orchestration.deployment import child_process_env, load_settings
+from orchestration.deployment import build_resources, child_process_env, load_settings
 from orchestration.instance import write_dagster_home
+
+DEMO_MEDIA_NAME = "demo-testcard.mp4"
 
 
 def migrate(settings: Settings) -> None:
@@ -39,9 +49,49 @@ def seed(settings: Settings, schedule_delay: float) -> int:
     try:
         with Session(engine) as session, session.begin():
             seed_demo_users(session, hash_password)
-            return seed_demo(session, schedule_delay=timedelta(seconds=schedule_delay))
+            created = seed_demo(session, schedule_delay=timedelta(seconds=schedule_delay))
+        seed_demo_media(settings, engine)
+        return created
     finally:
         engine.dispose()
+
+
+def seed_demo_media(settings: Settings, engine) -> None:
+    """A short clip made by ffmpeg, uploaded once, so the media sensor and assets have work to show."""
+    if shutil.which("ffmpeg") is None:
+        print("demo: ffmpeg is missing, so no demo media (./dev run installs it)", flush=True)
+        return
+    with Session(engine) as session:
+        if session.scalar(sa.select(MediaAsset.id).where(MediaAsset.original_filename == DEMO_MEDIA_NAME)):
+            return
+    store = build_resources(settings)["object_store"]
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / DEMO_MEDIA_NAME
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=6",
+             "-f", "lavfi", "-i", "sine=frequency=330:duration=6", "-shortest", "-c:v", "libx264",
+             "-preset", "veryfast", "-c:a", "aac", "-movflags", "+faststart", str(clip)],
+            check=True,
+        )  # fmt: skip
+        validated = inspect.validate(clip)
+        media_id = new_id()
+        with clip.open("rb") as source:
+            store.put_file(original_key(media_id), source, content_type="video/mp4")
+        with Session(engine) as session, session.begin():
+            record_upload(
+                session,
+                media_id=media_id,
+                kind=validated.kind,
+                mime=validated.mime or "video/mp4",
+                size=clip.stat().st_size,
+                sha256="",
+                filename=DEMO_MEDIA_NAME,
+                metadata=validated.summary(),
+                content_item_id=None,
+                language="en",
+                uploaded_by=None,
+            )
+    print(f"demo: uploaded {DEMO_MEDIA_NAME} as media {media_id}", flush=True)
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> bool:

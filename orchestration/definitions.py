@@ -8,6 +8,13 @@ import dagster as dg
 
 from assets.analytics import analytics_assets
 from assets.cms import CMS_GROUP, content_items_snapshot, raw_content_items_row_count
+from assets.media import (
+    MEDIA_GROUP,
+    media_metadata,
+    media_metadata_is_complete,
+    media_partitions,
+    media_thumbnails,
+)
 from domain.settings import Settings
 from orchestration.deployment import build_resources, load_settings
 from orchestration.jobs import (
@@ -24,6 +31,7 @@ from sensors.cms import (
     scheduled_content_sensor,
     tus_cleanup_schedule,
 )
+from sensors.media import MEDIA_JOB, media_uploads_sensor
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -34,18 +42,26 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         description="Refreshes the warehouse snapshot of content and the dbt models built on it.",
         tags={"service": "analytics"},
     )
+    media_job = dg.define_asset_job(
+        MEDIA_JOB,
+        selection=dg.AssetSelection.groups(MEDIA_GROUP),
+        partitions_def=media_partitions,
+        description="Processes one uploaded media file (one partition per media id).",
+        tags={"service": "media"},
+    )
     return dg.Definitions(
-        assets=[content_items_snapshot, dbt_models],
-        asset_checks=[raw_content_items_row_count],
+        assets=[content_items_snapshot, dbt_models, media_metadata, media_thumbnails],
+        asset_checks=[raw_content_items_row_count, media_metadata_is_complete],
         jobs=[
             publish_due_content_job,
             outbox_relay_job,
             content_analytics_job,
             auth_housekeeping_job,
             tus_cleanup_job,
+            media_job,
         ],
         schedules=[auth_housekeeping_schedule, tus_cleanup_schedule],
-        sensors=[scheduled_content_sensor, outbox_relay_sensor, content_changes_sensor],
+        sensors=[scheduled_content_sensor, outbox_relay_sensor, content_changes_sensor, media_uploads_sensor],
         resources=build_resources(settings),
     )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 import subprocess
-import time
 import zlib
 from pathlib import Path
 
@@ -117,10 +116,8 @@ def test_huge_image_is_refused_before_anything_decodes_it(tmp_path) -> None:
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_header(30000, 30000))  # a header only: ffprobe could not even read it
     assert image_dimensions(bomb.read_bytes()) == (30000, 30000)
-    started = time.perf_counter()
     with pytest.raises(InvalidMedia, match="30000x30000"):
-        validate(bomb)
-    assert time.perf_counter() - started < 1.0
+        validate(bomb)  # refused on the header: ffprobe on this file would have failed differently
 
 
 def test_size_limit(files) -> None:

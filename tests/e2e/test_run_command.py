@@ -106,7 +106,9 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
         _wait("the Dagster UI", lambda: _get(f"http://127.0.0.1:{ui_port}/server_info"), 240, proc, log)
         nodes = _graphql(graphql, "{ assetNodes { assetKey { path } groupName description } }")["assetNodes"]
         keys = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-        assert {"content_items_snapshot", "stg_cms__content_items", "dim_content"} <= set(keys)
+        assert {"content_items_snapshot", "stg_cms__content_items", "dim_content", "media_metadata"} <= set(
+            keys
+        )
         assert all(n["groupName"] and n["description"] for n in nodes)
 
         def published() -> bool:
@@ -123,6 +125,16 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
             return bool(data["assetNodes"][0]["assetMaterializations"])
 
         _wait("the demo assets (dbt mart) to materialize", materialized, 400, proc, log)
+
+        def media_probed() -> bool:
+            data = _graphql(
+                graphql,
+                '{ assetNodes(assetKeys: [{path: ["media_metadata"]}]) '
+                "{ assetMaterializations(limit: 1) { partition } } }",
+            )
+            return bool(data["assetNodes"][0]["assetMaterializations"])
+
+        _wait("the demo upload's media partition to materialize", media_probed, 300, proc, log)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

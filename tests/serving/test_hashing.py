@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import statistics
 import threading
-import time
 
 import anyio
 import bcrypt
@@ -115,24 +113,18 @@ async def test_the_event_loop_stays_responsive_while_hashing():
     assert ticks >= 5
 
 
-async def test_unknown_account_costs_about_what_a_wrong_password_costs():
-    """Behaviour, not a benchmark: the two answers must not be told apart by an order of magnitude."""
+async def test_unknown_account_does_the_same_work_as_a_wrong_password():
+    """No timing here (the suite asserts no timings): the unknown-account path verifies against a
+    real argon2id hash made with exactly the parameters of stored hashes, so it costs the same."""
+    from domain.auth import passwords
+
     hashing = PasswordHashing(1)
     stored = await hashing.hash("the real password")
-    await hashing.verify(None, "warm up the dummy hash")
-
-    async def timed(stored_hash: str | None) -> float:
-        start = time.perf_counter()
-        assert await hashing.verify(stored_hash, "a wrong guess") == (False, None)
-        return time.perf_counter() - start
-
-    wrong, unknown = [], []
-    for _ in range(5):
-        wrong.append(await timed(stored))
-        unknown.append(await timed(None))
-    ratio = statistics.median(unknown) / statistics.median(wrong)
-    assert 0.5 < ratio < 2.0, (ratio, wrong, unknown)
-    assert statistics.median(unknown) > 0.005, "the dummy verification really computes a hash"
+    assert await hashing.verify(None, "a wrong guess") == (False, None)
+    assert await hashing.verify(stored, "a wrong guess") == (False, None)
+    dummy = passwords._dummy_hash()
+    params = lambda h: h.split("$")[1:4]  # noqa: E731  (algorithm, version, m/t/p)
+    assert params(dummy) == params(stored) and dummy.startswith("$argon2id$")
 
 
 def test_concurrency_must_be_positive():

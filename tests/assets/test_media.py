@@ -1,0 +1,195 @@
+"""The media sensor and the metadata asset, on real files made by ffmpeg."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from assets.media import media_metadata, media_partitions
+from domain.db import sync_engine
+from domain.ids import new_id
+from domain.media.uploads import original_key, record_upload
+from domain.migrate import upgrade
+from domain.schema import MediaAsset, MediaJob
+from resources.database import OperationalDatabase
+from resources.object_store import LocalObjectStore
+from sensors.media import media_uploads_sensor
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=25:duration=2",
+                    "-f", "lavfi", "-i", "sine=duration=2", "-shortest", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-c:a", "aac", str(path)], check=True)  # fmt: skip
+    return path.read_bytes()
+
+
+@pytest.fixture
+def env(data_dir: Path, sqlite_url: str):
+    upgrade(sqlite_url)
+    return OperationalDatabase(url=sqlite_url), LocalObjectStore(root=str(data_dir / "objects"))
+
+
+def upload(env, data: bytes, kind: str = "video") -> uuid.UUID:
+    database, store = env
+    media_id = new_id()
+    store.put_bytes(original_key(media_id), data)
+    with database.session() as session:
+        record_upload(
+            session,
+            media_id=media_id,
+            kind=kind,
+            mime="video/mp4",
+            size=len(data),
+            sha256="",
+            filename="clip.mp4",
+            metadata={},
+            content_item_id=None,
+            language=None,
+            uploaded_by=None,
+        )
+    return media_id
+
+
+def test_sensor_adds_partitions_and_requests_one_run_per_upload(env, clip) -> None:
+    database, _ = env
+    ids = [str(upload(env, clip)) for _ in range(3)]
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(instance=instance, resources={"database": database}) as context:
+        result = media_uploads_sensor(context)
+    assert [r.partition_key for r in result.run_requests] == ids
+    assert [r.run_key for r in result.run_requests] == [f"media-{i}" for i in ids]
+    assert result.dynamic_partitions_requests[0].partition_keys == ids
+    with dg.build_sensor_context(
+        instance=instance, resources={"database": database}, cursor=result.cursor
+    ) as context:
+        assert isinstance(media_uploads_sensor(context), dg.SkipReason)
+
+
+def test_a_burst_of_uploads_is_one_tick(env) -> None:
+    database, _ = env
+    engine = sync_engine(database.url)
+    with Session(engine) as session, session.begin():
+        from domain.outbox import record_event
+
+        for _ in range(2000):
+            media_id = new_id()
+            record_event(session, "media.uploaded", "media", media_id, {"id": str(media_id)})
+    engine.dispose()
+    with dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), resources={"database": database}
+    ) as context:
+        result = media_uploads_sensor(context)
+    assert (
+        len(result.run_requests) == 2000 and len(result.dynamic_partitions_requests[0].partition_keys) == 2000
+    )
+
+
+def test_metadata_asset_probes_the_original(env, clip) -> None:
+    database, store = env
+    media_id = upload(env, clip)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(media_partitions.name, [str(media_id)])
+    result = dg.materialize(
+        [media_metadata],
+        partition_key=str(media_id),
+        instance=instance,
+        resources={"database": database, "object_store": store},
+    )
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    shown = event.materialization.metadata
+    assert shown["resolution"].value == "320x180" and shown["duration_s"].value == pytest.approx(2.0, abs=0.1)
+    with database.session() as session:
+        asset = session.get(MediaAsset, media_id)
+        job = session.scalar(sa.select(MediaJob).where(MediaJob.media_asset_id == media_id))
+        assert asset.upload_status == "processing" and asset.meta["video"]["short_side"] == 180
+        assert (job.status, job.stage, job.percent) == ("processing", "metadata", 10.0) and job.started_at
+
+
+def test_unreadable_original_fails_the_job_with_a_reason_and_keeps_it(env, clip) -> None:
+    database, store = env
+    broken = clip[: len(clip) // 2]
+    media_id = upload(env, broken)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(media_partitions.name, [str(media_id)])
+    result = dg.materialize(
+        [media_metadata],
+        partition_key=str(media_id),
+        instance=instance,
+        resources={"database": database, "object_store": store},
+        raise_on_error=False,
+    )
+    assert not result.success
+    with database.session() as session:
+        job = session.scalar(sa.select(MediaJob).where(MediaJob.media_asset_id == media_id))
+        assert job.status == "failed" and "cannot be read" in job.error and job.finished_at
+        assert session.get(MediaAsset, media_id).upload_status == "failed"
+    assert store.get_bytes(original_key(media_id)) == broken  # the original stays
+
+
+def test_thumbnails_avoid_black_frames_and_never_upscale(env, tmp_path) -> None:
+    from assets.media import media_thumbnails
+    from domain.schema import MediaVariant
+
+    database, store = env
+    # 4 s black, then 6 s of test card: most candidates (10%-90%) fall on the card.
+    clip = tmp_path / "black-then-card.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=640x360:r=25:d=4",
+                    "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=6", "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]",
+                    "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast", str(clip)], check=True)  # fmt: skip
+    media_id = upload(env, clip.read_bytes())
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(media_partitions.name, [str(media_id)])
+    result = dg.materialize(
+        [media_metadata, media_thumbnails],
+        partition_key=str(media_id),
+        instance=instance,
+        resources={"database": database, "object_store": store},
+    )
+    assert result.success
+    shown = result.asset_materializations_for_node("media_thumbnails")[0].metadata
+    assert shown["frame_time_s"].value > 4.0 and shown["frame_detail"].value > 10
+    with database.session() as session:
+        variants = session.scalars(
+            sa.select(MediaVariant).where(MediaVariant.media_asset_id == media_id)
+        ).all()
+        sizes = sorted({(v.width, v.height) for v in variants})
+        assert sizes == [(320, 180), (640, 360)]  # 1280 would upscale a 640-wide source
+        assert sorted(v.format for v in variants) == ["jpg", "jpg", "webp", "webp"]
+        for v in variants:
+            data = store.get_bytes(v.s3_key)
+            assert len(data) == v.file_size > 0
+            assert data.startswith(b"\xff\xd8") if v.format == "jpg" else data[8:12] == b"WEBP"
+    # Idempotent: a re-run replaces the set instead of adding to it.
+    dg.materialize(
+        [media_thumbnails],
+        partition_key=str(media_id),
+        instance=instance,
+        resources={"database": database, "object_store": store},
+    )
+    with database.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(MediaVariant)) == 4
+
+
+def test_thumbnail_time_does_not_grow_with_length(tmp_path) -> None:
+    """A 10-hour video (tiny and quick to make: a frame every 5 s) is seeked, not decoded: the
+    posters come from the frames nearest the candidate times. (The timing is bench/thumbnail.py's.)"""
+    from domain.media import thumbnails
+
+    long = tmp_path / "ten-hours.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=0.2:d=36000",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "120", str(long)], check=True, timeout=300)  # fmt: skip
+    chosen = thumbnails.pick_frame(long, 36000.0)
+    posters = thumbnails.render_posters(
+        long, chosen.time_s, tmp_path / "out", source_width=320, source_height=180
+    )
+    assert 3600 <= chosen.time_s <= 32400 and chosen.spread > 10
+    assert [p.width for p in posters] == [320, 320] and all(p.path.stat().st_size > 0 for p in posters)
