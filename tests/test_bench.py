@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     ("script", "args", "figures"),
     [
         ("api_read.py", ["--rounds", "1", "--seconds", "0.5", "--items", "20"], {"api_read.content_get"}),
+        ("thumbnail.py", ["--fps", "0.2", "--size", "320x180"], {"thumbnail.one_hour"}),
         (
             "auth.py",
             ["--rounds", "1", "--seconds", "0.5", "--logins", "3"],
