@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
@@ -107,7 +106,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ],
             components=Components(),
         ),
-        cors_config=CORSConfig(allow_origins=[], allow_credentials=False),
         logging_config=LoggingConfig(
             log_exceptions="debug", disable_stack_trace={400, 401, 403, 404, 409, 412, 422, 428, 429}
         ),
