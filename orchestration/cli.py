@@ -10,6 +10,7 @@ thmnayah settings   list every setting (environment variable), its default and m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -99,12 +100,9 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> bool:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status < 500:
-                    return True
-        except OSError:
-            pass
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status < 500:
+                return True
         time.sleep(0.5)
     return False
 

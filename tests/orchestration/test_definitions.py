@@ -4,6 +4,7 @@ and jobs do their work against real databases (and a real NATS in prod)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -202,9 +203,8 @@ async def _delete_stream(url: str, stream: str) -> None:
 
     nc = await nats.connect(url)
     try:
-        await nc.jetstream().delete_stream(stream)
-    except Exception:
-        pass
+        with contextlib.suppress(Exception):  # already gone is fine
+            await nc.jetstream().delete_stream(stream)
     finally:
         await nc.close()
 

@@ -481,7 +481,7 @@ class _Jwks:
                 self.wfile.write(body)
 
             def log_message(self, *args) -> None:
-                pass
+                return None  # keep test output quiet
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/certs"

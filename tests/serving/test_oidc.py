@@ -52,7 +52,7 @@ class JwksServer:
                 self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
-                pass
+                return None  # keep test output quiet
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = (
