@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import uuid
 from datetime import UTC
 from email.utils import format_datetime
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import msgspec
+import sqlalchemy as sa
 from litestar import Controller, Request, Response, WebSocket, delete, get, head, patch, post, websocket
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException, NotFoundException
-from litestar.params import FromPath
+from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Stream
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from multipart import MultipartSegment, ParserError, PushMultipartParser
 from sqlalchemy.orm import Session
 
 from domain.errors import DomainError, InvalidValue
-from domain.media import uploads
-from domain.schema import MediaAsset, MediaJob, TusUpload, utcnow
+from domain.media import uploads, urls
+from domain.schema import MediaAsset, MediaJob, MediaVariant, TusUpload, utcnow
 from resources.upload_staging import UploadStaging
 from serving.auth.principal import Principal
+from serving.auth.security import AuthContext
 from serving.db import Database
 from serving.deployment import Backends
 from serving.media.staging import accept
-from serving.permissions import CONTENT_READ, MEDIA_UPLOAD, requires
+from serving.permissions import CONTENT_READ, MEDIA_UPLOAD, PUBLIC, requires
 
 TUS_HEADERS = {"Tus-Resumable": uploads.TUS_VERSION}
 JOB_POLL_SECONDS = 0.5  # the job row is written by Dagster run workers; the socket forwards its changes
@@ -68,6 +72,24 @@ class MediaOut(msgspec.Struct):
     content_item_id: uuid.UUID | None
     metadata: dict[str, Any]
     created_at: Any
+
+
+class VariantOut(msgspec.Struct):
+    id: uuid.UUID
+    variant_type: str
+    format: str
+    quality: str
+    width: int | None
+    height: int | None
+    duration_s: float | None
+    file_size: int
+    url: str
+
+
+class VariantsOut(msgspec.Struct):
+    media_id: uuid.UUID
+    upload_status: str
+    variants: list[VariantOut]
 
 
 class ChecksumMismatch(DomainError):
@@ -225,6 +247,70 @@ class MediaController(Controller):
                 await socket.close()
                 return
             await anyio.sleep(JOB_POLL_SECONDS)
+
+    @get(
+        "/{media_id:uuid}/variants",
+        opt=requires(CONTENT_READ),
+        operation_id="mediaVariants",
+        summary="Every processed variant with its URL (CDN for public media, else signed and expiring)",
+    )
+    async def variants(
+        self, media_id: FromPath[uuid.UUID], db: NamedDependency[Database], auth: NamedDependency[AuthContext]
+    ) -> VariantsOut:
+        def load(session: Session) -> VariantsOut:
+            asset = session.get(MediaAsset, media_id)
+            if asset is None:
+                raise NotFoundException(f"media {media_id} does not exist")
+            rows = session.scalars(
+                sa.select(MediaVariant)
+                .where(MediaVariant.media_asset_id == media_id)
+                .order_by(MediaVariant.variant_type, MediaVariant.width, MediaVariant.format)
+            ).all()
+            return VariantsOut(media_id=media_id, upload_status=asset.upload_status, variants=[
+                VariantOut(id=v.id, variant_type=v.variant_type, format=v.format, quality=v.quality, width=v.width,
+                           height=v.height, duration_s=v.duration_s, file_size=v.file_size,
+                           url=urls.variant_url(auth.settings.cdn_base_url, v.s3_key, auth.secret, v.id,
+                                                private=asset.is_private))
+                for v in rows
+            ])  # fmt: skip
+
+        return await db.read(load)
+
+    @get(
+        "/variants/{variant_id:uuid}/file",
+        opt=requires(PUBLIC),
+        operation_id="mediaVariantFile",
+        summary="The bytes of a variant, for a signed link from .../variants (no token needed)",
+    )
+    async def variant_file(
+        self,
+        variant_id: FromPath[uuid.UUID],
+        expires: FromQuery[int],
+        sig: Annotated[str, QueryParameter(max_length=64)],
+        db: NamedDependency[Database],
+        backends: NamedDependency[Backends],
+        auth: NamedDependency[AuthContext],
+    ) -> Stream:
+        refused = urls.check(auth.secret, variant_id, expires, sig)
+        if refused:
+            raise PermissionDeniedException(refused)
+        variant = await db.read(lambda s: s.get(MediaVariant, variant_id))
+        if variant is None:
+            raise NotFoundException(f"variant {variant_id} does not exist")
+        stream = await anyio.to_thread.run_sync(backends.object_store.open, variant.s3_key)
+        media_type = {"jpg": "image/jpeg", "webp": "image/webp", "mp4": "video/mp4", "m3u8": "application/vnd.apple.mpegurl",
+                      "mp3": "audio/mpeg", "m4a": "audio/mp4"}.get(variant.format, "application/octet-stream")  # fmt: skip
+
+        async def chunks():
+            try:
+                while block := await anyio.to_thread.run_sync(stream.read, 256 * 1024):
+                    yield block
+            finally:
+                stream.close()
+
+        return Stream(chunks(), media_type=media_type, headers={
+            "Cache-Control": f"private, max-age={max(0, expires - int(time.time()))}",
+            "Content-Length": str(variant.file_size)})  # fmt: skip
 
     @get("/{media_id:uuid}", opt=requires(CONTENT_READ), operation_id="getMedia", summary="A media asset")
     async def get_media(self, media_id: FromPath[uuid.UUID], db: NamedDependency[Database]) -> MediaOut:

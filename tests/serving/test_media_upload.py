@@ -293,3 +293,50 @@ async def test_job_progress_is_pushed_over_a_websocket(client, media_files, migr
         final = ws.receive_json()
         assert final["status"] == "failed" and final["error"] == "ffmpeg exited 1"
     engine.dispose()
+
+
+async def test_variants_after_processing_have_working_signed_urls(
+    client, anonymous, media_files, migrated_url, data_dir
+) -> None:
+    import dagster as dg
+
+    from assets.media import media_metadata, media_partitions, media_thumbnails
+    from resources.database import OperationalDatabase
+    from resources.object_store import LocalObjectStore
+
+    body = (
+        await client.post(
+            f"{API}/upload", files={"file": ("clip.mp4", media_files["video"].read_bytes(), "video/mp4")}
+        )
+    ).json()
+    media_id = body["media_id"]
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(media_partitions.name, [media_id])
+    run = dg.materialize(
+        [media_metadata, media_thumbnails],
+        partition_key=media_id,
+        instance=instance,
+        resources={
+            "database": OperationalDatabase(url=migrated_url),
+            "object_store": LocalObjectStore(root=str((data_dir / "objects").resolve())),
+        },
+    )
+    assert run.success
+
+    listed = await client.get(f"{API}/{media_id}/variants")
+    assert listed.status_code == 200, listed.text
+    variants = listed.json()["variants"]
+    assert {(v["width"], v["format"]) for v in variants} == {
+        (320, "jpg"),
+        (320, "webp"),
+    }  # the clip is 320 wide
+    for v in variants:
+        fetched = await anonymous.get(v["url"])  # no token: the signature is the permission
+        assert fetched.status_code == 200 and len(fetched.content) == v["file_size"]
+        assert fetched.headers["content-type"].startswith(
+            "image/jpeg" if v["format"] == "jpg" else "image/webp"
+        )
+    url = variants[0]["url"]
+    assert (await anonymous.get(url.replace("sig=", "sig=0"))).status_code == 403
+    expired = url.split("expires=")[0] + "expires=1000&sig=" + url.split("sig=")[1]
+    assert (await anonymous.get(expired)).status_code == 403
