@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
@@ -305,4 +305,4 @@ def _token_owner(session: Session, token: str, secret: str):
     return session.get(User, row.user_id)
 
 
-__all__ = ["AuthController", "Response"]
+__all__ = ["AuthController"]

@@ -13,7 +13,7 @@ import jwt as pyjwt
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
 from sqlalchemy.orm import Session
 
-from domain.auth import audit, mfa, passwords, rbac, sessions, users
+from domain.auth import audit, mfa, rbac, sessions, users
 from domain.schema import User, UserSession
 from resources.email import OutgoingEmail
 from serving.auth.schemas import LoginRequest, MfaChallenge, ProfileOut, TokenResponse
@@ -277,4 +277,4 @@ def link(ctx: AuthContext, path: str, token: str) -> str:
     return f"{ctx.settings.public_base_url.rstrip('/')}{path}?token={token}"
 
 
-__all__ = ["login", "login_mfa", "refresh", "send_mail", "link", "profile_out", "passwords"]
+__all__ = ["link", "login", "login_mfa", "profile_out", "refresh", "send_mail"]

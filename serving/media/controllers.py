@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import time
 import uuid
@@ -604,4 +603,4 @@ async def _sha256(path) -> str:
     return await anyio.to_thread.run_sync(sha256_file, path)
 
 
-__all__ = ["MediaController", "TusController", "base64"]
+__all__ = ["MediaController", "TusController"]
