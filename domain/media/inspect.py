@@ -791,8 +791,7 @@ def _check_picture(kind: str, width: int, height: int, max_pixels: int, limits: 
         raise InvalidMedia(f"the {kind} does not state its size (damaged file?)", field="file")
     if width * height > max_pixels:
         raise InvalidMedia(
-            f"the {kind} is {width}x{height} ({width * height / 1e6:.1f} MP), above the "
-            f"{max_pixels / 1e6:.1f} MP limit",
+            f"the {kind} is {width}x{height} ({_pixels(width * height)}), above the {_pixels(max_pixels)} limit",
             field="file",
         )
     if min(width, height) < limits.min_dimension:
@@ -862,8 +861,14 @@ def _bytes(n: int) -> str:
 
 
 def _clock(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _pixels(n: int) -> str:
+    return f"{n / 1e6:.1f} MP" if n >= 1_000_000 else f"{n} pixels"
 
 
 # ------------------------------------------------------------------------------------------ filename
