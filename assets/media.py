@@ -5,6 +5,8 @@ thumbnails and renditions build on it."""
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from shutil import copyfileobj
 
@@ -19,6 +21,17 @@ from resources.object_store import ObjectStore
 MEDIA_GROUP = "media"
 FFMPEG_POOL = "ffmpeg"
 media_partitions = dg.DynamicPartitionsDefinition(name="media")
+
+
+@contextmanager
+def local_original(object_store: ObjectStore, key: str) -> Iterator[Path]:
+    """The original streamed from the object store into a private temp dir (ffmpeg wants a seekable
+    local file); the dir, and whatever the caller writes beside the file, goes when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="thmnayah-media-") as tmp:
+        local = Path(tmp) / "original"
+        with object_store.open(key) as source, local.open("wb") as out:
+            copyfileobj(source, out, 1024 * 1024)
+        yield local
 
 
 def _latest_job(session, media_id: uuid.UUID) -> MediaJob | None:
@@ -68,10 +81,7 @@ def media_metadata(
         error=None,
     )
     try:
-        with tempfile.TemporaryDirectory(prefix="thmnayah-media-") as tmp:
-            local = Path(tmp) / "original"
-            with object_store.open(key) as source, local.open("wb") as out:
-                copyfileobj(source, out, 1024 * 1024)
+        with local_original(object_store, key) as local:
             validated = inspect.validate(local)
     except (inspect.InvalidMedia, inspect.UnsupportedMedia, inspect.MediaTooLarge, FileNotFoundError) as exc:
         reason = getattr(exc, "detail", None) or f"the original is missing from the object store ({exc})"
@@ -164,15 +174,13 @@ def media_thumbnails(
         video.get("display_height") or video["height"],
     )
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="thmnayah-thumbs-") as tmp:
-        local = Path(tmp) / "original"
-        with object_store.open(key) as source, local.open("wb") as out:
-            copyfileobj(source, out, 1024 * 1024)
+    with local_original(object_store, key) as local:
+        tmp = local.parent
         chosen = thumbnails.pick_frame(local, meta.get("duration_s") or 0.0) if kind == "video" else None
         posters = thumbnails.render_posters(
             local,
             chosen.time_s if chosen else 0.0,
-            Path(tmp) / "out",
+            tmp / "out",
             source_width=width,
             source_height=height,
         )
