@@ -14,6 +14,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from domain.media import inspect
+from domain.media import jobs as media_jobs
 from domain.schema import MediaAsset, MediaJob, utcnow
 from resources.database import OperationalDatabase
 from resources.object_store import ObjectStore
@@ -25,12 +26,17 @@ media_partitions = dg.DynamicPartitionsDefinition(name="media")
 
 @contextmanager
 def local_original(object_store: ObjectStore, key: str) -> Iterator[Path]:
-    """The original streamed from the object store into a private temp dir (ffmpeg wants a seekable
-    local file); the dir, and whatever the caller writes beside the file, goes when the block ends."""
+    """The original as a local file in a private temp dir (ffmpeg wants a seekable local file):
+    streamed from S3, linked from the local store; the dir, and whatever the caller writes beside
+    the file, goes when the block ends."""
     with tempfile.TemporaryDirectory(prefix="thmnayah-media-") as tmp:
         local = Path(tmp) / "original"
-        with object_store.open(key) as source, local.open("wb") as out:
-            copyfileobj(source, out, 1024 * 1024)
+        url = object_store.read_url(key)
+        if url.startswith("file:"):  # the local store: no copy, the original is read where it lies
+            local.symlink_to(url.removeprefix("file:"))
+        else:
+            with object_store.open(key) as source, local.open("wb") as out:
+                copyfileobj(source, out, 1024 * 1024)
         yield local
 
 
@@ -85,9 +91,10 @@ def media_metadata(
             validated = inspect.validate(local)
     except (inspect.InvalidMedia, inspect.UnsupportedMedia, inspect.MediaTooLarge, FileNotFoundError) as exc:
         reason = getattr(exc, "detail", None) or f"the original is missing from the object store ({exc})"
-        _set_job(database, media_id, status="failed", error=reason, finished_at=utcnow())
-        with database.session() as session:
-            session.get(MediaAsset, media_id).upload_status = "failed"
+        with database.session() as session:  # job failed, asset failed, `media.failed`: one transaction
+            media_jobs.fail(
+                session, media_id, context.run.tags.get("thmnayah/job_id"), reason, stage="metadata"
+            )
         raise dg.Failure(description=reason, metadata={"media_id": str(media_id)}) from exc
     summary = validated.summary()
     with database.session() as session:
@@ -155,10 +162,11 @@ def media_thumbnails(
 ) -> dg.MaterializeResult:
     """Posters at 320/640/1280 px (never upscaled) as WebP and JPEG. For video, the most detailed of
     five candidate frames between 10% and 90% of the running time, each read by seeking the input so
-    the time does not grow with the video's length. Images get the same sizes; audio has none.
-    The files are uploaded first and the variant rows replaced in one transaction, so a failed run
-    never shows half a set."""
-    from domain.media import thumbnails
+    the time does not grow with the video's length; then a storyboard for scrubbing (a JPEG sprite of
+    up to 100 tiles and the WebVTT that points into it, side by side under `thumbnails/`). Images get
+    the posters; audio has none. The files are uploaded first and the variant rows (posters and
+    storyboard) replaced in one transaction, so a failed run never shows half a set."""
+    from domain.media import storyboard, thumbnails
     from domain.schema import MediaVariant
 
     media_id = uuid.UUID(context.partition_key)
@@ -194,10 +202,29 @@ def media_thumbnails(
             rows.append(MediaVariant(media_asset_id=media_id, variant_type="poster", format=poster.format,
                                      quality=f"{poster.width}w", s3_key=poster_key, file_size=poster.path.stat().st_size,
                                      width=poster.width, height=poster.height))  # fmt: skip
+        board = None
+        if kind == "video":
+            duration = meta.get("duration_s") or 0.0
+            board = storyboard.render_storyboard(
+                local, duration, tmp / "storyboard", source_width=width, source_height=height
+            )
+            sprite_size = (board.columns * board.tile_width, board.rows * board.tile_height)
+            # The VTT names the sprite by a relative URL: both keys must stay in the same folder.
+            for path, fmt, content_type, (w, h) in (
+                (board.sprite, "jpg", "image/jpeg", sprite_size),
+                (board.vtt, "vtt", "text/vtt", (None, None)),
+            ):
+                board_key = f"media/{media_id}/thumbnails/{path.name}"
+                with path.open("rb") as f:
+                    object_store.put_file(board_key, f, content_type=content_type)
+                rows.append(MediaVariant(media_asset_id=media_id, variant_type="storyboard", format=fmt,
+                                         quality=f"{board.tile_width}x{board.tile_height}", s3_key=board_key,
+                                         file_size=path.stat().st_size, width=w, height=h, duration_s=duration))  # fmt: skip
     with database.session() as session:
         session.execute(
             sa.delete(MediaVariant).where(
-                MediaVariant.media_asset_id == media_id, MediaVariant.variant_type == "poster"
+                MediaVariant.media_asset_id == media_id,
+                MediaVariant.variant_type.in_(("poster", "storyboard")),
             )
         )
         session.add_all(rows)
@@ -205,13 +232,18 @@ def media_thumbnails(
     preview = f"media/{media_id}/thumbnails/poster-{rows[0].width}.jpg"
     return dg.MaterializeResult(
         metadata={
-            "posters": len(rows),
+            "posters": len(posters),
             "frame_time_s": dg.MetadataValue.float(chosen.time_s if chosen else 0.0),
             "frame_detail": dg.MetadataValue.float(chosen.spread if chosen else 0.0),
+            "storyboard_tiles": board.count if board else 0,
+            "storyboard_interval_s": dg.MetadataValue.float(board.interval_s if board else 0.0),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
             "preview_key": preview,
             "sizes": dg.MetadataValue.md(
-                "\n".join(f"- {r.width}x{r.height} {r.format}: {r.file_size} B" for r in rows)
+                "\n".join(
+                    f"- {r.variant_type} {f'{r.width}x{r.height} ' if r.width else ''}{r.format}: {r.file_size} B"
+                    for r in rows
+                )
             ),
         }
     )

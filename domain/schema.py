@@ -354,7 +354,9 @@ class MediaJob(Base):
 
 
 class TusUpload(Base):
-    """A resumable upload in progress (tus 1.0). Its bytes live under `staging_key` until complete."""
+    """A resumable upload in progress (tus 1.0). Its bytes become parts of the object-store multipart
+    upload `multipart_upload_id` of `staging_key` (each part recorded in `parts` as
+    `{"number", "etag", "size"}`), except the unfilled tail of the next part, which the API host keeps."""
 
     __tablename__ = "tus_uploads"
 
@@ -363,6 +365,8 @@ class TusUpload(Base):
     offset: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     staging_key: Mapped[str] = mapped_column(sa.String(500))
+    multipart_upload_id: Mapped[str | None] = mapped_column(sa.String(1024))
+    parts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     owner_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
     )

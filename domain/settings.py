@@ -112,6 +112,15 @@ class Settings:
     cdn_base_url: str = field(
         default="", **_s("THMNAYAH_CDN_BASE_URL", "", "Public base URL for objects (CDN), if any.")
     )
+    media_partition_retention_days: int = field(
+        default=30,
+        **_s(
+            "THMNAYAH_MEDIA_PARTITION_RETENTION_DAYS",
+            "30",
+            "Days after its latest job finishes that a media leaves Dagster's `media` partition set "
+            "(its history stays; a re-process adds it back).",
+        ),
+    )
     secret_key: str = field(
         default="",
         **_s(
@@ -194,6 +203,11 @@ class Settings:
         if self.deployment not in DEPLOYMENTS:
             raise SettingsError(f"THMNAYAH_DEPLOYMENT must be one of {DEPLOYMENTS}, got {self.deployment!r}")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.media_partition_retention_days < 1:
+            raise SettingsError(
+                "THMNAYAH_MEDIA_PARTITION_RETENTION_DAYS must be at least 1, "
+                f"got {self.media_partition_retention_days}"
+            )
         if not self.database_url:
             object.__setattr__(self, "database_url", self._embedded_database_url())
         if self.deployment == "prod":

@@ -32,7 +32,7 @@ from domain.ids import new_id
 from domain.media import inspect
 from domain.media.uploads import original_key, record_upload
 from domain.migrate import upgrade
-from domain.schema import MediaAsset
+from domain.schema import ContentItem, MediaAsset
 from domain.settings import Settings
 from orchestration.deployment import build_resources, child_process_env, load_settings
 from orchestration.instance import write_dagster_home
@@ -57,42 +57,55 @@ def seed(settings: Settings, schedule_delay: float) -> int:
         engine.dispose()
 
 
+# (file name, ffmpeg arguments making it, language, content item slug it belongs to)
+DEMO_MEDIA: list[tuple[str, list[str], str | None, str | None]] = [
+    (DEMO_MEDIA_NAME, ["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=6", "-f", "lavfi", "-i",
+                       "sine=frequency=330:duration=6", "-shortest", "-c:v", "libx264", "-preset", "veryfast",
+                       "-c:a", "aac", "-movflags", "+faststart"], "en", "ramadan-documentary"),
+    # An Arabic dub of the documentary: it joins the video's HLS master as an alternate audio track.
+    ("demo-dub-ar.m4a", ["-f", "lavfi", "-i", "sine=frequency=550:duration=6", "-c:a", "aac"], "ar",
+     "ramadan-documentary"),
+    # A photo: WebP and JPEG sizes, EXIF stripped, and a blurhash placeholder.
+    ("demo-photo.jpg", ["-f", "lavfi", "-i", "testsrc2=size=1600x1000", "-frames:v", "1", "-q:v", "3"], None,
+     None),
+]  # fmt: skip
+
+
 def seed_demo_media(settings: Settings, engine) -> None:
-    """A short clip made by ffmpeg, uploaded once, so the media sensor and assets have work to show."""
+    """A video, its Arabic dub and a photo made by ffmpeg, uploaded once, so the media sensor and
+    assets (probe, posters, storyboard, HLS ladder, alternate audio, image sizes) have work to show."""
     if shutil.which("ffmpeg") is None:
         print("demo: ffmpeg is missing, so no demo media (./dev run installs it)", flush=True)
         return
     with Session(engine) as session:
-        if session.scalar(sa.select(MediaAsset.id).where(MediaAsset.original_filename == DEMO_MEDIA_NAME)):
-            return
+        done = set(session.scalars(sa.select(MediaAsset.original_filename)))
+        items = dict(session.execute(sa.select(ContentItem.slug, ContentItem.id)).tuples().all())
     store = build_resources(settings)["object_store"]
     with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(tmp) / DEMO_MEDIA_NAME
-        subprocess.run(
-            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=6",
-             "-f", "lavfi", "-i", "sine=frequency=330:duration=6", "-shortest", "-c:v", "libx264",
-             "-preset", "veryfast", "-c:a", "aac", "-movflags", "+faststart", str(clip)],
-            check=True,
-        )  # fmt: skip
-        validated = inspect.validate(clip)
-        media_id = new_id()
-        with clip.open("rb") as source:
-            store.put_file(original_key(media_id), source, content_type="video/mp4")
-        with Session(engine) as session, session.begin():
-            record_upload(
-                session,
-                media_id=media_id,
-                kind=validated.kind,
-                mime=validated.mime or "video/mp4",
-                size=clip.stat().st_size,
-                sha256="",
-                filename=DEMO_MEDIA_NAME,
-                metadata=validated.summary(),
-                content_item_id=None,
-                language="en",
-                uploaded_by=None,
-            )
-    print(f"demo: uploaded {DEMO_MEDIA_NAME} as media {media_id}", flush=True)
+        for name, args, language, slug in DEMO_MEDIA:
+            if name in done:
+                continue
+            path = Path(tmp) / name
+            subprocess.run(["ffmpeg", "-v", "error", *args, str(path)], check=True)
+            validated = inspect.validate(path)
+            media_id = new_id()
+            with path.open("rb") as source:
+                store.put_file(original_key(media_id), source, content_type=validated.mime or "")
+            with Session(engine) as session, session.begin():
+                record_upload(
+                    session,
+                    media_id=media_id,
+                    kind=validated.kind,
+                    mime=validated.mime or "",
+                    size=path.stat().st_size,
+                    sha256="",
+                    filename=name,
+                    metadata=validated.summary(),
+                    content_item_id=str(items[slug]) if slug in items else None,
+                    language=language,
+                    uploaded_by=None,
+                )
+            print(f"demo: uploaded {name} as media {media_id}", flush=True)
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> bool:

@@ -15,6 +15,7 @@ from assets.media import (
     media_partitions,
     media_thumbnails,
 )
+from assets.media_renditions import media_renditions, media_renditions_are_complete
 from domain.settings import Settings
 from orchestration.deployment import build_resources, load_settings
 from orchestration.jobs import (
@@ -31,7 +32,7 @@ from sensors.cms import (
     scheduled_content_sensor,
     tus_cleanup_schedule,
 )
-from sensors.media import MEDIA_JOB, media_uploads_sensor
+from sensors.media import MEDIA_ANALYSIS_GROUP, MEDIA_JOB, build_media_uploads_sensor
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -44,14 +45,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
     media_job = dg.define_asset_job(
         MEDIA_JOB,
-        selection=dg.AssetSelection.groups(MEDIA_GROUP),
+        # The analysis group is empty until transcription/moderation assets exist; the sensor
+        # requests them (asset_selection) in this job when they do.
+        selection=dg.AssetSelection.groups(MEDIA_GROUP, MEDIA_ANALYSIS_GROUP),
         partitions_def=media_partitions,
         description="Processes one uploaded media file (one partition per media id).",
         tags={"service": "media"},
     )
+    media_sensor = build_media_uploads_sensor(settings.media_partition_retention_days)
     return dg.Definitions(
-        assets=[content_items_snapshot, dbt_models, media_metadata, media_thumbnails],
-        asset_checks=[raw_content_items_row_count, media_metadata_is_complete],
+        assets=[content_items_snapshot, dbt_models, media_metadata, media_thumbnails, media_renditions],
+        asset_checks=[raw_content_items_row_count, media_metadata_is_complete, media_renditions_are_complete],
         jobs=[
             publish_due_content_job,
             outbox_relay_job,
@@ -61,7 +65,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             media_job,
         ],
         schedules=[auth_housekeeping_schedule, tus_cleanup_schedule],
-        sensors=[scheduled_content_sensor, outbox_relay_sensor, content_changes_sensor, media_uploads_sensor],
+        sensors=[scheduled_content_sensor, outbox_relay_sensor, content_changes_sensor, media_sensor],
         resources=build_resources(settings),
     )
 

@@ -7,6 +7,7 @@ from domain.auth import sessions as auth_sessions
 from domain.media import uploads as media_uploads
 from resources.database import OperationalDatabase
 from resources.event_bus import EventBus
+from resources.object_store import ObjectStore
 from resources.upload_staging import UploadStaging
 from sensors.cms import AUTH_HOUSEKEEPING_JOB, OUTBOX_RELAY_JOB, PUBLISH_DUE_JOB, TUS_CLEANUP_JOB
 
@@ -66,20 +67,32 @@ def auth_housekeeping_job() -> None:
     purge_expired_auth_rows()
 
 
-@dg.op(description="Delete tus uploads that expired before completing, with their staged bytes.")
+@dg.op(
+    description="Delete tus uploads that expired before completing: abort their object-store multipart "
+    "uploads (the parts sent so far) and delete the tails the API host kept."
+)
 def purge_expired_uploads(
-    context: dg.OpExecutionContext, database: OperationalDatabase, upload_staging: UploadStaging
+    context: dg.OpExecutionContext,
+    database: OperationalDatabase,
+    upload_staging: UploadStaging,
+    object_store: ObjectStore,
 ) -> dg.Output:
-    removed = freed = 0
+    removed = aborted = freed = 0
     with database.session() as session:
         for upload in media_uploads.expired_uploads(session):
-            if upload_staging.path(upload.id).exists():
-                freed += upload_staging.path(upload.id).stat().st_size
+            if upload.multipart_upload_id:
+                object_store.abort_multipart(upload.staging_key, upload.multipart_upload_id)
+                object_store.delete(upload.staging_key)  # assembled by a finish that failed midway
+                freed += media_uploads.stored_bytes(upload)
+                aborted += 1
+            freed += upload_staging.held_bytes(upload.id)
             upload_staging.remove(upload.id)
             session.delete(upload)
             removed += 1
-    context.log.info("removed %d expired upload(s), %d bytes", removed, freed)
-    return dg.Output(removed, metadata={"uploads_removed": removed, "bytes_freed": freed})
+    context.log.info("removed %d expired upload(s) (%d multipart aborted), %d bytes", removed, aborted, freed)
+    return dg.Output(
+        removed, metadata={"uploads_removed": removed, "multipart_aborted": aborted, "bytes_freed": freed}
+    )
 
 
 @dg.job(

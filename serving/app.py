@@ -31,6 +31,8 @@ from serving.deployment import build_backends
 from serving.events import EventsSocket
 from serving.health.controllers import HealthController
 from serving.media.controllers import MediaController, TusController
+from serving.media.files import MediaFilesController
+from serving.media.processing import MediaProcessingController
 from serving.problems import EXCEPTION_HANDLERS
 from serving.users.controllers import PERMISSIONS_CACHE_KEY, AuditController, RolesController, UsersController
 
@@ -75,7 +77,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuditController,
             EventsSocket,
             MediaController,
+            MediaProcessingController,
             TusController,
+            MediaFilesController,
         ],
         dependencies={
             "db_session": Provide(database.provide_session),

@@ -20,6 +20,21 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         ("api_read.py", ["--rounds", "1", "--seconds", "0.5", "--items", "20"], {"api_read.content_get"}),
         ("thumbnail.py", ["--fps", "0.2", "--size", "320x180"], {"thumbnail.one_hour"}),
         (
+            "upload.py",
+            ["--size-mb", "20", "--chunk-mb", "8", "--rounds", "1"],
+            {"upload.rss", "upload.rate", "upload.resume_identical"},
+        ),
+        (
+            "media_sensor.py",
+            ["--uploads", "500", "--days", "40", "--per-day", "50"],
+            {"media_sensor.tick_10k", "media_sensor.partitions_after_year"},
+        ),
+        (
+            "transcode.py",
+            ["--seconds", "3", "--size", "640x360", "--rounds", "1"],
+            {"transcode.ladder", "transcode.realtime"},
+        ),
+        (
             "auth.py",
             ["--rounds", "1", "--seconds", "0.5", "--logins", "3"],
             {"auth.read", "auth.login_p50", "auth.login_p99"},
@@ -34,6 +49,6 @@ def test_benchmark_prints_its_figures(script: str, args: list[str], figures: set
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert figures <= {line["bench"] for line in lines}
     for line in lines:
-        assert line["value"] > 0 and line["unit"] in {"ms", "s", "per_s", "MB", "x"}
+        assert line["value"] > 0 and line["unit"] in {"ms", "s", "per_s", "MB", "x", "count"}
         if "baseline" in line:
             assert line["ratio"] == pytest.approx(line["value"] / line["baseline"], rel=0.01)

@@ -22,7 +22,7 @@ import struct
 import subprocess
 import unicodedata
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -57,6 +57,25 @@ class MediaLimits:
     max_image_pixels: int = 100_000_000  # 100 MP
     min_dimension: int = 16  # smallest side of a video or image, in pixels: a 1x1 video is refused
     allowed_kinds: frozenset[str] = frozenset({"video", "audio", "image"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """Media that is not a local file, e.g. an object in the store: its size, how to open it for a
+    few small reads at chosen offsets (sniffing, headers, the container's own length), and a URL
+    ffprobe reads it from (ffprobe seeks with range requests: nothing is downloaded whole)."""
+
+    size: int
+    open: Callable[[], BinaryIO]
+    url: str
+
+
+def _source(path: str | Path | Source) -> Source:
+    if isinstance(path, Source):
+        return path
+    path = Path(path)
+    # `file:` so no name is ever taken for a protocol
+    return Source(size=path.stat().st_size, open=lambda: path.open("rb"), url=f"file:{path.resolve()}")
 
 
 # --------------------------------------------------------------------------------------------- sniff
@@ -505,12 +524,14 @@ class Probe:
         return bool(self.video and (self.video.frame_count or 0) > 1)
 
 
-def probe(path: str | Path, *, timeout: float = 60) -> Probe:
+def probe(path: str | Path | Source, *, timeout: float = 60) -> Probe:
     """What ffprobe reads in the file: container, streams, chapters. Nothing is decoded; the first
     `VFR_PACKETS` packets' timestamps are read to tell a variable frame rate. Raises InvalidMedia
     with ffprobe's own reason (e.g. "moov atom not found" for a cut MP4)."""
-    target = f"file:{Path(path).resolve()}"  # `file:` so no name is ever taken for a protocol
-    command = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+    target = path.url if isinstance(path, Source) else f"file:{Path(path).resolve()}"
+    # A remote source is read over HTTP(S) only: whatever the file names, ffprobe opens no local file.
+    protocols = [] if target.startswith("file:") else ["-protocol_whitelist", "http,https,tcp,tls"]
+    command = ["ffprobe", "-v", "error", *protocols, "-print_format", "json", "-show_format", "-show_streams",
                "-show_chapters", "-show_entries", "packet=stream_index,pts", "-read_intervals",
                f"%+#{VFR_PACKETS}", target]  # fmt: skip
     try:
@@ -670,12 +691,13 @@ _MIME_BY_STREAMS = {  # when the streams contradict the container's usual kind
 
 
 def validate(
-    path: str | Path, *, declared_size: int | None = None, limits: MediaLimits = MediaLimits()
+    path: str | Path | Source, *, declared_size: int | None = None, limits: MediaLimits = MediaLimits()
 ) -> Validated:
-    """Accept or refuse a file by its content. Raises MediaTooLarge (413), UnsupportedMedia (415)
-    or InvalidMedia (422), each with a reason a person can act on; FileNotFoundError if missing."""
-    path = Path(path)
-    size = path.stat().st_size
+    """Accept or refuse a file (or a `Source`, such as an object in the store) by its content.
+    Raises MediaTooLarge (413), UnsupportedMedia (415) or InvalidMedia (422), each with a reason a
+    person can act on; FileNotFoundError if missing."""
+    source = _source(path)
+    size = source.size
     if declared_size is not None and declared_size > limits.max_bytes:
         raise MediaTooLarge(
             f"the upload declares {_bytes(declared_size)}, above the {_bytes(limits.max_bytes)} limit",
@@ -692,7 +714,7 @@ def validate(
             f"the file is {size} bytes but the upload declared {declared_size} (interrupted upload?)",
             field="file",
         )
-    with path.open("rb") as f:
+    with source.open() as f:
         head = f.read(HEAD_BYTES)
         sniffed = sniff(head)
         if sniffed.kind is None:
@@ -713,7 +735,7 @@ def validate(
             )
         _check_picture("image", header.width, header.height, limits.max_image_pixels, limits)
     try:
-        found = probe(path)
+        found = probe(source)
     except InvalidMedia as exc:
         if sniffed.format in ("heif", "avif"):
             raise UnsupportedMedia(
@@ -764,7 +786,7 @@ def validate(
             f"the media lasts {_clock(found.duration_s)}, above the {_clock(limits.max_duration_s)} limit",
             field="file",
         )
-    problem = truncation(path, sniffed.format, size)
+    problem = truncation(source, sniffed.format, size)
     if problem:
         raise InvalidMedia(f"the file is truncated: {problem}", field="file")
     return Validated(
@@ -801,11 +823,11 @@ def _check_picture(kind: str, width: int, height: int, max_pixels: int, limits: 
         )
 
 
-def truncation(path: str | Path, format: str, size: int) -> str | None:
+def truncation(path: str | Path | Source, format: str, size: int) -> str | None:
     """Why a container that states its own length ends early, or None. ffprobe reads an MP4 whose
     index (moov) comes first even when the data after it is cut; this catches that case, and the
     same for Matroska/WebM segments and RIFF (WAV, AVI, WebP) files."""
-    with Path(path).open("rb") as f:
+    with _source(path).open() as f:
         r = _Reader(f)
         if format in ("mp4", "mov", "3gp"):
             for kind, _, end in _boxes(r, 0, size):

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain.errors import InvalidValue, NotFound
+from domain.ids import new_id
 from domain.outbox import record_event
 from domain.schema import ContentItem, MediaAsset, MediaJob, TusUpload, utcnow
 
@@ -22,12 +23,34 @@ TUS_EXPIRY = timedelta(hours=24)
 MAX_UPLOAD_BYTES = 5 * 1024**3
 # Each PATCH carries at most this much: below common proxy body caps (nginx's is often 100 MB).
 MAX_CHUNK_BYTES = 64 * 1024**2
+# tus bytes reach the object store as multipart-upload parts of this size (S3 wants >= 5 MiB but the
+# last; 5 GiB is 640 parts, under S3's 10,000). The API host keeps only the unfilled tail of a part.
+PART_BYTES = 8 * 1024**2
 LANGUAGES = ("ar", "en")
 
 
 def original_key(media_id: uuid.UUID) -> str:
     """Storage keys come from ids, never from client filenames."""
     return f"media/{media_id}/original"
+
+
+def tus_staging_key(upload_id: uuid.UUID) -> str:
+    """Where a tus upload's parts are assembled in the object store before it is checked."""
+    return f"uploads/tus/{upload_id}"
+
+
+def check_length(length: int) -> None:
+    if length <= 0 or length > MAX_UPLOAD_BYTES:
+        raise InvalidValue(
+            f"Upload-Length must be between 1 and {MAX_UPLOAD_BYTES} (an empty file is not media)",
+            field="Upload-Length",
+        )
+
+
+def stored_bytes(upload: TusUpload) -> int:
+    """How many of the upload's bytes are parts in the object store; the rest of `offset` is the tail
+    the API host keeps until it fills a part."""
+    return sum(part["size"] for part in upload.parts or [])
 
 
 def parse_upload_metadata(header: str | None) -> dict[str, str]:
@@ -95,17 +118,21 @@ def new_tus_upload(
     metadata: dict[str, str],
     owner_id: uuid.UUID | None,
     staging_key: str,
+    upload_id: uuid.UUID | None = None,
+    multipart_upload_id: str | None = None,
     now: datetime | None = None,
 ) -> TusUpload:
-    if length < 0 or length > MAX_UPLOAD_BYTES:
-        raise InvalidValue(f"Upload-Length must be between 0 and {MAX_UPLOAD_BYTES}", field="Upload-Length")
+    check_length(length)
     check_link(session, metadata.get("content_item_id"), metadata.get("language"))
     now = now or utcnow()
     upload = TusUpload(
+        id=upload_id or new_id(),
         length=length,
         offset=0,
         meta=metadata,
         staging_key=staging_key,
+        multipart_upload_id=multipart_upload_id,
+        parts=[],
         owner_id=owner_id,
         created_at=now,
         expires_at=now + TUS_EXPIRY,

@@ -1,10 +1,15 @@
 """Where clients fetch a variant: the CDN for public media when one is configured, otherwise a
-signed, expiring URL of the API (players and <img> tags cannot send bearer tokens)."""
+signed, expiring URL of the API (players and <img> tags cannot send bearer tokens).
+
+The signed URL signs a media id's published folders, not one file, and carries the signature in
+its path (`/api/v1/media/files/<media>/<expires>/<sig>/renditions/...`): an HLS master names its
+playlists and segments by relative URLs, and those resolve under the same signature."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 import uuid
 
@@ -32,7 +37,59 @@ def check(secret: str, variant_id: uuid.UUID, expires: int, sig: str, now: float
     return None
 
 
+FILES_PREFIX = "/api/v1/media/files"
+_PUBLISHED = re.compile(r"^(renditions|thumbnails)(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}){1,4}$")
+
+
+def files_signature(secret: str, media_id: uuid.UUID, expires: int) -> str:
+    return hmac.new(
+        secret.encode(), f"media-files:{media_id}:{expires}".encode(), hashlib.sha256
+    ).hexdigest()[:40]
+
+
+def files_base(secret: str, media_id: uuid.UUID, *, private: bool, now: float | None = None) -> str:
+    """The signed folder of a media id's published files (no trailing slash)."""
+    expires = int((now or time.time()) + (PRIVATE_TTL_S if private else PUBLIC_TTL_S))
+    return f"{FILES_PREFIX}/{media_id}/{expires}/{files_signature(secret, media_id, expires)}"
+
+
+def published_key(media_id: uuid.UUID, rest: str) -> str | None:
+    """The object key for the path under a signed folder, or None: only published renditions and
+    thumbnails (never the original), plain names, no `..`."""
+    return f"media/{media_id}/{rest}" if _PUBLISHED.match(rest) else None
+
+
+def check_files(
+    secret: str, media_id: uuid.UUID, expires: int, sig: str, now: float | None = None
+) -> str | None:
+    if not hmac.compare_digest(sig, files_signature(secret, media_id, expires)):
+        return "the link's signature does not match"
+    if expires < (now or time.time()):
+        return "the link has expired; ask the API for a fresh one"
+    return None
+
+
+_CROSS_MEDIA = re.compile(r'URI="\.\./\.\./\.\./([0-9a-f-]{36})/([^"]+)"')
+
+
+def sign_cross_media(playlist: str, secret: str, *, private: bool, now: float | None = None) -> str:
+    """A master names a dubbed track of another media by `../../../<media>/renditions/...`; under a
+    signed folder that must become that media's own signed folder."""
+
+    def swap(m: re.Match) -> str:
+        return f'URI="{files_base(secret, uuid.UUID(m.group(1)), private=private, now=now)}/{m.group(2)}"'
+
+    return _CROSS_MEDIA.sub(swap, playlist)
+
+
 def variant_url(cdn_base_url: str, key: str, secret: str, variant_id: uuid.UUID, *, private: bool) -> str:
     if cdn_base_url and not private:
         return f"{cdn_base_url.rstrip('/')}/{key}"
-    return signed_path(secret, variant_id, private=private)
+    parts = key.split("/", 2)
+    try:
+        media_id = uuid.UUID(parts[1]) if len(parts) == 3 and parts[0] == "media" else None
+    except ValueError:
+        media_id = None
+    if media_id is None or published_key(media_id, parts[2]) is None:
+        return signed_path(secret, variant_id, private=private)
+    return f"{files_base(secret, media_id, private=private)}/{parts[2]}"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
 from datetime import UTC
 from email.utils import format_datetime
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import anyio
 import msgspec
@@ -22,14 +24,16 @@ from multipart import MultipartSegment, ParserError, PushMultipartParser
 from sqlalchemy.orm import Session
 
 from domain.errors import DomainError, InvalidValue
+from domain.ids import new_id
 from domain.media import uploads, urls
 from domain.schema import MediaAsset, MediaJob, MediaVariant, TusUpload, utcnow
-from resources.upload_staging import UploadStaging
+from resources.object_store import ObjectStore, copy_stream
+from resources.upload_staging import TailMoved, UploadBusy, UploadStaging, lock
 from serving.auth.principal import Principal
 from serving.auth.security import AuthContext
 from serving.db import Database
 from serving.deployment import Backends
-from serving.media.staging import accept
+from serving.media.staging import accept, accept_stored
 from serving.permissions import CONTENT_READ, MEDIA_UPLOAD, PUBLIC, requires
 
 TUS_HEADERS = {"Tus-Resumable": uploads.TUS_VERSION}
@@ -336,7 +340,11 @@ class MediaController(Controller):
 
 class TusController(Controller):
     """tus 1.0 resumable uploads: core, creation, creation-with-upload, expiration, checksum
-    (sha256) and termination. Each PATCH carries at most `Thmnayah-Max-Chunk-Size` bytes."""
+    (sha256) and termination. Each PATCH carries at most `Thmnayah-Max-Chunk-Size` bytes.
+
+    The bytes go to the object store as the parts (`Thmnayah-Part-Size` each) of one multipart
+    upload per tus upload; the API host keeps only the unfilled tail of the next part. A part's
+    number and ETag are recorded with the upload once the chunk that completed it is accepted."""
 
     path = "/api/v1/media/tus"
     tags = ["media"]
@@ -352,6 +360,8 @@ class TusController(Controller):
                     "Tus-Max-Size": str(uploads.MAX_UPLOAD_BYTES),
                     "Tus-Checksum-Algorithm": "sha256",
                     "Thmnayah-Max-Chunk-Size": str(uploads.MAX_CHUNK_BYTES),
+                    # Chunks of whole parts are cheapest: no tail is carried from one PATCH to the next.
+                    "Thmnayah-Part-Size": str(uploads.PART_BYTES),
                 }
             )
         response.headers.update(TUS_HEADERS)
@@ -374,27 +384,41 @@ class TusController(Controller):
     ) -> Response[None]:
         _tus_required(request)
         length = _int_header(request, "upload-length")
+        uploads.check_length(length)
         metadata = uploads.parse_upload_metadata(request.headers.get("upload-metadata"))
-        upload_id = uuid.uuid4()
-        staged = staging.path(upload_id)
         owner = request.user.user_id
+        upload_id = new_id()
+        key = uploads.tus_staging_key(upload_id)
+        store = backends.object_store
+        multipart_id = await anyio.to_thread.run_sync(store.start_multipart, key)
 
         def create(session: Session) -> TusUpload:
-            upload = uploads.new_tus_upload(
-                session, length=length, metadata=metadata, owner_id=owner, staging_key=staged.name
+            return uploads.new_tus_upload(
+                session,
+                length=length,
+                metadata=metadata,
+                owner_id=owner,
+                staging_key=key,
+                upload_id=upload_id,
+                multipart_upload_id=multipart_id,
             )
-            return upload
 
-        upload = await db.write(create)
-        staging.path(upload.id).touch()
+        try:
+            upload = await db.write(create)
+        except Exception:
+            await anyio.to_thread.run_sync(store.abort_multipart, key, multipart_id)
+            raise
+        staging.tail(upload_id, 0).touch()
         headers = {
             **TUS_HEADERS,
             "Location": f"{self.path}/{upload.id}",
             "Upload-Expires": format_datetime(upload.expires_at.astimezone(UTC), usegmt=True),
         }
-        offset = 0
+        offset, media_id = 0, None
         if request.headers.get("content-type") == OFFSET_STREAM:
-            offset = await _append(request, db, backends, staging, upload.id, 0)
+            offset, media_id = await _append(request, db, backends, staging, upload.id, 0)
+        if media_id is not None:
+            headers["Thmnayah-Media-Id"] = str(media_id)
         return Response(None, status_code=201, headers={**headers, "Upload-Offset": str(offset)})
 
     @head(
@@ -443,39 +467,47 @@ class TusController(Controller):
         if request.headers.get("content-type") != OFFSET_STREAM:
             raise ClientException(status_code=415, detail=f"PATCH bodies must be {OFFSET_STREAM}")
         offset = _int_header(request, "upload-offset")
-        new_offset = await _append(request, db, backends, staging, upload_id, offset)
+        new_offset, media_id = await _append(request, db, backends, staging, upload_id, offset)
         headers = {**TUS_HEADERS, "Upload-Offset": str(new_offset)}
-        done = await db.read(lambda s: s.get(TusUpload, upload_id))
-        if done is not None and done.media_asset_id is not None:
-            headers["Thmnayah-Media-Id"] = str(done.media_asset_id)
+        if media_id is not None:
+            headers["Thmnayah-Media-Id"] = str(media_id)
         return Response(None, status_code=204, headers=headers)
 
     @delete(
         "/{upload_id:uuid}",
         opt=requires(MEDIA_UPLOAD),
         operation_id="tusTerminate",
-        summary="Abandon an upload and delete its bytes",
+        summary="Abandon an upload: abort its multipart upload and delete its bytes",
     )
     async def terminate(
         self,
         request: Request[Principal, object, object],
         upload_id: FromPath[uuid.UUID],
         db: NamedDependency[Database],
+        backends: NamedDependency[Backends],
         staging: NamedDependency[UploadStaging],
     ) -> Response[None]:
         _tus_required(request)
         owner = request.user.user_id
+        upload = await db.read(lambda s: _owned(s, upload_id, owner))
 
         def remove(session: Session) -> None:
-            upload = _owned(session, upload_id, owner)
-            if upload.completed_at is not None:
+            row = _owned(session, upload_id, owner)
+            if row.completed_at is not None:
                 raise ClientException(
                     status_code=409, detail="the upload is complete; delete the media instead"
                 )
-            session.delete(upload)
+            session.delete(row)
 
-        await db.write(remove)
-        staging.path(upload_id).unlink(missing_ok=True)
+        with ExitStack() as held:
+            try:  # wait for no PATCH in progress
+                held.enter_context(staging.hold(upload_id, upload.offset))
+            except UploadBusy as exc:
+                raise ClientException(status_code=423, detail=str(exc)) from exc
+            except TailMoved:
+                pass  # no tail on this host (or the upload just moved on): delete it all the same
+            await db.write(remove)
+            await _discard(backends.object_store, staging, upload)
         return Response(None, status_code=204, headers=TUS_HEADERS)
 
 
@@ -505,6 +537,48 @@ def _owned(session: Session, upload_id: uuid.UUID, owner: uuid.UUID) -> TusUploa
     return upload
 
 
+def _check_appendable(upload: TusUpload, offset: int) -> None:
+    if upload.completed_at is not None:
+        raise ClientException(status_code=409, detail="the upload is already complete")
+    if upload.expires_at <= utcnow():
+        raise ClientException(status_code=410, detail="the upload expired; start a new one")
+    if upload.multipart_upload_id is None:  # created before uploads went to the store in parts
+        raise ClientException(status_code=410, detail="the upload cannot be resumed; start a new one")
+    if offset != upload.offset:
+        raise ClientException(
+            status_code=409,
+            detail=f"Upload-Offset is {upload.offset}, not {offset}",
+            headers={"Upload-Offset": str(upload.offset)},
+        )
+
+
+@asynccontextmanager
+async def _held(db: Database, staging: UploadStaging, upload: TusUpload) -> AsyncIterator[IO[bytes]]:
+    """The upload's committed tail, locked: one request at a time writes an upload."""
+    try:
+        with staging.hold(upload.id, upload.offset) as tail:
+            yield tail
+    except UploadBusy as exc:
+        raise ClientException(status_code=423, detail=str(exc)) from exc
+    except TailMoved as exc:
+        current = await db.read(lambda s: s.get(TusUpload, upload.id))
+        if current is not None and current.offset == upload.offset:
+            raise RuntimeError(
+                f"tus upload {upload.id}: its tail is not on this API host (pin a tus upload to one host, "
+                "or share the uploads directory between hosts)"
+            ) from exc
+        raise ClientException(
+            status_code=409, detail="the upload moved on meanwhile; HEAD it and resume"
+        ) from exc
+
+
+async def _discard(store: ObjectStore, staging: UploadStaging, upload: TusUpload) -> None:
+    """Abort the upload's multipart upload and delete what the API host keeps of it."""
+    if upload.multipart_upload_id:
+        await anyio.to_thread.run_sync(store.abort_multipart, upload.staging_key, upload.multipart_upload_id)
+    staging.remove(upload.id)
+
+
 async def _append(
     request: Request,
     db: Database,
@@ -512,95 +586,150 @@ async def _append(
     staging: UploadStaging,
     upload_id: uuid.UUID,
     offset: int,
-) -> int:
-    """Write the body at `offset`; verify the chunk checksum; finish the upload when complete."""
+) -> tuple[int, uuid.UUID | None]:
+    """Append the body at `offset`. Bytes fill the tail; each full tail is sent as the next part.
+    Only when the whole chunk is in (and its Upload-Checksum matches) are the new parts recorded and
+    the new tail committed; a refused or interrupted chunk leaves offset, parts and tail as they
+    were (parts it sent are never listed, so completing the upload discards them). The last chunk
+    sends the tail as the last part and finishes the upload. Returns (offset, media id if done)."""
     owner = request.user.user_id
     upload = await db.read(lambda s: _owned(s, upload_id, owner))
-    if upload.completed_at is not None:
-        raise ClientException(status_code=409, detail="the upload is already complete")
-    if upload.expires_at <= utcnow():
-        raise ClientException(status_code=410, detail="the upload expired; start a new one")
-    if offset != upload.offset:
-        raise ClientException(
-            status_code=409,
-            detail=f"Upload-Offset is {upload.offset}, not {offset}",
-            headers={"Upload-Offset": str(upload.offset)},
-        )
+    _check_appendable(upload, offset)
     expected = uploads.parse_checksum(request.headers.get("upload-checksum"))
-    staged = staging.path(upload_id)
-    digest, written = hashlib.sha256(), 0
-    limit = min(uploads.MAX_CHUNK_BYTES, upload.length - offset)
-    with staged.open("r+b") as out:
-        out.seek(offset)
-        out.truncate()
-        try:
-            async for chunk in request.stream():
-                written += len(chunk)
-                if written > limit:
-                    raise ClientException(
-                        status_code=413,
-                        detail=(
-                            f"a PATCH carries at most {uploads.MAX_CHUNK_BYTES} bytes and never beyond Upload-Length"
-                        ),
-                    )
-                out.write(chunk)
-                digest.update(chunk)
-        except BaseException:
-            out.truncate(offset)  # an interrupted chunk is dropped; the client resumes from `offset`
-            raise
-        if expected is not None and digest.digest() != expected:
-            out.truncate(offset)
-            raise ChecksumMismatch(
-                "the chunk's sha256 does not match Upload-Checksum; resend it", field="Upload-Checksum"
+    store = backends.object_store
+    async with _held(db, staging, upload) as tail:
+        upload = await db.read(lambda s: _owned(s, upload_id, owner))  # it cannot move while held
+        _check_appendable(upload, offset)
+        work_path = staging.work(upload_id)
+        with work_path.open("w+b") as work:
+            lock(work)
+            committed = False
+            try:
+                written, parts = await _receive(request, store, upload, tail, work, expected)
+                new_offset = offset + written
+                if written == 0 and new_offset < upload.length:
+                    return offset, None
+                if written:
+                    work_path.rename(staging.tail(upload_id, new_offset))
+                    committed = True
+
+                    def advance(session: Session) -> None:
+                        row = session.get(TusUpload, upload_id, with_for_update=True)
+                        if row is None:
+                            raise NotFoundException(f"upload {upload_id} was terminated meanwhile")
+                        if row.offset != offset or len(row.parts) != len(upload.parts):
+                            raise ClientException(
+                                status_code=409, detail="the upload moved on meanwhile; HEAD it and resume"
+                            )
+                        row.offset = new_offset
+                        row.parts = [*row.parts, *parts]
+
+                    try:
+                        await db.write(advance)
+                    except BaseException:
+                        staging.tail(upload_id, new_offset).unlink(missing_ok=True)
+                        raise
+                    staging.tail(upload_id, offset).unlink(missing_ok=True)
+            finally:
+                if not committed:
+                    work_path.unlink(missing_ok=True)
+            if new_offset < upload.length:
+                return new_offset, None
+            # Finished (or a retry of a finish that failed midway): still holding the new tail's lock.
+            return new_offset, await _finish(db, store, staging, upload_id, owner)
+
+
+async def _receive(
+    request: Request,
+    store: ObjectStore,
+    upload: TusUpload,
+    tail: IO[bytes],
+    work: IO[bytes],
+    expected: bytes | None,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Stream the body into `work` (which starts as a copy of the committed tail), sending each full
+    part to the store as it fills; returns (bytes received, parts sent). Never holds more than one
+    network read in memory."""
+    tail_size = upload.offset - uploads.stored_bytes(upload)
+    copied = await anyio.to_thread.run_sync(copy_stream, tail, work, tail_size)
+    if copied != tail_size:
+        raise RuntimeError(f"tus upload {upload.id}: the tail holds {copied} bytes, not {tail_size}")
+    limit = min(uploads.MAX_CHUNK_BYTES, upload.length - upload.offset)
+    digest = hashlib.sha256() if expected is not None else None
+    filled, written, parts = tail_size, 0, []
+
+    async def send(size: int) -> None:
+        nonlocal filled
+        number = len(upload.parts) + len(parts) + 1
+        work.seek(0)
+        etag = await anyio.to_thread.run_sync(
+            store.put_part, upload.staging_key, upload.multipart_upload_id, number, work, size
+        )
+        parts.append({"number": number, "etag": etag, "size": size})
+        work.seek(0)
+        work.truncate()
+        filled = 0
+
+    async for chunk in request.stream():
+        written += len(chunk)
+        if written > limit:
+            raise ClientException(
+                status_code=413,
+                detail=f"a PATCH carries at most {uploads.MAX_CHUNK_BYTES} bytes and never beyond Upload-Length",
             )
-    new_offset = offset + written
-
-    def advance(session: Session) -> None:
-        row = session.get(TusUpload, upload_id, with_for_update=True)
-        if row is None or row.offset != offset:
-            raise ClientException(status_code=409, detail="the upload moved on meanwhile; HEAD it and resume")
-        row.offset = new_offset
-
-    await db.write(advance)
-    if new_offset == upload.length:
-        await _finish(db, backends, staging, upload, owner)
-    return new_offset
+        if digest is not None:
+            digest.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            take = min(len(view), uploads.PART_BYTES - filled)
+            work.write(view[:take])
+            filled += take
+            view = view[take:]
+            if filled == uploads.PART_BYTES:
+                await send(filled)
+    if digest is not None and digest.digest() != expected:
+        raise ChecksumMismatch(
+            "the chunk's sha256 does not match Upload-Checksum; resend it", field="Upload-Checksum"
+        )
+    if upload.offset + written == upload.length and filled:
+        await send(filled)  # the last part may be smaller than the others
+    work.flush()
+    return written, parts
 
 
 async def _finish(
-    db: Database, backends: Backends, staging: UploadStaging, upload: TusUpload, owner: uuid.UUID
-) -> None:
-    staged = staging.path(upload.id)
-    sha = await _sha256(staged)
+    db: Database, store: ObjectStore, staging: UploadStaging, upload_id: uuid.UUID, owner: uuid.UUID
+) -> uuid.UUID:
+    """Complete the multipart upload into the staging key, then check, hash, move and record it as
+    `accept` does for a multipart POST. A refusal (413/415/422) deletes the upload and its bytes."""
+    upload = await db.read(lambda s: s.get(TusUpload, upload_id))
+    key = upload.staging_key
+    parts = [(part["number"], part["etag"]) for part in upload.parts]
     try:
-        result = await accept(
+        if not await anyio.to_thread.run_sync(store.exists, key):  # else completed by an earlier try
+            await anyio.to_thread.run_sync(store.complete_multipart, key, upload.multipart_upload_id, parts)
+        result = await accept_stored(
             db,
-            backends.object_store,
-            staged,
-            sha256=sha,
+            store,
+            key,
             filename=upload.meta.get("filename", ""),
             content_item_id=upload.meta.get("content_item_id"),
             language=upload.meta.get("language"),
             uploaded_by=owner,
         )
     except DomainError:
-        await db.write(lambda s: s.delete(s.get(TusUpload, upload.id)))
+        await db.write(lambda s: s.delete(s.get(TusUpload, upload_id)))
+        staging.remove(upload_id)
         raise
 
     def complete(session: Session) -> None:
-        row = session.get(TusUpload, upload.id)
+        row = session.get(TusUpload, upload_id)
         row.completed_at = utcnow()
         row.media_asset_id = result.media_id
 
     await db.write(complete)
-
-
-async def _sha256(path) -> str:
-    import anyio
-
-    from serving.media.staging import sha256_file
-
-    return await anyio.to_thread.run_sync(sha256_file, path)
+    staging.remove(upload_id)
+    return result.media_id
 
 
 __all__ = ["MediaController", "TusController"]

@@ -66,7 +66,7 @@ def test_sensor_adds_partitions_and_requests_one_run_per_upload(env, clip) -> No
         result = media_uploads_sensor(context)
     assert [r.partition_key for r in result.run_requests] == ids
     assert [r.run_key for r in result.run_requests] == [f"media-{i}" for i in ids]
-    assert result.dynamic_partitions_requests[0].partition_keys == ids
+    assert instance.get_dynamic_partitions(media_partitions.name) == ids  # added in bulk by the tick
     with dg.build_sensor_context(
         instance=instance, resources={"database": database}, cursor=result.cursor
     ) as context:
@@ -83,13 +83,11 @@ def test_a_burst_of_uploads_is_one_tick(env) -> None:
             media_id = new_id()
             record_event(session, "media.uploaded", "media", media_id, {"id": str(media_id)})
     engine.dispose()
-    with dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(), resources={"database": database}
-    ) as context:
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(instance=instance, resources={"database": database}) as context:
         result = media_uploads_sensor(context)
-    assert (
-        len(result.run_requests) == 2000 and len(result.dynamic_partitions_requests[0].partition_keys) == 2000
-    )
+    assert len(result.run_requests) == 2000
+    assert len(instance.get_dynamic_partitions(media_partitions.name)) == 2000
 
 
 def test_metadata_asset_probes_the_original(env, clip) -> None:
@@ -157,17 +155,36 @@ def test_thumbnails_avoid_black_frames_and_never_upscale(env, tmp_path) -> None:
     assert result.success
     shown = result.asset_materializations_for_node("media_thumbnails")[0].metadata
     assert shown["frame_time_s"].value > 4.0 and shown["frame_detail"].value > 10
+    assert shown["storyboard_tiles"].value == 5 and shown["storyboard_interval_s"].value == 2.0
     with database.session() as session:
         variants = session.scalars(
             sa.select(MediaVariant).where(MediaVariant.media_asset_id == media_id)
         ).all()
-        sizes = sorted({(v.width, v.height) for v in variants})
+        posters = [v for v in variants if v.variant_type == "poster"]
+        sizes = sorted({(v.width, v.height) for v in posters})
         assert sizes == [(320, 180), (640, 360)]  # 1280 would upscale a 640-wide source
-        assert sorted(v.format for v in variants) == ["jpg", "jpg", "webp", "webp"]
-        for v in variants:
+        assert sorted(v.format for v in posters) == ["jpg", "jpg", "webp", "webp"]
+        for v in posters:
             data = store.get_bytes(v.s3_key)
             assert len(data) == v.file_size > 0
             assert data.startswith(b"\xff\xd8") if v.format == "jpg" else data[8:12] == b"WEBP"
+        # The storyboard: a 5-tile sprite (10 s at one tile per 2 s) and the VTT beside it.
+        board = {v.format: v for v in variants if v.variant_type == "storyboard"}
+        assert sorted(board) == ["jpg", "vtt"] and len(variants) == 6
+        sprite, vtt = board["jpg"], board["vtt"]
+        assert (sprite.s3_key, vtt.s3_key) == (
+            f"media/{media_id}/thumbnails/storyboard.jpg",
+            f"media/{media_id}/thumbnails/storyboard.vtt",
+        )
+        assert (sprite.width, sprite.height) == (5 * 160, 90)
+        sprite_bytes = store.get_bytes(sprite.s3_key)
+        assert sprite_bytes.startswith(b"\xff\xd8") and len(sprite_bytes) == sprite.file_size
+        text = store.get_bytes(vtt.s3_key).decode()
+        assert len(text.encode()) == vtt.file_size and text.startswith("WEBVTT\n")
+        targets = [line for line in text.splitlines() if "#xywh=" in line]
+        # A relative reference: it resolves to the sprite beside the VTT, wherever the folder is served.
+        assert targets == [f"storyboard.jpg#xywh={i * 160},0,160,90" for i in range(5)]
+        assert "00:00:08.000 --> 00:00:10.000" in text
     # Idempotent: a re-run replaces the set instead of adding to it.
     dg.materialize(
         [media_thumbnails],
@@ -176,7 +193,7 @@ def test_thumbnails_avoid_black_frames_and_never_upscale(env, tmp_path) -> None:
         resources={"database": database, "object_store": store},
     )
     with database.session() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(MediaVariant)) == 4
+        assert session.scalar(sa.select(sa.func.count()).select_from(MediaVariant)) == 6
 
 
 def test_thumbnail_time_does_not_grow_with_length(tmp_path) -> None:

@@ -106,9 +106,13 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
         _wait("the Dagster UI", lambda: _get(f"http://127.0.0.1:{ui_port}/server_info"), 240, proc, log)
         nodes = _graphql(graphql, "{ assetNodes { assetKey { path } groupName description } }")["assetNodes"]
         keys = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-        assert {"content_items_snapshot", "stg_cms__content_items", "dim_content", "media_metadata"} <= set(
-            keys
-        )
+        assert {
+            "content_items_snapshot",
+            "stg_cms__content_items",
+            "dim_content",
+            "media_metadata",
+            "media_renditions",
+        } <= set(keys)
         assert all(n["groupName"] and n["description"] for n in nodes)
 
         def published() -> bool:
@@ -126,15 +130,15 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
 
         _wait("the demo assets (dbt mart) to materialize", materialized, 400, proc, log)
 
-        def media_probed() -> bool:
+        def media_rendered() -> bool:  # the demo's video, its Arabic dub and its photo
             data = _graphql(
                 graphql,
-                '{ assetNodes(assetKeys: [{path: ["media_metadata"]}]) '
-                "{ assetMaterializations(limit: 1) { partition } } }",
+                '{ assetNodes(assetKeys: [{path: ["media_renditions"]}]) '
+                "{ assetMaterializations(limit: 5) { partition } } }",
             )
-            return bool(data["assetNodes"][0]["assetMaterializations"])
+            return len({m["partition"] for m in data["assetNodes"][0]["assetMaterializations"]}) >= 3
 
-        _wait("the demo upload's media partition to materialize", media_probed, 300, proc, log)
+        _wait("the demo uploads' renditions to materialize", media_rendered, 400, proc, log)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

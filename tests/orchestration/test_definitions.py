@@ -13,8 +13,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from assets.media import media_partitions
 from domain import content
 from domain.db import sync_engine
+from domain.ids import new_id
+from domain.media.uploads import record_upload
 from domain.migrate import upgrade
 from domain.schema import ContentItem, OutboxEvent
 from domain.settings import Settings
@@ -24,6 +27,7 @@ from orchestration.jobs import auth_housekeeping_job, outbox_relay_job, publish_
 from resources.database import OperationalDatabase
 from resources.event_bus import NatsEventBus, OutboxEventBus
 from sensors.cms import content_changes_sensor, outbox_relay_sensor, scheduled_content_sensor
+from sensors.media import MEDIA_ANALYSIS_GROUP, analysis_assets
 
 
 @pytest.fixture
@@ -256,6 +260,7 @@ def test_tus_cleanup_removes_expired_unfinished_uploads_and_their_bytes(migrated
     from domain.media.uploads import new_tus_upload
     from domain.schema import TusUpload
     from orchestration.jobs import tus_cleanup_job
+    from resources.object_store import LocalObjectStore
     from resources.upload_staging import UploadStaging
 
     staging = UploadStaging(root=str(data_dir / "uploads"))
@@ -271,10 +276,52 @@ def test_tus_cleanup_removes_expired_unfinished_uploads_and_their_bytes(migrated
     staging.path(stale_id).write_bytes(b"12345")
     staging.path(live_id).write_bytes(b"123")
     run = tus_cleanup_job.execute_in_process(
-        resources={"database": OperationalDatabase(url=migrated_url), "upload_staging": staging}
+        resources={
+            "database": OperationalDatabase(url=migrated_url),
+            "upload_staging": staging,
+            "object_store": LocalObjectStore(root=str(data_dir / "objects")),
+        }
     )
     assert run.success and run.output_for_node("purge_expired_uploads") == 1
     with Session(engine) as session:
         assert [u.id for u in session.scalars(sa.select(TusUpload))] == [live_id]
     engine.dispose()
     assert not staging.path(stale_id).exists() and staging.path(live_id).read_bytes() == b"123"
+
+
+@dg.asset(partitions_def=media_partitions, group_name=MEDIA_ANALYSIS_GROUP)
+def media_analysis_probe() -> None:
+    """Stands in for the transcription and moderation assets of a later issue."""
+
+
+def test_media_sensor_takes_the_retention_setting_and_analysis_assets_join_the_media_job(
+    local_settings: Settings,
+) -> None:
+    upgrade(local_settings.database_url)
+    engine = sync_engine(local_settings.database_url)
+    with Session(engine) as session, session.begin():
+        media_id = new_id()
+        _, job = record_upload(session, media_id=media_id, kind="video", mime="video/mp4", size=1, sha256="",
+                               filename="a.mp4", metadata={}, content_item_id=None, language=None,
+                               uploaded_by=None)  # fmt: skip
+        job.status, job.finished_at = "completed", datetime.now(UTC) - timedelta(days=8)
+    engine.dispose()
+    kept = {}
+    for days in (7, 30):  # the upload is a partition already and its event read (cursor: its seq)
+        defs = build_definitions(local_settings.with_(media_partition_retention_days=days))
+        sensor = defs.get_repository_def().get_sensor_def("media_uploads_sensor")
+        with (
+            dg.DagsterInstance.ephemeral() as instance,
+            dg.build_sensor_context(
+                instance=instance, definitions=defs, resources=defs.resources, cursor="1"
+            ) as context,
+        ):
+            instance.add_dynamic_partitions(media_partitions.name, [str(media_id)])
+            sensor(context)
+            kept[days] = instance.get_dynamic_partitions(media_partitions.name)
+    assert kept == {7: [], 30: [str(media_id)]}
+
+    assert analysis_assets(defs.get_repository_def()) == []
+    repo = dg.Definitions.merge(defs, dg.Definitions(assets=[media_analysis_probe])).get_repository_def()
+    assert analysis_assets(repo) == [media_analysis_probe.key]
+    assert media_analysis_probe.key in repo.get_job("media_job").asset_layer.executable_asset_keys

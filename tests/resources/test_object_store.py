@@ -1,4 +1,5 @@
-"""One contract for every object store: a local directory and S3 (moto's server, over HTTP)."""
+"""One contract for every object store: a local directory and S3 (moto's server, over HTTP), for whole
+objects and multipart uploads."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ import uuid
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
-from resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore, check_key
+from resources.object_store import (
+    MIN_PART_BYTES,
+    MULTIPART_DIR,
+    LocalObjectStore,
+    ObjectStore,
+    S3ObjectStore,
+    check_key,
+)
 
 MB = 1024 * 1024
 MULTIPART_THRESHOLD = 8 * MB  # boto3's default TransferConfig.multipart_threshold
@@ -38,6 +47,15 @@ class RecordingReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
 
     def read(self, size: int = -1) -> bytes:
         self.reads.append(size)
@@ -248,3 +266,183 @@ def test_s3_creates_its_bucket_outside_us_east_1(aws_credentials: None, s3_endpo
     location = store.client().get_bucket_location(Bucket=store.bucket)["LocationConstraint"]
     assert location == "eu-west-1"
     assert store.health() == {"backend": "s3", "bucket": store.bucket, "endpoint": s3_endpoint}
+
+
+# ---------------------------------------------------------------------------------------- multipart
+
+
+def _open_uploads(store: ObjectStore) -> list:
+    """Multipart uploads neither completed nor aborted."""
+    if isinstance(store, S3ObjectStore):
+        return store.client().list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    return list((Path(store.root) / MULTIPART_DIR).glob("*"))
+
+
+def _blocks(*sizes: int) -> list[bytes]:
+    return [bytes([65 + i]) * size for i, size in enumerate(sizes)]
+
+
+def test_multipart_upload_assembles_the_listed_parts(store: ObjectStore) -> None:
+    first, second, last = _blocks(MIN_PART_BYTES, MIN_PART_BYTES + 3, 17)
+    upload_id = store.start_multipart("uploads/tus/a", content_type="video/mp4")
+    # Out of order, and part 1 twice: the last put of a number wins.
+    etag2 = store.put_part("uploads/tus/a", upload_id, 2, io.BytesIO(second), len(second))
+    stale = store.put_part("uploads/tus/a", upload_id, 1, io.BytesIO(b"x" * MIN_PART_BYTES), MIN_PART_BYTES)
+    etag1 = store.put_part("uploads/tus/a", upload_id, 1, io.BytesIO(first), len(first))
+    etag3 = store.put_part("uploads/tus/a", upload_id, 3, io.BytesIO(last + b"not this"), len(last))
+    assert len({stale, etag1, etag2, etag3}) == 4
+    assert store.list_parts("uploads/tus/a", upload_id) == [
+        (1, etag1, len(first)),
+        (2, etag2, len(second)),
+        (3, etag3, len(last)),
+    ]
+    # Parts in progress are not objects.
+    assert list(store.list()) == [] and not store.exists("uploads/tus/a")
+    assert len(_open_uploads(store)) == 1
+
+    store.complete_multipart("uploads/tus/a", upload_id, [(1, etag1), (2, etag2), (3, etag3)])
+    assert store.get_bytes("uploads/tus/a") == first + second + last
+    assert store.size("uploads/tus/a") == len(first + second + last)
+    assert list(store.list()) == ["uploads/tus/a"]
+    assert _open_uploads(store) == []
+
+
+def test_unlisted_parts_are_discarded(store: ObjectStore) -> None:
+    first, second = _blocks(MIN_PART_BYTES, 10)
+    upload_id = store.start_multipart("k")
+    etag1 = store.put_part("k", upload_id, 1, io.BytesIO(first), len(first))
+    store.put_part("k", upload_id, 2, io.BytesIO(second), len(second))
+    store.complete_multipart("k", upload_id, [(1, etag1)])
+    assert store.get_bytes("k") == first
+    assert _open_uploads(store) == []
+
+
+def test_multipart_refuses_what_s3_refuses(store: ObjectStore) -> None:
+    small, last = _blocks(1024, 10)
+    upload_id = store.start_multipart("k")
+    etag1 = store.put_part("k", upload_id, 1, io.BytesIO(small), len(small))
+    etag2 = store.put_part("k", upload_id, 2, io.BytesIO(last), len(last))
+    with pytest.raises((ValueError, ClientError), match="EntityTooSmall|smaller than"):
+        store.complete_multipart("k", upload_id, [(1, etag1), (2, etag2)])
+    with pytest.raises((ValueError, ClientError), match="InvalidPart|ETag"):
+        store.complete_multipart("k", upload_id, [(2, etag1)])
+    with pytest.raises(ValueError, match="ascending"):
+        store.complete_multipart("k", upload_id, [(2, etag2), (1, etag1)])
+    with pytest.raises(ValueError, match="part numbers"):
+        store.put_part("k", upload_id, 0, io.BytesIO(b"x"), 1)
+    assert not store.exists("k")
+    # A single part may be as small as it likes: it is the last.
+    store.complete_multipart("k", upload_id, [(1, etag1)])
+    assert store.get_bytes("k") == small
+
+
+def test_abort_discards_every_part(store: ObjectStore) -> None:
+    upload_id = store.start_multipart("uploads/tus/gone")
+    store.put_part("uploads/tus/gone", upload_id, 1, io.BytesIO(b"abc"), 3)
+    other = store.start_multipart("uploads/tus/kept")
+    store.abort_multipart("uploads/tus/gone", upload_id)
+    assert len(_open_uploads(store)) == 1  # only the other upload
+    store.abort_multipart("uploads/tus/gone", upload_id)  # aborting what is gone is not an error
+    assert not store.exists("uploads/tus/gone") and list(store.list()) == []
+    store.abort_multipart("uploads/tus/kept", other)
+    assert _open_uploads(store) == []
+
+
+def test_put_part_streams_a_file_from_its_position(store: ObjectStore, tmp_path: Path) -> None:
+    source = tmp_path / "tail.bin"
+    digest = _big_file(source, MIN_PART_BYTES + 100)
+    upload_id = store.start_multipart("p")
+    reader = RecordingReader(source)
+    with reader:
+        etag = store.put_part("p", upload_id, 1, reader, MIN_PART_BYTES + 100)  # type: ignore[arg-type]
+    assert -1 not in reader.reads and max(reader.reads, default=0) < MIN_PART_BYTES + 100
+    with source.open("rb") as f:
+        f.seek(100)
+        tail_etag = store.put_part("p", upload_id, 2, f, MIN_PART_BYTES)
+        assert f.tell() == 100 + MIN_PART_BYTES
+    store.complete_multipart("p", upload_id, [(1, etag), (2, tail_etag)])
+    data = store.get_bytes("p")
+    assert hashlib.sha256(data[: MIN_PART_BYTES + 100]).hexdigest() == digest
+    assert data[MIN_PART_BYTES + 100 :] == source.read_bytes()[100 : 100 + MIN_PART_BYTES]
+
+
+def test_seekable_reads_urls_and_moves(store: ObjectStore) -> None:
+    import urllib.request
+
+    data = bytes(range(256)) * 1024
+    store.put_bytes("uploads/tus/x", data)
+    assert store.size("uploads/tus/x") == len(data)
+    with store.open_seekable("uploads/tus/x") as stream:
+        assert stream.seek(0, io.SEEK_END) == len(data)
+        stream.seek(1000)
+        assert stream.read(5) == data[1000:1005]
+        stream.seek(len(data) - 3)
+        assert stream.read(10) == data[-3:]
+    url = store.read_url("uploads/tus/x")
+    if isinstance(store, LocalObjectStore):
+        assert url.startswith("file:/") and Path(url.removeprefix("file:")).read_bytes() == data
+    else:
+        with urllib.request.urlopen(url) as response:  # presigned: no credentials needed
+            assert response.read() == data
+
+    store.move("uploads/tus/x", "media/m/original", content_type="audio/wav")
+    assert not store.exists("uploads/tus/x") and store.get_bytes("media/m/original") == data
+    assert list(store.list()) == ["media/m/original"]
+    if isinstance(store, S3ObjectStore):
+        head = store.client().head_object(Bucket=store.bucket, Key=store._key("media/m/original"))
+        assert head["ContentType"] == "audio/wav"
+    for missing in (store.size, store.open_seekable):
+        with pytest.raises(FileNotFoundError):
+            missing("nope")
+    with pytest.raises(FileNotFoundError):
+        store.move("nope", "elsewhere")
+
+
+def test_local_multipart_stays_out_of_keys(tmp_path: Path) -> None:
+    store = LocalObjectStore(root=str(tmp_path / "root"))
+    upload_id = store.start_multipart("a/b")
+    with pytest.raises(ValueError):
+        check_key(f"{MULTIPART_DIR}/{upload_id}/key")  # no key reaches the parts
+    with pytest.raises(ValueError, match="upload id"):
+        store.put_part("a/b", "../../etc", 1, io.BytesIO(b"x"), 1)
+    with pytest.raises(ValueError, match="not an upload of"):
+        store.put_part("a/c", upload_id, 1, io.BytesIO(b"x"), 1)
+    with pytest.raises(ValueError, match="held 1 bytes"):
+        store.put_part("a/b", upload_id, 1, io.BytesIO(b"x"), 2)
+    store.abort_multipart("a/b", upload_id)
+    with pytest.raises(FileNotFoundError):
+        store.put_part("a/b", upload_id, 1, io.BytesIO(b"x"), 1)
+
+
+def test_a_part_put_again_replaces_the_old_one(store: ObjectStore) -> None:
+    one, two, three, two_again, two_longer = _blocks(*[MIN_PART_BYTES] * 4, MIN_PART_BYTES + 1)
+    upload_id = store.start_multipart("r")
+    etags = [
+        store.put_part("r", upload_id, n, io.BytesIO(b), len(b)) for n, b in enumerate((one, two, three), 1)
+    ]
+    # The same size in the middle, then another size: each time the old ETag stops being valid.
+    again = store.put_part("r", upload_id, 2, io.BytesIO(two_again), len(two_again))
+    with pytest.raises((ValueError, ClientError), match="InvalidPart|ETag"):
+        store.complete_multipart("r", upload_id, [(1, etags[0]), (2, etags[1]), (3, etags[2])])
+    longer = store.put_part("r", upload_id, 2, io.BytesIO(two_longer), len(two_longer))
+    with pytest.raises((ValueError, ClientError), match="InvalidPart|ETag"):
+        store.complete_multipart("r", upload_id, [(1, etags[0]), (2, again), (3, etags[2])])
+    store.complete_multipart("r", upload_id, [(1, etags[0]), (2, longer), (3, etags[2])])
+    assert store.get_bytes("r") == one + two_longer + three
+
+
+def test_local_parts_in_order_complete_without_copying(tmp_path: Path) -> None:
+    store = LocalObjectStore(root=str(tmp_path / "root"))
+    first, second, extra = _blocks(MIN_PART_BYTES, 100, 50)
+    upload_id = store.start_multipart("media/x")
+    etag1 = store.put_part("media/x", upload_id, 1, io.BytesIO(first), len(first))
+    store.put_part("media/x", upload_id, 2, io.BytesIO(extra), len(extra))
+    etag2 = store.put_part("media/x", upload_id, 2, io.BytesIO(second), len(second))  # the last, rewritten
+    store.put_part("media/x", upload_id, 3, io.BytesIO(extra), len(extra))  # sent, never listed
+    data = tmp_path / "root" / MULTIPART_DIR / upload_id / "data"
+    inode = data.stat().st_ino
+    store.complete_multipart("media/x", upload_id, [(1, etag1), (2, etag2)])
+    final = tmp_path / "root" / "media" / "x"
+    assert final.read_bytes() == first + second
+    assert final.stat().st_ino == inode  # renamed, not copied
+    assert list(store.list()) == ["media/x"] and _open_uploads(store) == []

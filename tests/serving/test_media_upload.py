@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import subprocess
+import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
+from sqlalchemy.orm import Session
 
 from domain.db import sync_engine
+from domain.media import uploads
 from domain.schema import MediaAsset, MediaJob, OutboxEvent, TusUpload
+from resources.object_store import MULTIPART_DIR, ObjectStore, S3ObjectStore
 
 API = "/api/v1/media"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -326,17 +333,277 @@ async def test_variants_after_processing_have_working_signed_urls(
     listed = await client.get(f"{API}/{media_id}/variants")
     assert listed.status_code == 200, listed.text
     variants = listed.json()["variants"]
-    assert {(v["width"], v["format"]) for v in variants} == {
-        (320, "jpg"),
-        (320, "webp"),
-    }  # the clip is 320 wide
+    posters = {(v["width"], v["format"]) for v in variants if v["variant_type"] == "poster"}
+    assert posters == {(320, "jpg"), (320, "webp")}  # the clip is 320 wide
+    assert {v["format"] for v in variants if v["variant_type"] == "storyboard"} == {"jpg", "vtt"}
+    types = {"jpg": "image/jpeg", "webp": "image/webp", "vtt": "text/vtt"}
     for v in variants:
         fetched = await anonymous.get(v["url"])  # no token: the signature is the permission
         assert fetched.status_code == 200 and len(fetched.content) == v["file_size"]
-        assert fetched.headers["content-type"].startswith(
-            "image/jpeg" if v["format"] == "jpg" else "image/webp"
+        assert fetched.headers["content-type"].startswith(types[v["format"]])
+    url = variants[0]["url"]  # /api/v1/media/files/<media>/<expires>/<sig>/thumbnails/...
+    prefix = "/".join(url.split("/")[:6])
+    expires, sig = url.split("/")[6], url.split("/")[7]
+    rest = "/".join(url.split("/")[8:])
+    forged = ("1" if sig[0] == "0" else "0") + sig[1:]
+    assert (await anonymous.get(f"{prefix}/{expires}/{forged}/{rest}")).status_code == 403
+    assert (await anonymous.get(f"{prefix}/1000/{sig}/{rest}")).status_code == 403
+    assert (await anonymous.get(f"{prefix}/{expires}/{sig}/original")).status_code == 404
+
+
+# ------------------------------------------------------------ tus chunks as object-store multipart parts
+
+MiB = 1024 * 1024
+OFFSET_STREAM = "application/offset+octet-stream"
+
+
+@pytest.fixture(scope="session")
+def long_wav(tmp_path_factory) -> Path:
+    """About 17.4 MiB of real audio: two whole 8 MiB parts and a tail."""
+    path = tmp_path_factory.mktemp("tus") / "talk.wav"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=95",
+         "-ac", "2", "-c:a", "pcm_s16le", str(path)],
+        check=True,
+    )  # fmt: skip
+    assert 2 * uploads.PART_BYTES < path.stat().st_size < 3 * uploads.PART_BYTES
+    return path
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, client: AsyncTestClient) -> ObjectStore:
+    """The app's object store: the local directory, or S3 (moto's server, over HTTP)."""
+    backends = client.app.dependencies["backends"].dependency()
+    if request.param == "s3":
+        request.getfixturevalue("aws_credentials")
+        backends.object_store = S3ObjectStore(
+            bucket=f"tus-{uuid.uuid4().hex[:16]}",
+            endpoint_url=request.getfixturevalue("s3_endpoint"),
+            create_bucket=True,
         )
-    url = variants[0]["url"]
-    assert (await anonymous.get(url.replace("sig=", "sig=0"))).status_code == 403
-    expired = url.split("expires=")[0] + "expires=1000&sig=" + url.split("sig=")[1]
-    assert (await anonymous.get(expired)).status_code == 403
+    return backends.object_store
+
+
+def open_multipart_uploads(store: ObjectStore) -> list:
+    if isinstance(store, S3ObjectStore):
+        return store.client().list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    return list((Path(store.root) / MULTIPART_DIR).glob("*"))
+
+
+def sent_parts(store: ObjectStore, row: TusUpload) -> list[int]:
+    """Part numbers the object store holds for the upload, recorded or not."""
+    return [number for number, _, _ in store.list_parts(row.staging_key, row.multipart_upload_id)]
+
+
+def tus_row(url: str, upload_id: str) -> TusUpload | None:
+    engine = sync_engine(url)
+    with Session(engine) as session:
+        row = session.get(TusUpload, uuid.UUID(upload_id))
+    engine.dispose()
+    return row
+
+
+def staged_files(data_dir: Path) -> list[Path]:
+    return sorted((data_dir / "uploads").iterdir())
+
+
+async def tus_create(client: AsyncTestClient, length: int, filename: str = "talk.wav") -> str:
+    created = await client.post(
+        f"{API}/tus",
+        headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": f"filename {b64(filename)}"},
+    )
+    assert created.status_code == 201, created.text
+    return created.headers["location"]
+
+
+async def tus_patch(
+    client: AsyncTestClient, location: str, offset: int, data: bytes, *, check: bytes | None = None
+):
+    headers = {**TUS, "Upload-Offset": str(offset), "Content-Type": OFFSET_STREAM}
+    if check is not None:
+        headers["Upload-Checksum"] = checksum(check)
+    return await client.patch(location, content=data, headers=headers)
+
+
+def asgi_patch(client: AsyncTestClient, location: str, offset: int, length: int, messages: list):
+    """Start a PATCH through the ASGI interface, as a server drives the app, with the request
+    messages given (`http.disconnect` is what a server sends when the client's connection drops; a
+    callable is awaited for its message). Runs on the test client's event loop; returns a future of
+    the response messages."""
+    headers = [
+        (b"host", b"testserver.local"),
+        (b"authorization", client.headers["Authorization"].encode()),
+        (b"tus-resumable", b"1.0.0"),
+        (b"upload-offset", str(offset).encode()),
+        (b"content-type", OFFSET_STREAM.encode()),
+        (b"content-length", str(length).encode()),
+    ]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "PATCH",
+             "scheme": "http", "path": location, "raw_path": location.encode(), "query_string": b"",
+             "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
+             "server": ("testserver.local", 80), "extensions": {}}  # fmt: skip
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        message = messages.pop(0) if messages else {"type": "http.disconnect"}
+        return await message() if callable(message) else message
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def run() -> list[dict]:
+        await client.app(scope, receive, send)
+        return sent
+
+    return client.blocking_portal.start_task_soon(run)
+
+
+async def test_tus_chunks_become_parts_and_an_identical_original(
+    client, store, long_wav, migrated_url, data_dir
+) -> None:
+    data = long_wav.read_bytes()
+    part = uploads.PART_BYTES
+    location = await tus_create(client, len(data))
+    upload_id = location.rsplit("/", 1)[1]
+    held = lambda: sum(p.stat().st_size for p in staged_files(data_dir))  # noqa: E731
+
+    # 1. 5 MiB + 3: no part is full yet; the bytes wait in the tail on the API host.
+    a = 5 * MiB + 3
+    first = await tus_patch(client, location, 0, data[:a], check=data[:a])
+    assert first.status_code == 204 and first.headers["upload-offset"] == str(a)
+    assert tus_row(migrated_url, upload_id).parts == [] and held() == a
+
+    # 2. A chunk that fills part 1 but fails its checksum: 460, nothing recorded, the tail as it was.
+    b = a + 7 * MiB
+    bad = await tus_patch(client, location, a, data[a:b], check=b"not these bytes")
+    assert bad.status_code == 460, bad.text
+    row = tus_row(migrated_url, upload_id)
+    assert (row.offset, row.parts) == (a, []) and held() == a
+    assert sent_parts(store, row) == [1]  # sent before the checksum could be known, never listed
+    assert (await client.head(location, headers=TUS)).headers["upload-offset"] == str(a)
+
+    good = await tus_patch(client, location, a, data[a:b], check=data[a:b])
+    assert good.status_code == 204 and good.headers["upload-offset"] == str(b)
+    row = tus_row(migrated_url, upload_id)
+    assert [(p["number"], p["size"]) for p in row.parts] == [(1, part)]
+    assert held() == b - part < part  # only the unfilled tail stays on the API host
+
+    # 3. The connection drops after 6 MiB (part 2 was filled and sent): the chunk is dropped.
+    cut = 6 * MiB
+    dropped = asgi_patch(
+        client,
+        location,
+        b,
+        len(data) - b,
+        [{"type": "http.request", "body": data[b : b + cut], "more_body": True}, {"type": "http.disconnect"}],
+    )
+    assert b"client disconnected" in dropped.result()[-1]["body"]  # what the server saw
+    row = tus_row(migrated_url, upload_id)
+    assert (row.offset, len(row.parts)) == (b, 1) and held() == b - part
+    assert sent_parts(store, row) == [1, 2]
+    head = await client.head(location, headers=TUS)
+    assert head.headers["upload-offset"] == str(b)
+
+    # 4. Resume from the stored offset to the end: the last part is the tail.
+    rest = await tus_patch(client, location, b, data[b:])
+    assert rest.status_code == 204, rest.text
+    media_id = rest.headers["thmnayah-media-id"]
+    row = tus_row(migrated_url, upload_id)
+    assert [(p["number"], p["size"]) for p in row.parts] == [(1, part), (2, part), (3, len(data) - 2 * part)]
+    assert row.completed_at is not None and str(row.media_asset_id) == media_id
+    [asset] = rows(migrated_url, MediaAsset)
+    assert str(asset.id) == media_id and asset.content_type == "audio" and asset.file_size == len(data)
+    original = store.get_bytes(asset.s3_key)
+    assert hashlib.sha256(original).hexdigest() == hashlib.sha256(data).hexdigest() == asset.sha256
+    # Nothing left behind: no multipart upload, no staged object, no tail.
+    assert open_multipart_uploads(store) == []
+    assert list(store.list()) == [asset.s3_key]
+    assert staged_files(data_dir) == []
+    if isinstance(store, S3ObjectStore):
+        head = store.client().head_object(Bucket=store.bucket, Key=asset.s3_key)
+        assert head["ContentType"] == "audio/wav"
+
+
+async def test_tus_termination_aborts_the_multipart_upload(
+    client, store, long_wav, migrated_url, data_dir
+) -> None:
+    data = long_wav.read_bytes()
+    location = await tus_create(client, len(data))
+    assert len(open_multipart_uploads(store)) == 1
+    nine = 9 * MiB
+    assert (await tus_patch(client, location, 0, data[:nine])).status_code == 204
+    assert len(tus_row(migrated_url, location.rsplit("/", 1)[1]).parts) == 1
+    assert (await client.delete(location, headers=TUS)).status_code == 204
+    assert open_multipart_uploads(store) == []
+    assert staged_files(data_dir) == [] and list(store.list()) == []
+    assert (await client.head(location, headers=TUS)).status_code == 404
+    assert (await tus_patch(client, location, nine, data[nine:])).status_code == 404
+
+
+async def test_expired_tus_uploads_are_cleaned_up_with_their_parts(
+    client, store, long_wav, migrated_url, data_dir
+) -> None:
+    from orchestration.jobs import tus_cleanup_job
+    from resources.database import OperationalDatabase
+    from resources.upload_staging import UploadStaging
+
+    data = long_wav.read_bytes()
+    stale = await tus_create(client, len(data))
+    live = await tus_create(client, len(data))
+    nine = 9 * MiB
+    for location in (stale, live):
+        assert (await tus_patch(client, location, 0, data[:nine])).status_code == 204
+    engine = sync_engine(migrated_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(TusUpload)
+            .where(TusUpload.id == uuid.UUID(stale.rsplit("/", 1)[1]))
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    engine.dispose()
+    assert (await tus_patch(client, stale, nine, data[nine:])).status_code == 410
+    resources = {
+        "database": OperationalDatabase(url=migrated_url),
+        "upload_staging": UploadStaging(root=str(data_dir / "uploads")),
+        "object_store": store,
+    }
+    run = await anyio.to_thread.run_sync(lambda: tus_cleanup_job.execute_in_process(resources=resources))
+    assert run.success and run.output_for_node("purge_expired_uploads") == 1
+    assert [row.id for row in rows(migrated_url, TusUpload)] == [uuid.UUID(live.rsplit("/", 1)[1])]
+    assert len(open_multipart_uploads(store)) == 1  # the live one's
+    assert [p.name.split(".")[0] for p in staged_files(data_dir)] == [live.rsplit("/", 1)[1]]
+    done = await tus_patch(client, live, nine, data[nine:])
+    assert done.status_code == 204 and open_multipart_uploads(store) == []
+
+
+async def test_tus_upload_refused_by_content_leaves_nothing(client, store, migrated_url, data_dir) -> None:
+    data = b"this is not a video, whatever its name says\n" * (10 * MiB // 44)
+    location = await tus_create(client, len(data), filename="clip.mp4")
+    res = await tus_patch(client, location, 0, data)
+    assert res.status_code == 415, res.text
+    assert rows(migrated_url, MediaAsset) == [] and rows(migrated_url, TusUpload) == []
+    assert open_multipart_uploads(store) == [] and list(store.list()) == []
+    assert staged_files(data_dir) == []
+
+
+async def test_one_patch_at_a_time_per_upload(client, store, long_wav, migrated_url, data_dir) -> None:
+    data = long_wav.read_bytes()
+    location = await tus_create(client, len(data))
+    upload_id = location.rsplit("/", 1)[1]
+    hold = threading.Event()
+
+    async def stall() -> dict:
+        await anyio.to_thread.run_sync(hold.wait)
+        return {"type": "http.disconnect"}
+
+    slow = asgi_patch(
+        client, location, 0, 2 * MiB, [{"type": "http.request", "body": data[:MiB], "more_body": True}, stall]
+    )
+    while not list((data_dir / "uploads").glob("*.work")):  # the slow PATCH is writing
+        await asyncio.sleep(0.01)
+    busy = await tus_patch(client, location, 0, data[: 2 * MiB])
+    assert busy.status_code == 423, busy.text
+    hold.set()
+    assert b"client disconnected" in (await asyncio.wrap_future(slow))[-1]["body"]
+    assert tus_row(migrated_url, upload_id).offset == 0
+    assert (await tus_patch(client, location, 0, data[: 2 * MiB])).status_code == 204
