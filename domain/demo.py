@@ -137,3 +137,60 @@ def seed_demo_users(session: Session, hash_password: Callable[[str], str]) -> in
         )
         created += 1
     return created
+
+
+# The viewer reads in Arabic (Saudi locale: templates fall back ar-SA -> ar) and follows the news
+# and culture tags, so the scheduled breaking story reaches their inbox when the sensor publishes it.
+DEMO_SUBSCRIPTIONS: list[tuple[str, str]] = [
+    ("viewer", "tag:news"),
+    ("viewer", "tag:culture"),
+    ("editor", "tag:news"),
+]
+DEMO_LOCALES: dict[str, str] = {"viewer": "ar-SA", "editor": "en"}
+DEMO_BROADCAST_NAME = "demo-welcome"
+DEMO_BROADCAST_MESSAGE = {
+    "subject": {"ar": "أهلاً بكم في منصة ثمانية", "en": "Welcome to thmnayah"},
+    "content": {
+        "ar": "هذه رسالة ترحيب وصلت إلى كل الحسابات عبر البث الجماعي.",
+        "en": "This welcome reached every account through a broadcast.",
+    },
+}
+
+
+def seed_demo_notifications(session: Session) -> int:
+    """Default templates, the demo users' locales and subscriptions, and one welcome broadcast to
+    every account (in-app and email), fanned out by the broadcast job. Returns the rows added."""
+    from domain.notifications import rules
+    from domain.schema import Broadcast, NotificationSubscription
+
+    added = rules.seed_default_templates(session)
+    by_name = {
+        u.username: u for u in session.scalars(sa.select(User).where(User.username.in_(list(DEMO_LOCALES))))
+    }
+    for username, locale in DEMO_LOCALES.items():
+        user = by_name.get(username)
+        if user is not None and (user.preferences or {}).get("locale") != locale:
+            user.preferences = {**(user.preferences or {}), "locale": locale}
+    users_by_name = dict(session.execute(sa.select(User.username, User.id)).tuples().all())
+    existing = set(
+        session.execute(sa.select(NotificationSubscription.user_id, NotificationSubscription.topic)).tuples()
+    )
+    for username, topic in DEMO_SUBSCRIPTIONS:
+        user_id = users_by_name.get(username)
+        if user_id is not None and (user_id, topic) not in existing:
+            session.add(NotificationSubscription(user_id=user_id, topic=topic))
+            added += 1
+    if session.scalar(sa.select(sa.func.count()).where(Broadcast.name == DEMO_BROADCAST_NAME)) == 0:
+        session.add(
+            Broadcast(
+                name=DEMO_BROADCAST_NAME,
+                category="broadcast",
+                message=DEMO_BROADCAST_MESSAGE,
+                criteria={},
+                channels=["in_app", "email"],
+                created_by=users_by_name.get("editor"),
+            )
+        )
+        added += 1
+    session.flush()
+    return added

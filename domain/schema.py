@@ -7,7 +7,7 @@ Runs unchanged on SQLite (embedded) and PostgreSQL (production); Alembic migrati
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,7 +55,7 @@ BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType, uuid.UUID: sa.Uuid}
+    type_annotation_map = {datetime: UTCDateTime, time: sa.Time, dict[str, Any]: JSONType, uuid.UUID: sa.Uuid}
 
 
 CONTENT_TYPES = ("video", "audio", "image", "article", "episode")
@@ -376,3 +376,240 @@ class TusUpload(Base):
     media_asset_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("media_assets.id", ondelete="SET NULL")
     )
+
+
+# --- Notifications -----------------------------------------------------------------------------
+
+NOTIFICATION_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
+NOTIFICATION_SEVERITIES = ("info", "warning", "error", "success")
+NOTIFICATION_STATUSES = ("pending", "sent", "delivered", "failed", "read")
+DELIVERY_STATUSES = ("queued", "sending", "delivered", "failed", "bounced")
+FREQUENCIES = ("immediate", "hourly", "daily", "weekly")
+BROADCAST_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+
+
+class NotificationEvent(Base):
+    """A domain event the notification rules consumed (from the outbox, by `outbox_seq`): the thread
+    its notifications belong to."""
+
+    __tablename__ = "notification_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    event_type: Mapped[str] = mapped_column(sa.String(100))
+    source_service: Mapped[str] = mapped_column(sa.String(50), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    outbox_seq: Mapped[int | None] = mapped_column(sa.BigInteger, unique=True)
+    processed_at: Mapped[datetime | None]
+    notification_count: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | processed | failed
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.Index("ix_notification_events_status_created", "status", "created_at"),)
+
+
+class NotificationTemplate(Base):
+    """One version of the template of a notification type (`name`, e.g. `content.published`) for one
+    channel and language. Saving a template adds a version and deactivates the previous one."""
+
+    __tablename__ = "notification_templates"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    template_type: Mapped[str] = mapped_column(sa.String(16))  # a channel
+    subject_template: Mapped[str] = mapped_column(sa.Text, default="")
+    content_template: Mapped[str] = mapped_column(sa.Text, default="")
+    html_template: Mapped[str | None] = mapped_column(sa.Text)
+    language: Mapped[str] = mapped_column(sa.String(16))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(default=1)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    template_data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # sample data, push data
+
+    __table_args__ = (
+        sa.CheckConstraint(f"template_type IN {NOTIFICATION_CHANNELS}", name="template_type"),
+        sa.Index(
+            "uq_notification_templates_version", "name", "template_type", "language", "version", unique=True
+        ),
+        sa.Index("ix_notification_templates_active", "name", "template_type", "is_active"),
+    )
+
+
+class Broadcast(Base):
+    """A message to every user matching `criteria`, fanned out by a batched Dagster job that records
+    its progress (`cursor`: the last recipient id done) so a crashed run resumes without resending."""
+
+    __tablename__ = "notification_broadcasts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    category: Mapped[str] = mapped_column(sa.String(100), default="broadcast")
+    notification_type: Mapped[str] = mapped_column(sa.String(16), default="info")
+    template_name: Mapped[str | None] = mapped_column(sa.String(100))
+    message: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict
+    )  # {"subject": {lang: ..}, "content": {..}}
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    criteria: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    channels: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    critical: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    scheduled_at: Mapped[datetime | None]
+    total_recipients: Mapped[int | None]
+    processed_recipients: Mapped[int] = mapped_column(default=0)
+    notifications_created: Mapped[int] = mapped_column(default=0)
+    cursor: Mapped[str | None] = mapped_column(sa.String(64))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN {BROADCAST_STATUSES}", name="status"),
+        sa.Index("ix_notification_broadcasts_status", "status", "scheduled_at"),
+    )
+
+
+class Notification(Base):
+    """One message to one user on one channel. `category` is the notification type preferences and
+    templates are keyed by (e.g. `content.published`); `notification_type` is its severity."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    recipient_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    sender_id: Mapped[uuid.UUID | None]
+    notification_type: Mapped[str] = mapped_column(sa.String(16), default="info")
+    category: Mapped[str] = mapped_column(sa.String(100), default="general")
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    subject: Mapped[str] = mapped_column(sa.Text, default="")
+    content: Mapped[str] = mapped_column(sa.Text, default="")
+    content_html: Mapped[str | None] = mapped_column(sa.Text)
+    language: Mapped[str] = mapped_column(sa.String(16), default="en")
+    template_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("notification_templates.id", ondelete="SET NULL")
+    )
+    event_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("notification_events.id", ondelete="SET NULL")
+    )
+    broadcast_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("notification_broadcasts.id", ondelete="SET NULL")
+    )
+    critical: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    scheduled_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    # In-app: when it was handed to the WebSocket fan-out (None: still to push, e.g. made by a job).
+    pushed_at: Mapped[datetime | None]
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"channel IN {NOTIFICATION_CHANNELS}", name="channel"),
+        sa.CheckConstraint(f"status IN {NOTIFICATION_STATUSES}", name="status"),
+        sa.CheckConstraint(f"notification_type IN {NOTIFICATION_SEVERITIES}", name="notification_type"),
+        sa.Index("ix_notifications_inbox", "recipient_id", "channel", "created_at"),
+        sa.Index("ix_notifications_event", "event_id"),
+        sa.Index(
+            "uq_notifications_broadcast_recipient",
+            "broadcast_id",
+            "recipient_id",
+            "channel",
+            unique=True,
+            sqlite_where=sa.text("broadcast_id IS NOT NULL"),
+            postgresql_where=sa.text("broadcast_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_notifications_unpushed",
+            "created_at",
+            sqlite_where=sa.text("channel = 'in_app' AND pushed_at IS NULL"),
+            postgresql_where=sa.text("channel = 'in_app' AND pushed_at IS NULL"),
+        ),
+    )
+
+
+class DeliveryLog(Base):
+    """The delivery of one email/SMS/push/webhook notification to one destination (a user may have
+    several devices): due at `next_retry` while queued."""
+
+    __tablename__ = "delivery_logs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    destination: Mapped[str] = mapped_column(sa.String(1000), default="")
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    attempt_count: Mapped[int] = mapped_column(default=0)
+    last_attempt: Mapped[datetime | None]
+    next_retry: Mapped[datetime | None]
+    # Digest deliveries: `<user>|<channel>|<frequency>`; due ones with one key go out as one message.
+    digest_key: Mapped[str | None] = mapped_column(sa.String(100))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    delivery_metadata: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN {DELIVERY_STATUSES}", name="status"),
+        sa.Index("ix_delivery_logs_due", "status", "next_retry"),
+    )
+
+
+class NotificationPreference(Base):
+    """A user's choice for one notification type (`*`: every type) on one channel."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    notification_type: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    is_enabled: Mapped[bool] = mapped_column(default=True)
+    frequency: Mapped[str] = mapped_column(sa.String(16), default="immediate")
+    quiet_hours_start: Mapped[time | None]
+    quiet_hours_end: Mapped[time | None]
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.CheckConstraint(f"frequency IN {FREQUENCIES}", name="frequency"),)
+
+
+class NotificationContact(Base):
+    """Where a user's SMS, push and webhook notifications go: a phone number, a device token, or a
+    webhook URL with its signing secret (encrypted with the platform key)."""
+
+    __tablename__ = "notification_contacts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(sa.String(16))  # sms | push | webhook
+    address: Mapped[str] = mapped_column(sa.String(1000))
+    secret_encrypted: Mapped[str | None] = mapped_column(sa.String(500))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.Index("uq_notification_contacts_address", "user_id", "channel", "address", unique=True),
+    )
+
+
+class NotificationSubscription(Base):
+    """A user follows a topic: `series:<id>`, `category:<slug>`, `tag:<tag>` or `content:<id>`."""
+
+    __tablename__ = "notification_subscriptions"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.Index("ix_notification_subscriptions_topic", "topic"),)

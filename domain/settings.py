@@ -171,6 +171,86 @@ class Settings:
         default="thmnayah <no-reply@localhost>",
         **_s("THMNAYAH_SMTP_FROM", "thmnayah <no-reply@localhost>", "From address of platform email."),
     )
+    email_backend: str = field(
+        default="auto",
+        **_s(
+            "THMNAYAH_EMAIL_BACKEND",
+            "auto",
+            "Notification email: `smtp`, `ses`, `files` (.eml under <data_dir>/mail), or `auto` "
+            "(smtp when THMNAYAH_SMTP_HOST is set, else files).",
+        ),
+    )
+    ses_region: str = field(
+        default="us-east-1", **_s("THMNAYAH_SES_REGION", "us-east-1", "Amazon SES region.")
+    )
+    ses_endpoint_url: str = field(
+        default="", **_s("THMNAYAH_SES_ENDPOINT_URL", "", "Amazon SES endpoint; empty for AWS.")
+    )
+    fcm_project_id: str = field(
+        default="", **_s("THMNAYAH_FCM_PROJECT_ID", "", "Push: Firebase project id; empty: push is off.")
+    )
+    fcm_credentials_file: str = field(
+        default="",
+        **_s(
+            "THMNAYAH_FCM_CREDENTIALS_FILE",
+            "",
+            "Push: path of the Firebase service-account JSON (its token_uri is honored).",
+            secret=True,
+        ),
+    )
+    fcm_base_url: str = field(
+        default="https://fcm.googleapis.com",
+        **_s("THMNAYAH_FCM_BASE_URL", "https://fcm.googleapis.com", "Push: FCM HTTP v1 base URL."),
+    )
+    sms_gateway_url: str = field(
+        default="",
+        **_s(
+            "THMNAYAH_SMS_GATEWAY_URL", "", "SMS: the HTTP gateway's send URL (JSON POST); empty: SMS is off."
+        ),
+    )
+    sms_gateway_token: str = field(
+        default="", **_s("THMNAYAH_SMS_GATEWAY_TOKEN", "", "SMS: bearer token of the gateway.", secret=True)
+    )
+    sms_sender: str = field(default="", **_s("THMNAYAH_SMS_SENDER", "", "SMS: sender id or number."))
+    webhook_timeout_seconds: int = field(
+        default=10, **_s("THMNAYAH_WEBHOOK_TIMEOUT_SECONDS", "10", "Webhooks: seconds before giving up.")
+    )
+    webhook_allow_private_networks: bool = field(
+        default=False,
+        **_s(
+            "THMNAYAH_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+            "false",
+            "Webhooks: allow URLs whose host resolves to loopback/private/link-local addresses.",
+        ),
+    )
+    notification_default_language: str = field(
+        default="en",
+        **_s(
+            "THMNAYAH_NOTIFICATION_DEFAULT_LANGUAGE",
+            "en",
+            "Templates: the last language of the locale fallback (ar-SA -> ar -> this).",
+        ),
+    )
+    notification_rate_limits: str = field(
+        default="email=100,sms=10,push=500,webhook=50",
+        **_s(
+            "THMNAYAH_NOTIFICATION_RATE_LIMITS",
+            "email=100,sms=10,push=500,webhook=50",
+            "Deliveries per second per channel (`channel=n` pairs) for the delivery and broadcast jobs.",
+        ),
+    )
+    notification_max_attempts: int = field(
+        default=6,
+        **_s("THMNAYAH_NOTIFICATION_MAX_ATTEMPTS", "6", "Delivery attempts before a message is failed."),
+    )
+    notification_retry_base_seconds: int = field(
+        default=30,
+        **_s(
+            "THMNAYAH_NOTIFICATION_RETRY_BASE_SECONDS",
+            "30",
+            "First retry delay; each further attempt doubles it (with jitter, capped at 6 h).",
+        ),
+    )
     oidc_jwks_url: str = field(
         default="",
         **_s("THMNAYAH_OIDC_JWKS_URL", "", "SSO: JWKS URL of the OpenID Connect provider; empty: off."),
@@ -210,6 +290,28 @@ class Settings:
             )
         if not self.database_url:
             object.__setattr__(self, "database_url", self._embedded_database_url())
+        if self.email_backend not in ("auto", "smtp", "ses", "files"):
+            raise SettingsError(
+                f"THMNAYAH_EMAIL_BACKEND must be auto, smtp, ses or files, got {self.email_backend!r}"
+            )
+        if self.email_backend == "smtp" and not self.smtp_host:
+            raise SettingsError("THMNAYAH_EMAIL_BACKEND=smtp needs THMNAYAH_SMTP_HOST")
+        # `channel=rate` pairs (checked here; parsed by domain.notifications.delivery.parse_rate_limits).
+        for pair in filter(str.strip, self.notification_rate_limits.split(",")):
+            channel, _, rate = pair.partition("=")
+            try:
+                valid = channel.strip() in ("email", "sms", "push", "webhook") and float(rate) > 0
+            except ValueError:
+                valid = False
+            if not valid:
+                raise SettingsError(
+                    "THMNAYAH_NOTIFICATION_RATE_LIMITS must be channel=deliveries-per-second pairs "
+                    f"(email, sms, push, webhook; rates above 0), got {pair.strip()!r}"
+                )
+        if self.notification_max_attempts < 1 or self.notification_retry_base_seconds < 1:
+            raise SettingsError(
+                "THMNAYAH_NOTIFICATION_MAX_ATTEMPTS and THMNAYAH_NOTIFICATION_RETRY_BASE_SECONDS must be at least 1"
+            )
         if self.deployment == "prod":
             missing = [
                 name

@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session
 
 from domain.auth.passwords import hash_password
 from domain.db import safe_url, sync_engine
-from domain.demo import DEMO_CONTENT, DEMO_USERS, seed_demo, seed_demo_users
+from domain.demo import DEMO_CONTENT, DEMO_USERS, seed_demo, seed_demo_notifications, seed_demo_users
 from domain.ids import new_id
 from domain.media import inspect
 from domain.media.uploads import original_key, record_upload
 from domain.migrate import upgrade
-from domain.schema import ContentItem, MediaAsset
+from domain.schema import ContentItem, MediaAsset, User
 from domain.settings import Settings
 from orchestration.deployment import build_resources, child_process_env, load_settings
 from orchestration.instance import write_dagster_home
@@ -51,6 +51,7 @@ def seed(settings: Settings, schedule_delay: float) -> int:
         with Session(engine) as session, session.begin():
             seed_demo_users(session, hash_password)
             created = seed_demo(session, schedule_delay=timedelta(seconds=schedule_delay))
+            seed_demo_notifications(session)
         seed_demo_media(settings, engine)
         return created
     finally:
@@ -80,6 +81,8 @@ def seed_demo_media(settings: Settings, engine) -> None:
     with Session(engine) as session:
         done = set(session.scalars(sa.select(MediaAsset.original_filename)))
         items = dict(session.execute(sa.select(ContentItem.slug, ContentItem.id)).tuples().all())
+        # The editor "uploaded" the demo media, so media.processed lands in the editor's inbox.
+        editor = session.scalar(sa.select(User.id).where(User.username == "editor"))
     store = build_resources(settings)["object_store"]
     with tempfile.TemporaryDirectory() as tmp:
         for name, args, language, slug in DEMO_MEDIA:
@@ -103,7 +106,7 @@ def seed_demo_media(settings: Settings, engine) -> None:
                     metadata=validated.summary(),
                     content_item_id=str(items[slug]) if slug in items else None,
                     language=language,
-                    uploaded_by=None,
+                    uploaded_by=editor,
                 )
             print(f"demo: uploaded {name} as media {media_id}", flush=True)
 

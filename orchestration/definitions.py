@@ -16,8 +16,13 @@ from assets.media import (
     media_thumbnails,
 )
 from assets.media_renditions import media_renditions, media_renditions_are_complete
+from assets.notifications import (
+    NOTIFICATION_DELIVERIES_JOB,
+    NOTIFICATION_EVENTS_JOB,
+    build_notification_assets,
+)
 from domain.settings import Settings
-from orchestration.deployment import build_resources, load_settings
+from orchestration.deployment import build_resources, load_settings, notification_policy
 from orchestration.jobs import (
     auth_housekeeping_job,
     outbox_relay_job,
@@ -33,6 +38,12 @@ from sensors.cms import (
     tus_cleanup_schedule,
 )
 from sensors.media import MEDIA_ANALYSIS_GROUP, MEDIA_JOB, build_media_uploads_sensor
+from sensors.notifications import (
+    notification_broadcasts_sensor,
+    notification_deliveries_sensor,
+    notification_digest_schedule,
+    notification_events_sensor,
+)
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -53,9 +64,36 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         tags={"service": "media"},
     )
     media_sensor = build_media_uploads_sensor(settings.media_partition_retention_days)
+    notifications = build_notification_assets(notification_policy(settings))
+    notification_events_job = dg.define_asset_job(
+        NOTIFICATION_EVENTS_JOB,
+        selection=dg.AssetSelection.assets(notifications.events),
+        description="Turns new outbox events into notifications (run by notification_events_sensor).",
+        tags={"service": "notifications"},
+        executor_def=dg.in_process_executor,  # one light step: no subprocess per step
+    )
+    notification_deliveries_job = dg.define_asset_job(
+        NOTIFICATION_DELIVERIES_JOB,
+        selection=dg.AssetSelection.assets(notifications.deliveries),
+        description="Drains due email/push/SMS/webhook deliveries, then checks none is stuck.",
+        tags={"service": "notifications"},
+        executor_def=dg.in_process_executor,
+    )
     return dg.Definitions(
-        assets=[content_items_snapshot, dbt_models, media_metadata, media_thumbnails, media_renditions],
-        asset_checks=[raw_content_items_row_count, media_metadata_is_complete, media_renditions_are_complete],
+        assets=[
+            content_items_snapshot,
+            dbt_models,
+            media_metadata,
+            media_thumbnails,
+            media_renditions,
+            *notifications.assets,
+        ],
+        asset_checks=[
+            raw_content_items_row_count,
+            media_metadata_is_complete,
+            media_renditions_are_complete,
+            notifications.deliveries_not_stuck,
+        ],
         jobs=[
             publish_due_content_job,
             outbox_relay_job,
@@ -63,9 +101,20 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             auth_housekeeping_job,
             tus_cleanup_job,
             media_job,
+            notification_events_job,
+            notification_deliveries_job,
+            notifications.broadcast_job,
         ],
-        schedules=[auth_housekeeping_schedule, tus_cleanup_schedule],
-        sensors=[scheduled_content_sensor, outbox_relay_sensor, content_changes_sensor, media_sensor],
+        schedules=[auth_housekeeping_schedule, tus_cleanup_schedule, notification_digest_schedule],
+        sensors=[
+            scheduled_content_sensor,
+            outbox_relay_sensor,
+            content_changes_sensor,
+            media_sensor,
+            notification_events_sensor,
+            notification_deliveries_sensor,
+            notification_broadcasts_sensor,
+        ],
         resources=build_resources(settings),
     )
 

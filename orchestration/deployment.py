@@ -8,15 +8,38 @@ from typing import Any
 
 import dagster as dg
 
+from domain.auth.keys import platform_secret
+from domain.notifications import delivery
 from domain.settings import Settings
 from resources.database import OperationalDatabase
 from resources.dbt import build_dbt_resource
 from resources.event_bus import NatsEventBus, OutboxEventBus
+from resources.notifiers import (
+    DeliveryTransport,
+    FcmPushTransport,
+    FileEmailTransport,
+    SesEmailTransport,
+    SmsGatewayTransport,
+    SmtpEmailTransport,
+    UnconfiguredTransport,
+    WebhookTransport,
+)
 from resources.object_store import LocalObjectStore, S3ObjectStore
 from resources.upload_staging import UploadStaging
 from resources.warehouse import ChdbWarehouse, ClickHouseWarehouse
 
-RESOURCE_KEYS = ("database", "object_store", "warehouse", "event_bus", "dbt", "upload_staging")
+RESOURCE_KEYS = (
+    "database",
+    "object_store",
+    "warehouse",
+    "event_bus",
+    "dbt",
+    "upload_staging",
+    "notifier_email",
+    "notifier_push",
+    "notifier_sms",
+    "notifier_webhook",
+)
 
 
 def load_settings() -> Settings:
@@ -62,8 +85,92 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                 subject_prefix=settings.nats_subject_prefix,
             ),
         }
+    resources.update(build_notifiers(settings))
     resources["upload_staging"] = UploadStaging(root=str((settings.data_dir / "uploads").resolve()))
     # dbt target = deployment: chDB through the launcher (local) or the ClickHouse server (prod).
     resources["dbt"] = build_dbt_resource(settings)
     assert tuple(sorted(resources)) == tuple(sorted(RESOURCE_KEYS))
     return resources
+
+
+def _secret(value: str, env: str) -> Any:
+    """A secret setting as `dg.EnvVar` when it came from the environment, else the value itself
+    (settings built in code, as tests do); empty stays empty."""
+    if value and os.environ.get(env) == value:
+        return dg.EnvVar(env)
+    return value
+
+
+def notification_mail_dir(settings: Settings) -> Path:
+    return settings.data_dir / "mail" / "notifications"
+
+
+def build_notifiers(settings: Settings) -> dict[str, DeliveryTransport]:
+    """The delivery transports, one resource per channel, chosen by settings (the same keys in every
+    deployment): email by `THMNAYAH_EMAIL_BACKEND`; push and SMS when configured, else a transport
+    that refuses with what to set; signed webhooks always."""
+    backend = settings.email_backend
+    if backend == "auto":
+        backend = "smtp" if settings.smtp_host else "files"
+    email: DeliveryTransport
+    if backend == "smtp":
+        email = SmtpEmailTransport(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=_secret(settings.smtp_password, "THMNAYAH_SMTP_PASSWORD"),
+            starttls=settings.smtp_starttls,
+            sender=settings.smtp_from,
+        )
+    elif backend == "ses":
+        email = SesEmailTransport(
+            region=settings.ses_region, endpoint_url=settings.ses_endpoint_url, sender=settings.smtp_from
+        )
+    else:
+        email = FileEmailTransport(
+            directory=str(notification_mail_dir(settings).resolve()), sender=settings.smtp_from
+        )
+    push: DeliveryTransport = (
+        FcmPushTransport(
+            project_id=settings.fcm_project_id,
+            credentials_file=settings.fcm_credentials_file,
+            base_url=settings.fcm_base_url,
+        )
+        if settings.fcm_project_id and settings.fcm_credentials_file
+        else UnconfiguredTransport(
+            channel="push",
+            reason="push is not configured: set THMNAYAH_FCM_PROJECT_ID and THMNAYAH_FCM_CREDENTIALS_FILE",
+        )
+    )
+    sms: DeliveryTransport = (
+        SmsGatewayTransport(
+            url=settings.sms_gateway_url,
+            token=_secret(settings.sms_gateway_token, "THMNAYAH_SMS_GATEWAY_TOKEN"),
+            sender=settings.sms_sender,
+        )
+        if settings.sms_gateway_url
+        else UnconfiguredTransport(
+            channel="sms", reason="SMS is not configured: set THMNAYAH_SMS_GATEWAY_URL"
+        )
+    )
+    return {
+        "notifier_email": email,
+        "notifier_push": push,
+        "notifier_sms": sms,
+        "notifier_webhook": WebhookTransport(
+            timeout_seconds=settings.webhook_timeout_seconds,
+            allow_private_networks=settings.webhook_allow_private_networks,
+        ),
+    }
+
+
+def notification_policy(settings: Settings) -> delivery.Policy:
+    """The delivery drain's policy: attempts, backoff, per-channel rate limits, default language,
+    and the platform secret that decrypts webhook signing secrets."""
+    return delivery.Policy(
+        max_attempts=settings.notification_max_attempts,
+        retry_base_seconds=float(settings.notification_retry_base_seconds),
+        rate_limits=delivery.parse_rate_limits(settings.notification_rate_limits),
+        default_language=settings.notification_default_language,
+        secret_key=platform_secret(settings),
+    )

@@ -40,7 +40,12 @@ def instance_config(settings: Settings) -> dict[str, Any]:
         return {
             "storage": {"sqlite": {"base_dir": str(settings.dagster_home.resolve())}},
             "concurrency": {
-                "runs": {"max_concurrent_runs": 4},
+                # Media runs hold their run slot while they wait for ffmpeg, so they get at most
+                # half; light runs (notifications, publication, the relay) are never queued behind them.
+                "runs": {
+                    "max_concurrent_runs": 6,
+                    "tag_concurrency_limits": [{"key": "service", "value": "media", "limit": 3}],
+                },
                 # `op`: steps wait for a slot inside their run, so runs that touch the warehouse
                 # only briefly still start at once.
                 "pools": {"default_limit": 1, "granularity": "op"},

@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, Tag
 
 from domain.auth import rbac
 from domain.auth.keys import platform_secret
+from domain.notifications import rules as notification_rules
 from domain.settings import Settings
 from resources.email import mailer_for
 from resources.upload_staging import UploadStaging
@@ -33,6 +34,8 @@ from serving.health.controllers import HealthController
 from serving.media.controllers import MediaController, TusController
 from serving.media.files import MediaFilesController
 from serving.media.processing import MediaProcessingController
+from serving.notifications.controllers import NotificationsController
+from serving.notifications.realtime import NotificationPump, NotificationsSocket, channels_plugin
 from serving.problems import EXCEPTION_HANDLERS
 from serving.users.controllers import PERMISSIONS_CACHE_KEY, AuditController, RolesController, UsersController
 
@@ -59,13 +62,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         mailer=mailer_for(settings),
         oidc=OidcVerifier.from_settings(settings),
     )
+    channels = channels_plugin(backends.channels)
+    pump = NotificationPump(database, channels)  # joins the lifespan after `channels` (plugin order)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         async with database.lifespan(_app):
             await database.write(rbac.seed_system_roles)
+            await database.write(notification_rules.seed_default_templates)  # adds only missing ones
             await auth.principals.store.delete(PERMISSIONS_CACHE_KEY)
-            yield
+            try:
+                yield
+            finally:
+                await backends.close()
 
     return Litestar(
         route_handlers=[
@@ -80,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MediaProcessingController,
             TusController,
             MediaFilesController,
+            NotificationsController,
+            NotificationsSocket,
         ],
         dependencies={
             "db_session": Provide(database.provide_session),
@@ -90,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
         },
         on_app_init=[jwt_auth.on_app_init],
+        plugins=[channels, pump],
         guards=[permission_guard],
         lifespan=[lifespan],
         stores=backends.stores,
@@ -97,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="thmnayah content platform API",
             version=API_VERSION,
-            description="CMS core, auth and users APIs. Errors are RFC 9457 problem details. "
+            description="CMS core, auth, users, media and notifications APIs. Errors are RFC 9457 problem details. "
             "Authenticate with `Authorization: Bearer <access token>` from POST /api/v1/auth/login.",
             path="/api/docs",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
@@ -106,6 +118,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 Tag(name="auth", description="Login, tokens, sessions, registration, password reset"),
                 Tag(name="users", description="Accounts, roles, MFA, audit"),
                 Tag(name="media", description="Uploads (multipart and tus 1.0), processing jobs, media"),
+                Tag(
+                    name="notifications",
+                    description="Sending, the in-app inbox and its WebSocket, preferences, contacts, "
+                    "subscriptions, templates, deliveries and broadcasts",
+                ),
                 Tag(name="health", description="Backend health"),
             ],
             components=Components(),
@@ -114,5 +131,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
             log_exceptions="debug", disable_stack_trace={400, 401, 403, 404, 409, 412, 422, 428, 429}
         ),
         debug=settings.debug,
-        state=State({"settings": settings, "auth": auth}),
+        state=State({"settings": settings, "auth": auth, "notification_pump": pump}),
     )

@@ -1,6 +1,9 @@
 """Embedded-vs-production wiring of the serving process: the only serving module that reads the
 deployment switch. The Litestar process never opens the embedded chDB warehouse (one process per
-data path; only Dagster run workers open it)."""
+data path; only Dagster run workers open it).
+
+WebSocket fan-out (Litestar channels): memory when embedded (one API process), Redis Pub/Sub in
+production, so a message published by any API process reaches the sockets held by every other."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from litestar.channels import ChannelsBackend
+from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
@@ -24,8 +29,15 @@ class Backends:
     event_bus: EventBus
     stores: dict[str, Store]
     warehouse: ClickHouseWarehouse | None
+    channels: ChannelsBackend
     redis_url: str = ""
     chdb_path: str = ""
+    channels_client: Any = None  # the Redis client of the channels backend (closed by `close`)
+
+    async def close(self) -> None:
+        """Release connections the backends hold (call once the channels plugin has stopped)."""
+        if self.channels_client is not None:
+            await self.channels_client.aclose()
 
     async def object_store_health(self) -> dict[str, Any]:
         return await anyio.to_thread.run_sync(self.object_store.health)
@@ -61,11 +73,15 @@ def build_backends(settings: Settings) -> Backends:
             event_bus=OutboxEventBus(),
             stores={"cache": MemoryStore(), "rate_limit": MemoryStore(), "auth": MemoryStore()},
             warehouse=None,
+            channels=MemoryChannelsBackend(),
             chdb_path=str(settings.chdb_path.resolve()),
         )
+    from litestar.channels.backends.redis import RedisChannelsPubSubBackend
     from litestar.stores.redis import RedisStore
+    from redis.asyncio import Redis
 
     redis = RedisStore.with_client(url=settings.redis_url, namespace="thmnayah")
+    channels_client = Redis.from_url(settings.redis_url)
     return Backends(
         deployment="prod",
         object_store=S3ObjectStore(
@@ -90,5 +106,7 @@ def build_backends(settings: Settings) -> Backends:
             secure=settings.clickhouse_secure,
             database=settings.warehouse_database,
         ),
+        channels=RedisChannelsPubSubBackend(redis=channels_client),
         redis_url=settings.redis_url,
+        channels_client=channels_client,
     )

@@ -35,6 +35,16 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
             {"transcode.ladder", "transcode.realtime"},
         ),
         (
+            "notifications.py",
+            ["--messages", "20", "--renders", "200", "--recipients", "2000", "--emails", "100"],
+            {
+                "notifications.websocket_p99",
+                "notifications.template_render",
+                "notifications.broadcast_100k",
+                "notifications.email_rate",
+            },
+        ),
+        (
             "auth.py",
             ["--rounds", "1", "--seconds", "0.5", "--logins", "3"],
             {"auth.read", "auth.login_p50", "auth.login_p99"},

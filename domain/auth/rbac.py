@@ -26,6 +26,8 @@ ROLES_MANAGE = "roles:manage"
 AUDIT_READ = "audit:read"
 ANALYTICS_READ = "analytics:read"
 NOTIFICATIONS_BROADCAST = "notifications:broadcast"
+NOTIFICATIONS_SEND = "notifications:send"
+NOTIFICATIONS_MANAGE = "notifications:manage"  # templates, other users' deliveries
 
 ALL_PERMISSIONS: tuple[str, ...] = (
     CONTENT_READ,
@@ -41,12 +43,14 @@ ALL_PERMISSIONS: tuple[str, ...] = (
     AUDIT_READ,
     ANALYTICS_READ,
     NOTIFICATIONS_BROADCAST,
+    NOTIFICATIONS_SEND,
+    NOTIFICATIONS_MANAGE,
 )
 
 SYSTEM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "admin": ("Everything, including users, roles and the audit trail.", ALL_PERMISSIONS),
     "editor": (
-        "Edits, publishes and deletes any content; uploads media; runs imports; sends broadcasts.",
+        "Edits, publishes and deletes any content; uploads media; runs imports; sends notifications and broadcasts; edits notification templates.",
         (
             CONTENT_READ,
             CONTENT_CREATE,
@@ -56,6 +60,8 @@ SYSTEM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
             MEDIA_UPLOAD,
             IMPORT_MANAGE,
             NOTIFICATIONS_BROADCAST,
+            NOTIFICATIONS_SEND,
+            NOTIFICATIONS_MANAGE,
             ANALYTICS_READ,
         ),
     ),

@@ -139,6 +139,35 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
             return len({m["partition"] for m in data["assetNodes"][0]["assetMaterializations"]}) >= 3
 
         _wait("the demo uploads' renditions to materialize", media_rendered, 400, proc, log)
+
+        # Notifications: the welcome broadcast reaches every inbox (the viewer reads Arabic, locale
+        # ar-SA), the published breaking story reaches its subscribers, the media uploads their uploader.
+        viewer = _login(api, "viewer")
+        viewer_id = _get(f"{api}/api/v1/auth/me", viewer)["user_id"]
+
+        def viewer_inbox() -> list[dict] | None:
+            items = _get(f"{api}/api/v1/notifications/{viewer_id}/inbox?limit=50", viewer)["items"]
+            categories = {i["category"] for i in items}
+            return items if {"broadcast", "content.published"} <= categories else None
+
+        items = _wait("the viewer's demo notifications", viewer_inbox, 300, proc, log)
+        welcome = next(i for i in items if i["category"] == "broadcast")
+        assert welcome["subject"] == "أهلاً بكم في منصة ثمانية" and welcome["direction"] == "rtl"
+        editor_id = _get(f"{api}/api/v1/auth/me", token)["user_id"]
+
+        def editor_media_notice() -> bool:
+            items = _get(f"{api}/api/v1/notifications/{editor_id}/inbox?limit=50", token)["items"]
+            return any(i["category"] == "media.processed" for i in items)
+
+        _wait("the editor's media.processed notification", editor_media_notice, 120, proc, log)
+        mail = tmp_path / "data" / "mail" / "notifications"
+
+        def welcome_mailed() -> bool:  # the broadcast's email, delivered by notification_deliveries
+            return any(
+                "To: editor@demo.thmnayah.local" in p.read_text(errors="replace") for p in mail.glob("*.eml")
+            )
+
+        _wait("the welcome broadcast's email to the editor", welcome_mailed, 120, proc, log)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

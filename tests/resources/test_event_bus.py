@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import nats
 import pytest
 import sqlalchemy as sa
 
@@ -17,44 +13,9 @@ from domain.outbox import record_event
 from domain.schema import OutboxEvent
 from resources.database import OperationalDatabase
 from resources.event_bus import NatsEventBus, OutboxEventBus, RelayResult
+from tests.resources.conftest import delete_stream, stream_messages
 
 pytestmark = pytest.mark.nats
-
-
-@dataclass(frozen=True)
-class StreamMessage:
-    seq: int
-    subject: str
-    msg_id: str
-    body: dict
-
-
-async def _messages(url: str, stream: str) -> list[StreamMessage]:
-    nc = await nats.connect(url, connect_timeout=5)
-    try:
-        js = nc.jetstream(timeout=5)
-        info = await js.stream_info(stream)
-        if info.state.messages == 0:
-            return []
-        out = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            msg = await js.get_msg(stream, seq)
-            out.append(StreamMessage(seq, msg.subject, msg.headers["Nats-Msg-Id"], json.loads(msg.data)))
-        assert len(out) == info.state.messages
-        return out
-    finally:
-        await nc.close()
-
-
-async def _delete_stream(url: str, stream: str) -> None:
-    from nats.js.errors import NotFoundError
-
-    nc = await nats.connect(url, connect_timeout=5)
-    try:
-        with contextlib.suppress(NotFoundError):
-            await nc.jetstream(timeout=5).delete_stream(stream)
-    finally:
-        await nc.close()
 
 
 @pytest.fixture
@@ -70,7 +31,7 @@ def bus_config(nats_url: str) -> Iterator[dict]:
     token = uuid.uuid4().hex[:12]
     config = {"url": nats_url, "stream": f"TEST_{token}", "subject_prefix": f"test{token}"}
     yield config
-    asyncio.run(_delete_stream(nats_url, config["stream"]))
+    asyncio.run(delete_stream(nats_url, config["stream"]))
 
 
 def _record(database: OperationalDatabase, count: int, *, event_type: str = "content.created") -> list[str]:
@@ -109,7 +70,7 @@ def test_relay_is_exactly_once_across_a_crash_and_restart(
     result = NatsEventBus(**bus_config).relay(database, batch_size=3)
     assert result == RelayResult(published=n, duplicates=0, pending=0)
     assert _unrelayed(database) == 0
-    messages = asyncio.run(_messages(bus_config["url"], bus_config["stream"]))
+    messages = asyncio.run(stream_messages(bus_config["url"], bus_config["stream"]))
     assert len(messages) == n
     assert len({msg.msg_id for msg in messages}) == n
     assert [msg.msg_id for msg in messages] == first_ids  # in outbox order
@@ -129,14 +90,14 @@ def test_relay_is_exactly_once_across_a_crash_and_restart(
     result = restarted.relay(database)
     assert result == RelayResult(published=0, duplicates=len(crashed), pending=0)
     assert _unrelayed(database) == 0
-    messages = asyncio.run(_messages(bus_config["url"], bus_config["stream"]))
+    messages = asyncio.run(stream_messages(bus_config["url"], bus_config["stream"]))
     assert len(messages) == n
     assert len({msg.msg_id for msg in messages}) == n
 
     more_ids = _record(database, m, event_type="content.published")
     result = NatsEventBus(**bus_config).relay(database)
     assert result == RelayResult(published=m, duplicates=0, pending=0)
-    messages = asyncio.run(_messages(bus_config["url"], bus_config["stream"]))
+    messages = asyncio.run(stream_messages(bus_config["url"], bus_config["stream"]))
     assert len(messages) == n + m
     assert [msg.msg_id for msg in messages] == first_ids + more_ids
     assert {msg.subject for msg in messages[n:]} == {f"{bus_config['subject_prefix']}.content.published"}
@@ -146,7 +107,7 @@ def test_relay_with_nothing_to_do(database: OperationalDatabase, bus_config: dic
     result = NatsEventBus(**bus_config).relay(database)
     assert result == RelayResult(published=0, duplicates=0, pending=0)
     # The stream exists (created on first use) and is empty.
-    assert asyncio.run(_messages(bus_config["url"], bus_config["stream"])) == []
+    assert asyncio.run(stream_messages(bus_config["url"], bus_config["stream"])) == []
 
 
 def test_relay_stops_after_max_batches_and_reports_what_is_pending(
@@ -159,7 +120,7 @@ def test_relay_stops_after_max_batches_and_reports_what_is_pending(
     assert _unrelayed(database) == 6
     result = bus.relay(database, batch_size=2)
     assert (result.published, result.pending) == (6, 0)
-    assert len(asyncio.run(_messages(bus_config["url"], bus_config["stream"]))) == 10
+    assert len(asyncio.run(stream_messages(bus_config["url"], bus_config["stream"]))) == 10
 
 
 def test_nats_health(bus_config: dict) -> None:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from domain.auth import audit, rbac, sessions, users
 from domain.db import sync_engine
@@ -16,6 +16,18 @@ from domain.settings import Settings
 from serving.app import create_app
 
 ROLES = tuple(rbac.SYSTEM_ROLES)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def db_sessions(migrated_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the test DB outside the app, to set up or inspect rows."""
+    engine = sync_engine(migrated_url)
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()
 
 
 def make_user(

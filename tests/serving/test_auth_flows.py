@@ -27,6 +27,7 @@ from domain.db import sync_engine
 from domain.schema import OutboxEvent, User, UserActivity, UserSession
 from domain.settings import Settings
 from serving.app import create_app
+from tests.serving.conftest import bearer
 
 PASSWORD = "velvet-kettle-harbour-42"
 API = "/api/v1"
@@ -35,10 +36,6 @@ API = "/api/v1"
 @pytest.fixture(scope="session")
 def password_hash() -> str:
     return hash_password(PASSWORD)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def login(client: AsyncTestClient, username: str, password: str = PASSWORD, **extra) -> dict:

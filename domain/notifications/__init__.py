@@ -1,0 +1,1 @@
+"""Notifications: in-app inbox, email/push/SMS/webhook delivery, templates, preferences, broadcasts."""

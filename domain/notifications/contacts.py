@@ -1,0 +1,140 @@
+"""Where a user's SMS, push and webhook notifications go: phone numbers, device tokens, webhook URLs.
+
+A webhook's signing secret is stored encrypted with a key derived from the platform secret (the same
+Fernet scheme as TOTP secrets, under its own HKDF purpose), never returned by the API; the delivery
+job decrypts it with `decrypt` right before signing a request.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from domain.auth import totp
+from domain.errors import InvalidValue, NotFound
+from domain.schema import NotificationContact, utcnow
+
+CONTACT_CHANNELS = ("sms", "push", "webhook")
+WEBHOOK_KEY_INFO = b"thmnayah notification webhook secret v1"
+ADDRESS_MAX = 1000
+SECRET_MIN, SECRET_MAX = 16, 200
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_TOKEN = re.compile(r"^[!-~]{8,1000}$")  # printable ASCII, no spaces (FCM tokens are ~160 chars)
+
+
+def _key(secret_key: str) -> bytes:
+    return totp.derive_key(secret_key, WEBHOOK_KEY_INFO)
+
+
+def encrypt(secret: str, secret_key: str) -> str:
+    """The webhook signing `secret` encrypted for `NotificationContact.secret_encrypted`."""
+    return totp.encrypt_secret(secret, _key(secret_key))
+
+
+def decrypt(token: str, secret_key: str) -> str:
+    """The signing secret back from `secret_encrypted`; raises `totp.SecretDecryptionError` when the
+    value was tampered with or the platform secret changed."""
+    return totp.decrypt_secret(token, _key(secret_key))
+
+
+def normalize_phone(value: str) -> str:
+    """E.164 (`+9665XXXXXXXX`); spaces, dashes, dots and parentheses are dropped first."""
+    phone = re.sub(r"[\s\-.()]", "", value or "")
+    if phone.startswith("00"):
+        phone = "+" + phone[2:]
+    if not _E164.match(phone):
+        raise InvalidValue(
+            f"{value!r} is not a phone number in E.164 form (+ country code and number, e.g. +966501234567)",
+            field="address",
+        )
+    return phone
+
+
+def check_webhook_url(value: str) -> str:
+    url = (value or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > ADDRESS_MAX:
+        raise InvalidValue(
+            f"{value!r} is not an http(s) URL with a host (at most {ADDRESS_MAX} characters)", field="address"
+        )
+    if parts.username or parts.password:
+        raise InvalidValue(
+            "a webhook URL must not carry credentials; use the signing secret", field="address"
+        )
+    return url
+
+
+def check_device_token(value: str) -> str:
+    token = (value or "").strip()
+    if not _TOKEN.match(token):
+        raise InvalidValue("a device token is 8 to 1000 printable characters without spaces", field="address")
+    return token
+
+
+def check_address(channel: str, address: str) -> str:
+    if channel == "sms":
+        return normalize_phone(address)
+    if channel == "push":
+        return check_device_token(address)
+    if channel == "webhook":
+        return check_webhook_url(address)
+    raise InvalidValue(f"channel must be one of {', '.join(CONTACT_CHANNELS)}", field="channel")
+
+
+@dataclass(frozen=True)
+class NewContact:
+    channel: str
+    address: str
+    secret: str | None = None
+    is_active: bool = True
+
+
+def register(
+    session: Session, user_id: uuid.UUID, new: NewContact, *, secret_key: str
+) -> NotificationContact:
+    """Add a contact, or update the one with the same channel and address (its secret, its state)."""
+    address = check_address(new.channel, new.address)
+    if new.channel == "webhook":
+        if not new.secret or not (SECRET_MIN <= len(new.secret) <= SECRET_MAX):
+            raise InvalidValue(
+                f"a webhook needs a signing secret of {SECRET_MIN} to {SECRET_MAX} characters", field="secret"
+            )
+    elif new.secret:
+        raise InvalidValue("only webhooks take a secret", field="secret")
+    row = session.scalar(
+        sa.select(NotificationContact).where(
+            NotificationContact.user_id == user_id,
+            NotificationContact.channel == new.channel,
+            NotificationContact.address == address,
+        )
+    )
+    if row is None:
+        row = NotificationContact(user_id=user_id, channel=new.channel, address=address, created_at=utcnow())
+        session.add(row)
+    row.is_active = new.is_active
+    row.secret_encrypted = encrypt(new.secret, secret_key) if new.secret else None
+    session.flush()
+    return row
+
+
+def of_user(session: Session, user_id: uuid.UUID) -> list[NotificationContact]:
+    return list(
+        session.scalars(
+            sa.select(NotificationContact)
+            .where(NotificationContact.user_id == user_id)
+            .order_by(NotificationContact.channel, NotificationContact.created_at)
+        )
+    )
+
+
+def remove(session: Session, user_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+    row = session.get(NotificationContact, contact_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound(f"contact {contact_id} does not exist")
+    session.delete(row)
+    session.flush()

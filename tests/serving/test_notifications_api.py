@@ -1,0 +1,685 @@
+"""The notifications HTTP API on both operational databases: sending, the inbox (pages, filters,
+threads), read state, preferences, contacts, subscriptions, templates, deliveries, broadcasts and
+who may do what."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from litestar.testing import AsyncTestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.notifications import contacts
+from domain.notifications.service import Draft, send
+from domain.schema import Broadcast, DeliveryLog, NotificationContact, NotificationEvent, NotificationTemplate
+from tests.serving.conftest import bearer
+
+API = "/api/v1/notifications"
+
+
+@pytest.fixture
+def people(new_user) -> dict[str, tuple[uuid.UUID, dict[str, str]]]:
+    """An editor (send, manage, broadcast), an Arabic-speaking viewer and another viewer."""
+    out = {}
+    for name, roles, fields in (
+        ("editor", ["editor"], {}),
+        ("reader", ["viewer"], {"preferences": {"locale": "ar-SA"}}),
+        ("other", ["viewer"], {}),
+    ):
+        user_id, token = new_user(f"{name}-{uuid.uuid4().hex[:6]}", roles, **fields)
+        out[name] = (user_id, bearer(token))
+    return out
+
+
+def _insert(
+    factory: sessionmaker[Session], recipient: uuid.UUID, *, n: int = 1, **draft: object
+) -> list[uuid.UUID]:
+    """Notifications made the way a job makes them (straight into the DB, not pushed)."""
+    ids = []
+    for i in range(n):
+        spec = {"category": "general", "subject": f"message {i}", **draft}
+        with factory.begin() as session:
+            ids += [x.id for x in send(session, Draft(**spec), [recipient]).notifications]
+    return ids
+
+
+# --- send ----------------------------------------------------------------------------------------
+
+
+async def test_send_creates_notifications_per_channel_in_the_recipients_language(
+    anonymous: AsyncTestClient, people, db_sessions
+) -> None:
+    editor, (reader, _), (other, _) = people["editor"][1], people["reader"], people["other"]
+    ghost = uuid.uuid4()
+
+    res = await anonymous.post(
+        f"{API}/send",
+        headers=editor,
+        json={
+            "recipient_ids": [str(reader), str(other), str(ghost), str(reader)],
+            "channels": ["in_app", "email"],
+            "category": "content.published",
+            "subject": {"ar": "مقال جديد", "en": "A new article"},
+            "content": {"ar": "اقرأ الآن", "en": "Read it now"},
+            "notification_type": "success",
+        },
+    )
+
+    assert res.status_code == 201, res.text
+    body = res.json()
+    made = {(n["recipient_id"], n["channel"]): n["status"] for n in body["notifications"]}
+    assert made == {
+        (str(reader), "in_app"): "sent",
+        (str(other), "in_app"): "sent",
+        (str(reader), "email"): "pending",
+        (str(other), "email"): "pending",
+    }
+    assert body["skipped"] == [{"recipient_id": str(ghost), "channel": "*", "reason": "no such user"}]
+    inbox = (await anonymous.get(f"{API}/{reader}/inbox", headers=people["reader"][1])).json()
+    (item,) = inbox["items"]
+    assert (item["subject"], item["language"], item["direction"]) == ("مقال جديد", "ar", "rtl")
+    assert inbox["unread_count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"recipient_ids": [], "category": "c", "subject": "s"}, "recipient_ids"),
+        ({"recipient_ids": ["not-a-uuid"], "category": "c", "subject": "s"}, "recipient_ids"),
+        ({"recipient_ids": [str(uuid.uuid4())] * 1001, "category": "c", "subject": "s"}, "recipient_ids"),
+        (
+            {"recipient_ids": [str(uuid.uuid4())], "category": "c", "channels": ["fax"], "subject": "s"},
+            "channels",
+        ),
+        ({"recipient_ids": [str(uuid.uuid4())], "category": "c"}, "template"),
+        (
+            {
+                "recipient_ids": [str(uuid.uuid4())],
+                "category": "c",
+                "subject": "s",
+                "scheduled_at": "2026-05-01T09:00:00",
+            },
+            "scheduled_at",
+        ),
+    ],
+)
+async def test_send_refuses_bad_input_naming_the_field(
+    anonymous: AsyncTestClient, people, body: dict, field: str
+) -> None:
+    res = await anonymous.post(f"{API}/send", headers=people["editor"][1], json=body)
+
+    assert res.status_code in (400, 422), res.text
+    assert res.headers["content-type"].startswith("application/problem+json")
+    assert any(field in (e.get("field") or "") for e in res.json()["errors"]), res.json()
+
+
+async def test_send_with_a_template_that_cannot_render_is_a_422_naming_the_part(
+    anonymous: AsyncTestClient, people
+) -> None:
+    editor = people["editor"][1]
+    saved = await anonymous.post(
+        f"{API}/templates",
+        headers=editor,
+        json={
+            "name": "needs.title",
+            "template_type": "in_app",
+            "language": "en",
+            "subject_template": "New: {{ title }}",
+            "template_data": {"sample": {"title": "x"}},
+        },
+    )
+    assert saved.status_code == 201
+
+    res = await anonymous.post(
+        f"{API}/send",
+        headers=editor,
+        json={"recipient_ids": [str(people["other"][0])], "category": "c", "template": "needs.title"},
+    )
+
+    assert res.status_code == 422
+    (error,) = res.json()["errors"]
+    assert (error["field"], error["part"]) == ("template", "subject") and "title" in error["message"]
+
+
+# --- inbox ---------------------------------------------------------------------------------------
+
+
+async def test_inbox_pages_newest_first_with_a_cursor_and_filters(
+    anonymous: AsyncTestClient, people, db_sessions
+) -> None:
+    reader, headers = people["reader"]
+    ids = _insert(db_sessions, reader, n=5, category="news")
+    ids += _insert(db_sessions, reader, n=2, category="security")
+    newest_first = list(reversed(ids))
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = (await anonymous.get(f"{API}/{reader}/inbox", headers=headers, params=params)).json()
+        seen += [item["id"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [str(i) for i in newest_first] and pages == 3
+
+    read = await anonymous.put(f"{API}/{ids[0]}/read", headers=headers, json={"read": True})
+    assert read.json()["unread_count"] == 6
+
+    unread = (
+        await anonymous.get(f"{API}/{reader}/inbox", headers=headers, params={"status": "unread"})
+    ).json()
+    only_read = (
+        await anonymous.get(f"{API}/{reader}/inbox", headers=headers, params={"status": "read"})
+    ).json()
+    security = (
+        await anonymous.get(f"{API}/{reader}/inbox", headers=headers, params={"category": "security"})
+    ).json()
+    assert len(unread["items"]) == 6 and str(ids[0]) not in {i["id"] for i in unread["items"]}
+    assert [i["id"] for i in only_read["items"]] == [str(ids[0])] and only_read["items"][0]["read"] is True
+    assert [i["id"] for i in security["items"]] == [str(i) for i in reversed(ids[5:])]
+    assert unread["unread_count"] == only_read["unread_count"] == 6
+
+    bad = await anonymous.get(f"{API}/{reader}/inbox", headers=headers, params={"cursor": "%%%"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
+
+
+async def test_inbox_threads_group_the_notifications_of_one_event(
+    anonymous: AsyncTestClient, people, db_sessions
+) -> None:
+    reader, headers = people["reader"]
+    with db_sessions.begin() as session:
+        event = NotificationEvent(event_type="content.published", payload={})
+        session.add(event)
+        session.flush()
+        event_id = event.id
+    threaded = _insert(db_sessions, reader, n=3, category="comments", event_id=event_id)
+    alone = _insert(db_sessions, reader, n=1, category="news")
+    await anonymous.put(f"{API}/{threaded[1]}/read", headers=headers, json={})
+
+    flat = (await anonymous.get(f"{API}/{reader}/inbox", headers=headers)).json()
+    threads = (
+        await anonymous.get(f"{API}/{reader}/inbox", headers=headers, params={"threads": "true"})
+    ).json()
+
+    assert [i["thread_id"] for i in flat["items"]] == [str(alone[0])] + [str(event_id)] * 3
+    assert "count" not in flat["items"][0]
+    assert [(t["id"], t["thread_id"], t["count"], t["unread"]) for t in threads["items"]] == [
+        (str(alone[0]), str(alone[0]), 1, 1),
+        (str(threaded[2]), str(event_id), 3, 2),  # the latest item stands for the thread
+    ]
+    page_one = (
+        await anonymous.get(f"{API}/{reader}/inbox", headers=headers, params={"threads": "true", "limit": 1})
+    ).json()
+    page_two = (
+        await anonymous.get(
+            f"{API}/{reader}/inbox",
+            headers=headers,
+            params={"threads": "true", "limit": 1, "cursor": page_one["next_cursor"]},
+        )
+    ).json()
+    assert [t["thread_id"] for t in page_one["items"] + page_two["items"]] == [str(alone[0]), str(event_id)]
+    assert page_two["next_cursor"] is None
+
+
+async def test_scheduled_in_app_notifications_appear_when_due(anonymous: AsyncTestClient, people) -> None:
+    reader, headers = people["reader"]
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+
+    res = await anonymous.post(
+        f"{API}/send",
+        headers=people["editor"][1],
+        json={"recipient_ids": [str(reader)], "category": "c", "subject": "later", "scheduled_at": later},
+    )
+
+    assert res.status_code == 201
+    assert (await anonymous.get(f"{API}/{reader}/inbox", headers=headers)).json()["items"] == []
+
+
+async def test_read_state_is_idempotent_and_reversible(
+    anonymous: AsyncTestClient, people, db_sessions
+) -> None:
+    reader, headers = people["reader"]
+    (nid,) = _insert(db_sessions, reader)
+
+    first = await anonymous.put(f"{API}/{nid}/read", headers=headers, json={"read": True})
+    again = await anonymous.put(f"{API}/{nid}/read", headers=headers, json={"read": True})
+    back = await anonymous.put(f"{API}/{nid}/read", headers=headers, json={"read": False})
+
+    assert first.status_code == again.status_code == back.status_code == 200
+    assert (first.json()["status"], again.json()["read_at"]) == ("read", first.json()["read_at"])
+    assert (back.json()["status"], back.json()["read"], back.json()["unread_count"]) == (
+        "delivered",
+        False,
+        1,
+    )
+
+
+async def test_read_all(anonymous: AsyncTestClient, people, db_sessions) -> None:
+    reader, headers = people["reader"]
+    _insert(db_sessions, reader, n=3, category="a")
+    _insert(db_sessions, reader, n=2, category="b")
+
+    some = await anonymous.put(f"{API}/read-all", headers=headers, json={"category": "a"})
+    rest = await anonymous.put(f"{API}/read-all", headers=headers, json={})
+
+    assert some.json() == {"marked": 3, "unread_count": 2}
+    assert rest.json() == {"marked": 2, "unread_count": 0}
+
+
+# --- who may do what -----------------------------------------------------------------------------
+
+
+async def test_a_viewer_cannot_send_nor_read_anothers_inbox_or_notification(
+    anonymous: AsyncTestClient, people, db_sessions
+) -> None:
+    (reader, reader_headers), other_headers = people["reader"], people["other"][1]
+    (nid,) = _insert(db_sessions, reader)
+
+    send_res = await anonymous.post(
+        f"{API}/send",
+        headers=other_headers,
+        json={"recipient_ids": [str(reader)], "category": "c", "subject": "s"},
+    )
+    inbox_res = await anonymous.get(f"{API}/{reader}/inbox", headers=other_headers)
+    read_res = await anonymous.put(f"{API}/{nid}/read", headers=other_headers, json={"read": True})
+    delivery_res = await anonymous.get(f"{API}/delivery/{nid}", headers=other_headers)
+    own = await anonymous.get(f"{API}/delivery/{nid}", headers=reader_headers)
+    manager = await anonymous.get(f"{API}/{reader}/inbox", headers=people["editor"][1])
+
+    assert (send_res.status_code, inbox_res.status_code) == (403, 403)
+    assert (read_res.status_code, delivery_res.status_code) == (404, 404)
+    assert own.status_code == 200 and manager.status_code == 200
+    assert [i["id"] for i in manager.json()["items"]] == [str(nid)]
+
+
+# --- preferences ---------------------------------------------------------------------------------
+
+
+async def test_preferences_are_upserted_and_listed(anonymous: AsyncTestClient, people) -> None:
+    headers = people["reader"][1]
+    body = {
+        "preferences": [
+            {
+                "channel": "email",
+                "frequency": "daily",
+                "quiet_hours_start": "22:00",
+                "quiet_hours_end": "07:00",
+                "timezone": "Asia/Riyadh",
+            },
+            {"channel": "sms", "notification_type": "content.published", "is_enabled": False},
+        ]
+    }
+
+    saved = await anonymous.post(f"{API}/preferences", headers=headers, json=body)
+    body["preferences"][1]["is_enabled"] = True
+    again = await anonymous.post(f"{API}/preferences", headers=headers, json=body)
+    listed = await anonymous.get(f"{API}/preferences", headers=headers)
+
+    assert saved.status_code == again.status_code == 200, saved.text
+    prefs = {(p["notification_type"], p["channel"]): p for p in listed.json()["preferences"]}
+    assert set(prefs) == {("*", "email"), ("content.published", "sms")}
+    assert (prefs["*", "email"]["quiet_hours_start"], prefs["*", "email"]["quiet_hours_end"]) == (
+        "22:00",
+        "07:00",
+    )
+    assert prefs["content.published", "sms"]["is_enabled"] is True
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"quiet_hours_start": "22:00", "quiet_hours_end": "22:00"}, "preferences[1].quiet_hours_end"),
+        ({"quiet_hours_start": "25:00", "quiet_hours_end": "07:00"}, "preferences[1].quiet_hours_start"),
+        ({"quiet_hours_start": "22:00", "quiet_hours_end": "7pm"}, "preferences[1].quiet_hours_end"),
+        ({"quiet_hours_start": "22:00"}, "preferences[1].quiet_hours_end"),
+        ({"timezone": "Mars/Olympus_Mons"}, "preferences[1].timezone"),
+    ],
+)
+async def test_impossible_preferences_are_a_422_naming_field_and_index_and_nothing_is_saved(
+    anonymous: AsyncTestClient, people, bad: dict, field: str
+) -> None:
+    headers = people["reader"][1]
+    body = {"preferences": [{"channel": "email", "is_enabled": False}, {"channel": "push", **bad}]}
+
+    res = await anonymous.post(f"{API}/preferences", headers=headers, json=body)
+
+    assert res.status_code == 422, res.text
+    assert res.json()["errors"][0]["field"] == field
+    assert (await anonymous.get(f"{API}/preferences", headers=headers)).json()["preferences"] == []
+
+
+async def test_another_users_preferences_need_the_manage_permission(
+    anonymous: AsyncTestClient, people
+) -> None:
+    reader = people["reader"][0]
+    body = {"user_id": str(reader), "preferences": [{"channel": "email", "is_enabled": False}]}
+
+    by_viewer = await anonymous.post(f"{API}/preferences", headers=people["other"][1], json=body)
+    by_manager = await anonymous.post(f"{API}/preferences", headers=people["editor"][1], json=body)
+
+    assert by_viewer.status_code == 403
+    assert by_manager.status_code == 200 and by_manager.json()["user_id"] == str(reader)
+
+
+# --- contacts and subscriptions ------------------------------------------------------------------
+
+
+async def test_contacts_validate_and_never_return_the_webhook_secret(
+    anonymous: AsyncTestClient, people, db_sessions
+) -> None:
+    reader, headers = people["reader"]
+    secret = "s3cret-signing-key-0123456789"
+
+    phone = await anonymous.put(
+        f"{API}/contacts", headers=headers, json={"channel": "sms", "address": "+966 50 123 4567"}
+    )
+    hook = await anonymous.put(
+        f"{API}/contacts",
+        headers=headers,
+        json={"channel": "webhook", "address": "https://hooks.example.test/in", "secret": secret},
+    )
+    bad_phone = await anonymous.put(
+        f"{API}/contacts", headers=headers, json={"channel": "sms", "address": "0501234567"}
+    )
+    bad_url = await anonymous.put(
+        f"{API}/contacts",
+        headers=headers,
+        json={"channel": "webhook", "address": "ftp://x.test/", "secret": secret},
+    )
+    no_secret = await anonymous.put(
+        f"{API}/contacts", headers=headers, json={"channel": "webhook", "address": "https://x.test/"}
+    )
+    listed = await anonymous.get(f"{API}/contacts", headers=headers)
+
+    assert phone.status_code == hook.status_code == 200, phone.text
+    assert phone.json()["address"] == "+966501234567"
+    assert [r.json()["errors"][0]["field"] for r in (bad_phone, bad_url, no_secret)] == [
+        "address",
+        "address",
+        "secret",
+    ]
+    assert {c["channel"] for c in listed.json()} == {"sms", "webhook"}
+    assert secret not in listed.text and "secret_encrypted" not in listed.text
+    assert [c["has_secret"] for c in listed.json() if c["channel"] == "webhook"] == [True]
+    with db_sessions() as session:
+        stored = session.scalar(
+            sa.select(NotificationContact).where(NotificationContact.channel == "webhook")
+        )
+    assert secret not in stored.secret_encrypted
+    assert contacts.decrypt(stored.secret_encrypted, anonymous.app.state.auth.secret) == secret
+
+    other_delete = await anonymous.delete(f"{API}/contacts/{phone.json()['id']}", headers=people["other"][1])
+    deleted = await anonymous.delete(f"{API}/contacts/{phone.json()['id']}", headers=headers)
+    assert (other_delete.status_code, deleted.status_code) == (404, 204)
+
+
+async def test_subscriptions_follow_list_and_unfollow_topics(anonymous: AsyncTestClient, people) -> None:
+    headers = people["reader"][1]
+    series = f"series:{uuid.uuid4()}"
+
+    first = await anonymous.post(f"{API}/subscriptions", headers=headers, json={"topic": series})
+    again = await anonymous.post(f"{API}/subscriptions", headers=headers, json={"topic": series})
+    tag = await anonymous.post(f"{API}/subscriptions", headers=headers, json={"topic": "tag:Football"})
+    bad = await anonymous.post(f"{API}/subscriptions", headers=headers, json={"topic": "series:not-an-id"})
+    listed = await anonymous.get(f"{API}/subscriptions", headers=headers)
+    gone = await anonymous.delete(f"{API}/subscriptions", headers=headers, params={"topic": series})
+    gone_again = await anonymous.delete(f"{API}/subscriptions", headers=headers, params={"topic": series})
+
+    assert (first.status_code, again.status_code, tag.status_code) == (201, 200, 201)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "topic"
+    assert [s["topic"] for s in listed.json()] == [series, "tag:football"]
+    assert (gone.status_code, gone_again.status_code) == (204, 404)
+
+
+# --- templates -----------------------------------------------------------------------------------
+
+
+def _template(**fields: object) -> dict:
+    return {
+        "name": "episode.published",
+        "template_type": "email",
+        "language": "ar",
+        "subject_template": "حلقة جديدة: {{ title }}",
+        "content_template": "مرحبا {{ user.username }}\nشاهد {{ title }}",
+        "template_data": {"sample": {"title": "فنجان", "user": {"username": "sara"}}},
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "part", "line"),
+    [
+        ({"content_template": "سطر\n{{ title "}, "content_template", "text", 2),
+        ({"content_template": "one\ntwo\n{% for x in %}{% endfor %}"}, "content_template", "text", 3),
+        ({"subject_template": "{{ missing_variable }}"}, "subject_template", "subject", 1),
+        ({"html_template": "<p>\n{{ nope.deeper }}</p>"}, "html_template", "html", 2),
+    ],
+)
+async def test_template_errors_are_caught_at_save_time_with_part_and_line(
+    anonymous: AsyncTestClient, people, db_sessions, fields: dict, field: str, part: str, line: int
+) -> None:
+    res = await anonymous.post(f"{API}/templates", headers=people["editor"][1], json=_template(**fields))
+
+    assert res.status_code == 422, res.text
+    (error,) = res.json()["errors"]
+    assert (error["field"], error["part"], error["line"]) == (field, part, line)
+    assert error["message"]
+    with db_sessions() as session:  # nothing saved (the app's default templates aside)
+        saved = sa.select(sa.func.count()).where(NotificationTemplate.name == "episode.published")
+        assert session.scalar(saved) == 0
+
+
+async def test_saving_a_template_adds_a_version_and_deactivates_the_previous(
+    anonymous: AsyncTestClient, people, db_sessions
+) -> None:
+    editor = people["editor"][1]
+
+    one = await anonymous.post(f"{API}/templates", headers=editor, json=_template())
+    two = await anonymous.post(
+        f"{API}/templates", headers=editor, json=_template(subject_template="جديد: {{ title }}")
+    )
+    english = await anonymous.post(
+        f"{API}/templates", headers=editor, json=_template(language="en", subject_template="New: {{ title }}")
+    )
+    active = (
+        await anonymous.get(f"{API}/templates", headers=editor, params={"name": "episode.published"})
+    ).json()
+    versions = (await anonymous.get(f"{API}/templates/episode.published/versions", headers=editor)).json()
+    missing = await anonymous.get(f"{API}/templates/nothing.here/versions", headers=editor)
+
+    assert (one.status_code, two.status_code, english.status_code) == (201, 201, 201)
+    assert (one.json()["version"], two.json()["version"], english.json()["version"]) == (1, 2, 1)
+    assert [(t["language"], t["version"]) for t in active] == [("ar", 2), ("en", 1)]
+    assert [(v["language"], v["version"], v["is_active"]) for v in versions] == [
+        ("ar", 2, True),
+        ("ar", 1, False),
+        ("en", 1, True),
+    ]
+    assert missing.status_code == 404
+
+    preview = await anonymous.post(
+        f"{API}/templates/preview", headers=editor, json={"template_id": two.json()["id"]}
+    )
+    assert preview.status_code == 200
+    assert (preview.json()["subject"], preview.json()["direction"]) == ("جديد: فنجان", "rtl")
+    assert 'dir="rtl"' in preview.json()["html"]
+
+    reader = people["reader"][0]  # locale ar-SA: falls back to the ar template
+    sent = await anonymous.post(
+        f"{API}/send",
+        headers=editor,
+        json={
+            "recipient_ids": [str(reader)],
+            "channels": ["email"],
+            "category": "episode.published",
+            "template": "episode.published",
+            "data": {"title": "فنجان"},
+        },
+    )
+    assert sent.status_code == 201, sent.text
+    with db_sessions() as session:
+        log = session.scalar(sa.select(DeliveryLog))
+        assert log.status == "queued" and log.destination.endswith("@example.test")
+
+
+async def test_preview_renders_given_sources_and_reports_errors(anonymous: AsyncTestClient, people) -> None:
+    editor = people["editor"][1]
+
+    ok = await anonymous.post(
+        f"{API}/templates/preview",
+        headers=editor,
+        json={
+            "template_type": "in_app",
+            "language": "en",
+            "subject_template": "{{ views | number }} views",
+            "data": {"views": 12345},
+        },
+    )
+    broken = await anonymous.post(
+        f"{API}/templates/preview",
+        headers=editor,
+        json={"template_type": "sms", "language": "en", "content_template": "{{ a }"},
+    )
+    nothing = await anonymous.post(f"{API}/templates/preview", headers=editor, json={})
+
+    assert ok.status_code == 200 and ok.json()["subject"] == "12,345 views"
+    assert broken.status_code == 422 and broken.json()["errors"][0]["part"] == "text"
+    assert nothing.status_code == 422 and nothing.json()["errors"][0]["field"] == "template_id"
+
+
+# --- deliveries ----------------------------------------------------------------------------------
+
+
+async def test_the_delivery_report_lists_every_destination_without_secrets(
+    anonymous: AsyncTestClient, people, db_sessions
+) -> None:
+    editor = people["editor"][1]
+    reader, headers = people["reader"]
+    secret = "another-signing-secret-42"
+    for url in ("https://a.example.test/hook", "https://b.example.test/hook"):
+        await anonymous.put(
+            f"{API}/contacts", headers=headers, json={"channel": "webhook", "address": url, "secret": secret}
+        )
+
+    sent = await anonymous.post(
+        f"{API}/send",
+        headers=editor,
+        json={
+            "recipient_ids": [str(reader)],
+            "channels": ["webhook", "sms"],
+            "category": "c",
+            "subject": "s",
+        },
+    )
+    by_channel = {n["channel"]: n["id"] for n in sent.json()["notifications"]}
+    hook = (await anonymous.get(f"{API}/delivery/{by_channel['webhook']}", headers=headers)).json()
+    sms = (await anonymous.get(f"{API}/delivery/{by_channel['sms']}", headers=editor)).json()
+
+    assert (hook["status"], hook["channel"], hook["recipient_id"]) == ("pending", "webhook", str(reader))
+    assert sorted(d["destination"] for d in hook["deliveries"]) == [
+        "https://a.example.test/hook",
+        "https://b.example.test/hook",
+    ]
+    delivery = hook["deliveries"][0]
+    assert set(delivery) == {
+        "id", "channel", "destination", "status", "attempts", "last_attempt", "next_retry",
+        "error_message", "metadata", "created_at", "updated_at",
+    }  # fmt: skip
+    assert (delivery["status"], delivery["attempts"]) == ("queued", 0)
+    assert delivery["metadata"] == {}
+    with db_sessions() as session:  # the delivery job does get the encrypted secret
+        logs = list(session.scalars(sa.select(DeliveryLog).where(DeliveryLog.channel == "webhook")))
+    assert len(logs) == 2 and all("secret_encrypted" in log.delivery_metadata for log in logs)
+    assert sms["status"] == "failed"
+    assert sms["deliveries"][0]["error_message"] == "the recipient has no phone number for SMS"
+
+
+# --- broadcasts ----------------------------------------------------------------------------------
+
+
+async def test_a_broadcast_is_queued_with_the_number_of_users_matching_now(
+    anonymous: AsyncTestClient, people, new_user, db_sessions
+) -> None:
+    editor = people["editor"][1]
+    for i in range(3):
+        new_user(f"ar-viewer-{i}-{uuid.uuid4().hex[:4]}", ["viewer"], preferences={"language": "ar"})
+    new_user(f"en-viewer-{uuid.uuid4().hex[:4]}", ["viewer"], preferences={"language": "en"})
+
+    res = await anonymous.post(
+        f"{API}/broadcast",
+        headers=editor,
+        json={
+            "name": "Ramadan schedule",
+            "channels": ["in_app", "email"],
+            "subject": {"ar": "جدول رمضان", "en": "Ramadan schedule"},
+            "content": {"ar": "...", "en": "..."},
+            "criteria": {"roles": ["viewer"], "languages": ["ar"]},
+        },
+    )
+
+    assert res.status_code == 202, res.text
+    body = res.json()
+    assert body["status"] == "queued" and body["matching_recipients"] == 4  # 3 + the ar-SA reader
+    status = (await anonymous.get(body["status_url"], headers=editor)).json()
+    assert (status["status"], status["percent"], status["total_recipients"]) == ("queued", 0.0, None)
+    assert status["criteria"] == {"roles": ["viewer"], "languages": ["ar"]}
+    with db_sessions() as session:
+        row = session.get(Broadcast, uuid.UUID(body["broadcast_id"]))
+        assert row.channels == ["in_app", "email"] and row.message["subject"]["ar"] == "جدول رمضان"
+
+
+async def test_a_broadcast_matching_nobody_is_accepted_with_zero(anonymous: AsyncTestClient, people) -> None:
+    res = await anonymous.post(
+        f"{API}/broadcast",
+        headers=people["editor"][1],
+        json={"name": "nobody", "subject": "hi", "criteria": {"subscribed_to": ["tag:nobody-follows-this"]}},
+    )
+
+    assert res.status_code == 202
+    assert res.json()["matching_recipients"] == 0
+
+
+@pytest.mark.parametrize(
+    ("criteria", "field"),
+    [
+        ({"roles": ["viewer", "emperor"]}, "criteria.roles[1]"),
+        ({"languages": ["arabic!"]}, "criteria.languages[0]"),
+        ({"subscribed_to": ["planet:mars"]}, "criteria.subscribed_to[0]"),
+        ({"active_within_days": 0}, "criteria.active_within_days"),
+    ],
+)
+async def test_broadcast_criteria_are_validated(
+    anonymous: AsyncTestClient, people, db_sessions, criteria: dict, field: str
+) -> None:
+    res = await anonymous.post(
+        f"{API}/broadcast",
+        headers=people["editor"][1],
+        json={"name": "x", "subject": "s", "criteria": criteria},
+    )
+
+    assert res.status_code == 422, res.text
+    assert res.json()["errors"][0]["field"] == field
+    with db_sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Broadcast)) == 0
+
+
+async def test_broadcasts_need_their_permission(anonymous: AsyncTestClient, people) -> None:
+    res = await anonymous.post(
+        f"{API}/broadcast", headers=people["other"][1], json={"name": "x", "subject": "s"}
+    )
+    assert res.status_code == 403
+
+
+def test_recipient_query_is_ordered_by_id_for_the_job(people, db_sessions: sessionmaker[Session]) -> None:
+    from domain.notifications import audience
+
+    with db_sessions() as session:
+        ids = list(session.scalars(audience.recipient_query({"roles": ["viewer"]})))
+        after = list(
+            session.scalars(audience.recipient_query({"roles": ["viewer"]}).where(sa.literal(True)).limit(1))
+        )
+    assert ids == sorted(ids) and len(ids) == 2 and after == ids[:1]
