@@ -1,17 +1,26 @@
 """The dbt models of the warehouse as Dagster assets; dbt tests surface as asset checks.
 
-Built by `analytics_assets(settings)` at Definitions load (never at import): it makes sure the
-manifest is current (see `resources.dbt.dbt_manifest`) and returns one `@dbt_assets` definition.
+Built by `analytics_assets(settings)` / `event_models_assets(settings)` at Definitions load (never
+at import): they make sure the manifest is current (see `resources.dbt.dbt_manifest`) and return
+one `@dbt_assets` definition each. The models tagged `events` (over the event lake) are hourly
+partitioned like `analytics_raw_events`; each run rebuilds the whole UTC days its hours fall in,
+passed to dbt as `--vars '{min_date, max_date}'` (incremental delete+insert of those days).
 """
 
+import json
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from assets.analytics_events import analytics_raw_events, events_hourly_partitions
+from assets.analytics_ops import PROCESSING_JOBS_KEY, ROUTE_MINUTES_KEY
 from assets.cms import RAW_CONTENT_ITEMS_TABLE, content_items_snapshot
+from domain.analytics.warehouse_events import RAW_EVENTS_TABLE
+from domain.analytics.warehouse_ops import RAW_PROCESSING_JOBS_TABLE, RAW_ROUTE_MINUTES_TABLE
 from domain.settings import Settings
 from resources.dbt import dbt_manifest, dbt_project
 from resources.warehouse import WAREHOUSE_POOL
@@ -30,7 +39,12 @@ FOLDER_GROUPS: Mapping[str, str] = {
 # dbt sources loaded by Dagster assets: (source name, table) -> the asset that loads it.
 SOURCE_ASSETS: Mapping[tuple[str, str], dg.AssetKey] = {
     ("cms", RAW_CONTENT_ITEMS_TABLE): content_items_snapshot.key,
+    ("events", RAW_EVENTS_TABLE): analytics_raw_events.key,
+    ("ops", RAW_ROUTE_MINUTES_TABLE): ROUTE_MINUTES_KEY,
+    ("ops", RAW_PROCESSING_JOBS_TABLE): PROCESSING_JOBS_KEY,
 }
+# dbt tag of the models built over the event lake (partitioned by hour, run with a date window).
+EVENTS_TAG = "events"
 
 
 class AnalyticsTranslator(DagsterDbtTranslator):
@@ -64,8 +78,39 @@ def analytics_assets(settings: Settings) -> dg.AssetsDefinition:
         dagster_dbt_translator=AnalyticsTranslator(),
         pool=WAREHOUSE_POOL,
         name="warehouse_dbt_models",
+        exclude=f"tag:{EVENTS_TAG}",
     )
     def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         yield from dbt.cli(["build"], context=context).stream()
 
     return warehouse_dbt_models
+
+
+def day_window(start: datetime, end: datetime) -> dict[str, str]:
+    """The dbt vars of a run over [start, end): the whole UTC days it touches, `max_date` exclusive."""
+    first = start.astimezone(UTC).date()
+    last = (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    return {"min_date": first.isoformat(), "max_date": (last + timedelta(days=1)).isoformat()}
+
+
+@cache
+def event_models_assets(settings: Settings) -> dg.AssetsDefinition:
+    """The models tagged `events`, hourly partitioned like the raw events they read: a run for some
+    hours rebuilds the days those hours fall in (a backfill of a range is one dbt run)."""
+
+    @dbt_assets(
+        manifest=dbt_manifest(settings),
+        project=dbt_project(settings.deployment),
+        dagster_dbt_translator=AnalyticsTranslator(),
+        pool=WAREHOUSE_POOL,
+        name="event_dbt_models",
+        select=f"tag:{EVENTS_TAG}",
+        partitions_def=events_hourly_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def event_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+        window = context.partition_time_window
+        dbt_vars = day_window(window.start, window.end)
+        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+
+    return event_dbt_models

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, time
+from datetime import date as date_type
 from typing import Any
 
 import sqlalchemy as sa
@@ -613,3 +614,225 @@ class NotificationSubscription(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (sa.Index("ix_notification_subscriptions_topic", "topic"),)
+
+
+# --- Analytics (serving tables published from the warehouse marts, live counters, reports, alerts) ---
+
+REPORT_TYPES = ("content", "user", "search", "system", "custom")
+REPORT_FORMATS = ("csv", "xlsx", "pdf", "json")
+REPORT_RUN_STATUSES = ("queued", "running", "completed", "failed")
+ALERT_KINDS = ("absolute", "percent_change", "same_hour_last_week")
+ALERT_COMPARISONS = ("above", "below")
+ALERT_STATUSES = ("firing", "resolved")
+
+
+class ContentMetricsDaily(Base):
+    """ContentMetrics: the serving copy of the warehouse mart `fct_content_metrics_daily`, one row per
+    content item and UTC day, replaced day by day by the `analytics_serving_tables` asset."""
+
+    __tablename__ = "analytics_content_metrics"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    content_id: Mapped[uuid.UUID]
+    date: Mapped[date_type] = mapped_column(sa.Date)
+    view_count: Mapped[int] = mapped_column(default=0)
+    unique_viewers: Mapped[int] = mapped_column(default=0)
+    average_watch_time: Mapped[int] = mapped_column(default=0)  # seconds
+    completion_rate: Mapped[float | None] = mapped_column(sa.Float)
+    engagement_score: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    share_count: Mapped[int] = mapped_column(default=0)
+    favorite_count: Mapped[int] = mapped_column(default=0)
+    comment_count: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.Index("uq_analytics_content_metrics_day", "content_id", "date", unique=True),
+        # Covering the dashboard's per-period scans (daily totals, top content) without the table.
+        sa.Index("ix_analytics_content_metrics_date", "date", "content_id", "view_count", "unique_viewers"),
+    )
+
+
+class UserEngagementDaily(Base):
+    """UserEngagement: the serving copy of `fct_user_engagement_daily`, one row per user and UTC day."""
+
+    __tablename__ = "analytics_user_engagement"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID]
+    date: Mapped[date_type] = mapped_column(sa.Date)
+    session_count: Mapped[int] = mapped_column(default=0)
+    total_session_time: Mapped[int] = mapped_column(default=0)  # seconds
+    page_views: Mapped[int] = mapped_column(default=0)
+    content_interactions: Mapped[int] = mapped_column(default=0)
+    search_queries: Mapped[int] = mapped_column(default=0)
+    downloads: Mapped[int] = mapped_column(default=0)
+    shares: Mapped[int] = mapped_column(default=0)
+    last_activity: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.Index("uq_analytics_user_engagement_day", "user_id", "date", unique=True),
+        sa.Index("ix_analytics_user_engagement_date", "date", "user_id"),  # distinct active users
+    )
+
+
+class SearchAnalyticsDaily(Base):
+    """SearchAnalytics: the serving copy of `fct_search_analytics_daily`, one row per UTC day,
+    interface language, user type (anonymous/registered) and normalized query."""
+
+    __tablename__ = "analytics_search"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    query_text: Mapped[str] = mapped_column(sa.String(500))
+    date: Mapped[date_type] = mapped_column(sa.Date)
+    language: Mapped[str] = mapped_column(sa.String(16))
+    user_type: Mapped[str] = mapped_column(sa.String(16))  # anonymous | registered
+    search_count: Mapped[int] = mapped_column(default=0)
+    result_count: Mapped[float | None] = mapped_column(sa.Float)  # average results per search
+    click_count: Mapped[int] = mapped_column(default=0)
+    click_through_rate: Mapped[float | None] = mapped_column(sa.Float)
+    average_position: Mapped[float | None] = mapped_column(sa.Float)
+    zero_result_count: Mapped[int] = mapped_column(default=0)
+    zero_result_rate: Mapped[float | None] = mapped_column(sa.Float)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.Index("uq_analytics_search_day", "date", "language", "user_type", "query_text", unique=True),
+    )
+
+
+class LiveMinute(Base):
+    """Live counters per UTC minute, added to by every API process every couple of seconds (events
+    tracked by type, `events.<type>`): the dashboard's last minutes and the alert rules read them.
+    Kept 8 days (alerts compare with the same hour last week)."""
+
+    __tablename__ = "analytics_live_minutes"
+
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    metric: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    value: Mapped[float] = mapped_column(sa.Float, default=0.0)
+
+
+class RouteMinute(Base):
+    """SystemMetrics of the API per route and UTC minute, collected by middleware: requests, client
+    and server errors, latency sum/max and a latency histogram (counts per bucket of
+    `domain.analytics.health.LATENCY_BUCKETS_MS`) from which percentiles are read."""
+
+    __tablename__ = "analytics_route_minutes"
+
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    route: Mapped[str] = mapped_column(sa.String(300), primary_key=True)  # "GET /api/v1/content/{id}"
+    requests: Mapped[int] = mapped_column(default=0)
+    client_errors: Mapped[int] = mapped_column(default=0)
+    server_errors: Mapped[int] = mapped_column(default=0)
+    latency_sum_ms: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    latency_max_ms: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    latency_buckets: Mapped[list[int]] = mapped_column(JSONType, default=list)
+
+
+class Report(Base):
+    """A report definition: what to compute (`report_type`, `configuration`: period, formats,
+    language), when (`schedule`, a cron expression in UTC, or none for on-demand) and for whom
+    (`recipients`: user ids or email addresses)."""
+
+    __tablename__ = "analytics_reports"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    report_type: Mapped[str] = mapped_column(sa.String(16))
+    configuration: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    schedule: Mapped[str | None] = mapped_column(sa.String(100))
+    recipients: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    last_generated: Mapped[datetime | None]
+    next_run_at: Mapped[datetime | None]
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"report_type IN {REPORT_TYPES}", name="report_type"),
+        sa.Index("ix_analytics_reports_due", "is_active", "next_run_at"),
+    )
+
+
+class ReportRun(Base):
+    """One generation of a report (a report job): its period, its files in the object store (format ->
+    key) and its outcome."""
+
+    __tablename__ = "analytics_report_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("analytics_reports.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    trigger: Mapped[str] = mapped_column(sa.String(16), default="manual")  # manual | schedule
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    files: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    requested_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN {REPORT_RUN_STATUSES}", name="status"),
+        sa.Index("ix_analytics_report_runs_status", "status", "created_at"),
+    )
+
+
+class AlertRule(Base):
+    """A threshold on a live metric (`metric`: `events.<type>`, `http.requests`, `http.error_rate`,
+    `http.p95_ms`) summed over the last `window_minutes`: `absolute` compares the value with
+    `threshold`; `percent_change` the change in percent against the window before; and
+    `same_hour_last_week` the change in percent against the same window 7 days earlier."""
+
+    __tablename__ = "analytics_alert_rules"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    metric: Mapped[str] = mapped_column(sa.String(100))
+    kind: Mapped[str] = mapped_column(sa.String(32), default="absolute")
+    comparison: Mapped[str] = mapped_column(sa.String(8), default="above")
+    threshold: Mapped[float] = mapped_column(sa.Float)
+    window_minutes: Mapped[int] = mapped_column(default=5)
+    recipients: Mapped[list[str]] = mapped_column(JSONType, default=list)  # user ids
+    escalate_after: Mapped[int] = mapped_column(default=3)  # evaluations still firing before escalating
+    escalation_recipients: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"kind IN {ALERT_KINDS}", name="kind"),
+        sa.CheckConstraint(f"comparison IN {ALERT_COMPARISONS}", name="comparison"),
+    )
+
+
+class Alert(Base):
+    """One breach of a rule, from the evaluation that found it (`fired_at`) to the one that found the
+    metric back within the threshold (`resolved_at`). `breaches` counts the evaluations that found
+    it firing; past the rule's `escalate_after` it is escalated once."""
+
+    __tablename__ = "analytics_alerts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    rule_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("analytics_alert_rules.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(sa.String(16), default="firing")
+    value: Mapped[float] = mapped_column(sa.Float)
+    baseline: Mapped[float | None] = mapped_column(sa.Float)
+    breaches: Mapped[int] = mapped_column(default=1)
+    fired_at: Mapped[datetime]
+    last_evaluated_at: Mapped[datetime]
+    escalated_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    message: Mapped[str] = mapped_column(sa.Text, default="")
+
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN {ALERT_STATUSES}", name="status"),
+        sa.Index("ix_analytics_alerts_rule_status", "rule_id", "status"),
+    )

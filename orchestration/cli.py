@@ -25,6 +25,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from domain.analytics.demo import demo_events, seed_demo_reports_and_alerts, validated_lines
+from domain.analytics.events import LAKE_PREFIX
+from domain.analytics.lake import parquet_files, read_buffer_lines
 from domain.auth.passwords import hash_password
 from domain.db import safe_url, sync_engine
 from domain.demo import DEMO_CONTENT, DEMO_USERS, seed_demo, seed_demo_notifications, seed_demo_users
@@ -32,10 +35,11 @@ from domain.ids import new_id
 from domain.media import inspect
 from domain.media.uploads import original_key, record_upload
 from domain.migrate import upgrade
-from domain.schema import ContentItem, MediaAsset, User
+from domain.schema import ContentItem, MediaAsset, User, utcnow
 from domain.settings import Settings
 from orchestration.deployment import build_resources, child_process_env, load_settings
 from orchestration.instance import write_dagster_home
+from resources.event_lake import PARQUET_CONTENT_TYPE
 
 DEMO_MEDIA_NAME = "demo-testcard.mp4"
 
@@ -45,7 +49,7 @@ def migrate(settings: Settings) -> None:
     upgrade(settings.database_url)
 
 
-def seed(settings: Settings, schedule_delay: float) -> int:
+def seed(settings: Settings, schedule_delay: float, report_delay: float = 240.0) -> int:
     engine = sync_engine(settings.database_url)
     try:
         with Session(engine) as session, session.begin():
@@ -53,6 +57,7 @@ def seed(settings: Settings, schedule_delay: float) -> int:
             created = seed_demo(session, schedule_delay=timedelta(seconds=schedule_delay))
             seed_demo_notifications(session)
         seed_demo_media(settings, engine)
+        seed_demo_analytics(settings, engine, timedelta(seconds=report_delay))
         return created
     finally:
         engine.dispose()
@@ -111,6 +116,29 @@ def seed_demo_media(settings: Settings, engine) -> None:
             print(f"demo: uploaded {name} as media {media_id}", flush=True)
 
 
+def seed_demo_analytics(settings: Settings, engine, report_delay: timedelta) -> None:
+    """A day and a half of tracked events written to the event lake (once: skipped when the lake
+    has files), the weekly report and the alert rules. The hours sensor loads the events on start."""
+    now = utcnow()
+    with Session(engine) as session, session.begin():
+        users_by_name = dict(session.execute(sa.select(User.username, User.id)).tuples().all())
+        published = dict(
+            session.execute(
+                sa.select(ContentItem.slug, ContentItem.id).where(ContentItem.status == "published")
+            ).all()
+        )
+        seed_demo_reports_and_alerts(session, users_by_name, now, report_delay)
+    store = build_resources(settings)["object_store"]
+    if next(iter(store.list(f"{LAKE_PREFIX}/")), None) is not None or not published:
+        return
+    demo_users = {name: users_by_name[name] for name, *_ in DEMO_USERS if name in users_by_name}
+    lines = validated_lines(demo_events(now, published, demo_users), now)
+    files = parquet_files("demo", read_buffer_lines(b"".join(lines)))
+    for key, data in files.items():
+        store.put_bytes(key, data, PARQUET_CONTENT_TYPE)
+    print(f"demo: {len(lines)} tracked events over {len(files)} hours written to the event lake", flush=True)
+
+
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -137,10 +165,10 @@ def dagster_command(settings: Settings) -> list[str]:
     ]  # fmt: skip
 
 
-def run(settings: Settings, schedule_delay: float) -> int:
+def run(settings: Settings, schedule_delay: float, report_delay: float = 240.0) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings)
-    created = seed(settings, schedule_delay)
+    created = seed(settings, schedule_delay, report_delay)
     print(f"demo: {created} new content item(s) seeded ({len(DEMO_CONTENT)} in the demo set)", flush=True)
     home = write_dagster_home(settings)
     env = child_process_env(home)
@@ -181,7 +209,10 @@ def run(settings: Settings, schedule_delay: float) -> int:
             f"  get a token: curl -s -X POST {api}/api/v1/auth/login -H 'content-type: application/json' \\\n"
             f'    -d \'{{"login": "editor", "password": "{DEMO_USERS[1][2]}"}}\'\n'
             "Demo: 6 Arabic/English items; 'breaking-news-scheduled' is published by the\n"
-            f"scheduled_content_sensor ~{schedule_delay:.0f}s after the first start. Ctrl-C stops everything.\n",
+            f"scheduled_content_sensor ~{schedule_delay:.0f}s after the first start.\n"
+            f"Analytics dashboard (sign in as analyst / {DEMO_USERS[3][2]}): {api}/dashboard\n"
+            "  a day and a half of demo events load within minutes; the weekly report is generated\n"
+            f"  ~{report_delay:.0f}s after the first start (GET /api/v1/analytics/reports). Ctrl-C stops everything.\n",
             flush=True,
         )
         while all(p.poll() is None for p in procs.values()):
@@ -205,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument(
         "--schedule-delay", type=float, default=90.0, help="seconds until the demo's scheduled item is due"
     )
+    run_p.add_argument(
+        "--report-delay",
+        type=float,
+        default=240.0,
+        help="seconds until the demo's weekly report is first generated (after its events are loaded)",
+    )
     sub.add_parser("api", help="migrate and serve the API")
     demo_p = sub.add_parser("demo", help="migrate and seed the demo data")
     demo_p.add_argument("--schedule-delay", type=float, default=90.0)
@@ -227,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "api":
         migrate(settings)
         os.execv(sys.executable, api_command(settings))
-    return run(settings, args.schedule_delay)
+    return run(settings, args.schedule_delay, args.report_delay)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ Dagster loads the code location, never at import.
 
 import dagster as dg
 
-from assets.analytics import analytics_assets
+from assets.analytics import analytics_assets, event_models_assets
+from assets.analytics_events import analytics_raw_events, events_hourly_partitions, raw_events_match_lake
+from assets.analytics_ops import OPS_MODELS, analytics_ops_raw
+from assets.analytics_reports import ANALYTICS_REPORT_JOB, build_report_files_asset
+from assets.analytics_serving import analytics_serving_tables, serving_tables_match_marts
 from assets.cms import CMS_GROUP, content_items_snapshot, raw_content_items_row_count
 from assets.media import (
     MEDIA_GROUP,
@@ -29,6 +33,9 @@ from orchestration.jobs import (
     publish_due_content_job,
     tus_cleanup_job,
 )
+from sensors.analytics import ANALYTICS_EVENTS_JOB, build_analytics_hours_sensor
+from sensors.analytics_alerts import build_analytics_alerts_sensor
+from sensors.analytics_reports import build_analytics_reports_sensor
 from sensors.cms import (
     CONTENT_ANALYTICS_JOB,
     auth_housekeeping_schedule,
@@ -53,6 +60,42 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         selection=dg.AssetSelection.groups(CMS_GROUP) | dg.AssetSelection.assets(dbt_models),
         description="Refreshes the warehouse snapshot of content and the dbt models built on it.",
         tags={"service": "analytics"},
+    )
+    event_models = event_models_assets(settings)
+    analytics_events_job = dg.define_asset_job(
+        ANALYTICS_EVENTS_JOB,
+        selection=dg.AssetSelection.assets(
+            analytics_raw_events, analytics_ops_raw, event_models, analytics_serving_tables
+        ),
+        description="Loads hours of the event lake into the warehouse, rebuilds their days' event marts "
+        "and publishes those days to the serving tables the API reads.",
+        tags={"service": "analytics"},
+    )
+    # Route minutes and processing jobs are loaded with each hour of events, and also every hour on
+    # the clock: an hour with API traffic but no tracked event still reaches the warehouse.
+    analytics_ops_job = dg.define_asset_job(
+        "analytics_ops_job",
+        selection=dg.AssetSelection.assets(analytics_ops_raw)
+        | dg.AssetSelection.assets(*(dg.AssetKey(name) for name in OPS_MODELS)),
+        partitions_def=events_hourly_partitions,
+        description="Loads the closed hour's API route minutes and finished processing jobs into the "
+        "warehouse and rebuilds the system and job metrics marts of its day.",
+        tags={"service": "analytics"},
+    )
+    analytics_ops_schedule = dg.build_schedule_from_partitioned_job(
+        analytics_ops_job,
+        name="analytics_ops_hourly_schedule",
+        minute_of_hour=5,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    report_files = build_report_files_asset(settings.public_base_url)
+    analytics_report_job = dg.define_asset_job(
+        ANALYTICS_REPORT_JOB,
+        selection=dg.AssetSelection.assets(report_files),
+        description="Renders one report job (CSV, Excel, PDF, JSON) and notifies its recipients "
+        "(run by analytics_reports_sensor).",
+        tags={"service": "analytics"},
+        executor_def=dg.in_process_executor,
     )
     media_job = dg.define_asset_job(
         MEDIA_JOB,
@@ -80,9 +123,19 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         executor_def=dg.in_process_executor,
     )
     return dg.Definitions(
+        # Every job runs its steps in the run's own process. A step subprocess costs seconds of
+        # imports (and tens of seconds on a loaded 2-core machine), more than these jobs gain from
+        # running steps side by side: their steps mostly follow one another, the warehouse ones are
+        # serialized by their pool anyway, and the platform scales by runs (partitions), not steps.
+        executor=dg.in_process_executor,
         assets=[
             content_items_snapshot,
             dbt_models,
+            analytics_raw_events,
+            analytics_ops_raw,
+            event_models,
+            analytics_serving_tables,
+            report_files,
             media_metadata,
             media_thumbnails,
             media_renditions,
@@ -90,6 +143,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         asset_checks=[
             raw_content_items_row_count,
+            raw_events_match_lake,
+            serving_tables_match_marts,
             media_metadata_is_complete,
             media_renditions_are_complete,
             notifications.deliveries_not_stuck,
@@ -98,6 +153,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             publish_due_content_job,
             outbox_relay_job,
             content_analytics_job,
+            analytics_events_job,
+            analytics_report_job,
+            analytics_ops_job,
             auth_housekeeping_job,
             tus_cleanup_job,
             media_job,
@@ -105,7 +163,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             notification_deliveries_job,
             notifications.broadcast_job,
         ],
-        schedules=[auth_housekeeping_schedule, tus_cleanup_schedule, notification_digest_schedule],
+        schedules=[
+            auth_housekeeping_schedule,
+            tus_cleanup_schedule,
+            notification_digest_schedule,
+            analytics_ops_schedule,
+        ],
         sensors=[
             scheduled_content_sensor,
             outbox_relay_sensor,
@@ -114,6 +177,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             notification_events_sensor,
             notification_deliveries_sensor,
             notification_broadcasts_sensor,
+            build_analytics_hours_sensor(),
+            build_analytics_alerts_sensor(),
+            build_analytics_reports_sensor(),
         ],
         resources=build_resources(settings),
     )

@@ -22,7 +22,7 @@ from typing import IO, Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-_KEY = re.compile(r"^[A-Za-z0-9!_.*'()\-]+(/[A-Za-z0-9!_.*'()\-]+)*$")
+_KEY = re.compile(r"^[A-Za-z0-9!_.*'()=\-]+(/[A-Za-z0-9!_.*'()=\-]+)*$")
 # S3's rules for multipart uploads: every part but the last is at least 5 MiB; parts are numbered 1..10000.
 MIN_PART_BYTES = 5 * 1024**2
 MAX_PARTS = 10_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,12 @@ from domain.auth.keys import platform_secret
 from domain.notifications import rules as notification_rules
 from domain.settings import Settings
 from resources.email import mailer_for
+from resources.event_lake import EventLake
 from resources.upload_staging import UploadStaging
+from serving.analytics.controllers import AnalyticsController
+from serving.analytics.dashboard_page import DashboardPageController
+from serving.analytics.live import LiveMetrics
+from serving.analytics.management import AnalyticsManagementController
 from serving.auth.controllers import AuthController
 from serving.auth.hashing import PasswordHashing
 from serving.auth.oidc import OidcVerifier
@@ -64,6 +70,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     channels = channels_plugin(backends.channels)
     pump = NotificationPump(database, channels)  # joins the lifespan after `channels` (plugin order)
+    event_lake = EventLake(settings.data_dir / "analytics" / "buffer", backends.object_store)
+    live_metrics = LiveMetrics(database)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -71,9 +79,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await database.write(rbac.seed_system_roles)
             await database.write(notification_rules.seed_default_templates)  # adds only missing ones
             await auth.principals.store.delete(PERMISSIONS_CACHE_KEY)
+            await event_lake.start()  # flushes what a stopped process left in the buffer first
+            await live_metrics.start()
+            # What startup loaded (routes, schemas, settings) lives as long as the process: moved out
+            # of the collector's generations, full collections stop walking it on every request burst.
+            gc.collect()
+            gc.freeze()
             try:
                 yield
             finally:
+                await live_metrics.stop()
+                await event_lake.stop()
                 await backends.close()
 
     return Litestar(
@@ -91,6 +107,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MediaFilesController,
             NotificationsController,
             NotificationsSocket,
+            AnalyticsController,
+            DashboardPageController,
+            AnalyticsManagementController,
         ],
         dependencies={
             "db_session": Provide(database.provide_session),
@@ -99,8 +118,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "backends": Provide(lambda: backends, use_cache=True, sync_to_thread=False),
             "staging": Provide(lambda: staging, use_cache=True, sync_to_thread=False),
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "event_lake": Provide(lambda: event_lake, use_cache=True, sync_to_thread=False),
+            "live_metrics": Provide(lambda: live_metrics, use_cache=True, sync_to_thread=False),
         },
-        on_app_init=[jwt_auth.on_app_init],
+        # The request metrics go outermost (inserted after the JWT middleware put itself first), so
+        # rejected tokens (401) count in /analytics/system/health and in the alert rules.
+        on_app_init=[jwt_auth.on_app_init, live_metrics.on_app_init],
         plugins=[channels, pump],
         guards=[permission_guard],
         lifespan=[lifespan],
@@ -109,7 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="thmnayah content platform API",
             version=API_VERSION,
-            description="CMS core, auth, users, media and notifications APIs. Errors are RFC 9457 problem details. "
+            description="CMS core, auth, users, media, notifications and analytics APIs. Errors are RFC 9457 problem details. "
             "Authenticate with `Authorization: Bearer <access token>` from POST /api/v1/auth/login.",
             path="/api/docs",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
@@ -122,6 +145,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     name="notifications",
                     description="Sending, the in-app inbox and its WebSocket, preferences, contacts, "
                     "subscriptions, templates, deliveries and broadcasts",
+                ),
+                Tag(
+                    name="analytics",
+                    description="Event tracking into the event lake; content, user, search and system "
+                    "metrics; the dashboard overview with live numbers; reports and alert rules",
                 ),
                 Tag(name="health", description="Backend health"),
             ],

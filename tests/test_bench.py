@@ -45,6 +45,20 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
             },
         ),
         (
+            "analytics.py",
+            ["--batches", "10", "--rounds", "1", "--events", "20000", "--baseline-events", "0", "--days", "2"]
+            + ["--items", "50", "--users", "50", "--queries", "20", "--requests", "20"]
+            + ["--report-items", "20"],
+            {
+                "analytics.ingest_rate",
+                "analytics.flush_rate",
+                "analytics.rollup_10m",
+                "analytics.dashboard_p95",
+                "analytics.dashboard_p95_uncached",
+                "analytics.report_monthly",
+            },
+        ),
+        (
             "auth.py",
             ["--rounds", "1", "--seconds", "0.5", "--logins", "3"],
             {"auth.read", "auth.login_p50", "auth.login_p99"},

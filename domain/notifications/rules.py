@@ -287,6 +287,8 @@ _RULES = (
     Rule("user.registered",   "user.welcome",      BOTH, "user.welcome",      "info",    False, the_user,              welcome_data),
     Rule("report.ready",      "report.ready",      BOTH, "report.ready",      "info",    False, listed_recipients,     report_data),
     Rule("alert.fired",       "alert.fired",       BOTH, "alert.fired",       "error",   True,  alert_recipients,      alert_data),
+    Rule("alert.escalated",   "alert.escalated",   BOTH, "alert.escalated",   "error",   True,  alert_recipients,      alert_data),
+    Rule("alert.resolved",    "alert.resolved",    BOTH, "alert.resolved",    "success", False, alert_recipients,      alert_data),
 )
 # fmt: on
 RULES: dict[str, Rule] = {rule.event_type: rule for rule in _RULES}
@@ -353,6 +355,20 @@ DEFAULT_TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     "alert.fired": {
         "en": ("Alert: {{ alert.name }}", "{{ alert.name }} ({{ alert.severity }}): {{ alert.message }}"),
         "ar": ("تنبيه: {{ alert.name }}", "{{ alert.name }} ({{ alert.severity }}): {{ alert.message }}"),
+    },
+    "alert.escalated": {
+        "en": (
+            "Escalated alert: {{ alert.name }}",
+            "{{ alert.name }} ({{ alert.severity }}) is still firing: {{ alert.message }}",
+        ),
+        "ar": (
+            "تصعيد تنبيه: {{ alert.name }}",
+            "ما زال التنبيه {{ alert.name }} ({{ alert.severity }}) قائمًا: {{ alert.message }}",
+        ),
+    },
+    "alert.resolved": {
+        "en": ("Resolved: {{ alert.name }}", "{{ alert.name }} is resolved: {{ alert.message }}"),
+        "ar": ("زال التنبيه: {{ alert.name }}", "زال التنبيه {{ alert.name }}: {{ alert.message }}"),
     },
     # The digest of several notifications in one message (built by domain.notifications.delivery):
     # `count`, `frequency` and `items` (each with subject, text, category, created_at).

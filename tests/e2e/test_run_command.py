@@ -86,7 +86,16 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestration.cli", "run", "--schedule-delay", "5"],
+            [
+                sys.executable,
+                "-m",
+                "orchestration.cli",
+                "run",
+                "--schedule-delay",
+                "5",
+                "--report-delay",
+                "20",
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -168,6 +177,28 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
             )
 
         _wait("the welcome broadcast's email to the editor", welcome_mailed, 120, proc, log)
+
+        # Analytics: the demo's tracked events are loaded hour by hour (one range run), rolled up by
+        # dbt and published; the weekly report is generated and its files listed; the dashboard is up.
+        analyst = _login(api, "analyst")
+
+        def dashboard_has_views() -> dict | None:
+            overview = _get(f"{api}/api/v1/analytics/dashboard/overview", analyst)
+            return overview if overview["kpis"]["views"] > 0 and overview["top_content"] else None
+
+        overview = _wait("the demo events in the dashboard overview", dashboard_has_views, 300, proc, log)
+        assert overview["kpis"]["searches"] > 0 and overview["kpis"]["active_users"] > 0
+
+        def report_generated() -> dict | None:
+            reports = _get(f"{api}/api/v1/analytics/reports", analyst)
+            done = [r for r in reports if r["name"] == "Weekly content report" and r["last_generated"]]
+            return done[0] if done else None
+
+        report = _wait("the demo's weekly report", report_generated, 300, proc, log)
+        job = _get(f"{api}/api/v1/analytics/reports/{report['report_id']}", analyst)["jobs"][0]
+        assert job["status"] == "completed" and set(job["files"]) == {"csv", "xlsx", "pdf"}
+        with urllib.request.urlopen(f"{api}/dashboard/login", timeout=10) as response:
+            assert response.status == 200 and b"<form" in response.read()
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

@@ -1,0 +1,111 @@
+"""Turn closed hours of the event lake into runs of the analytics events job.
+
+An hour is loaded once it has closed (its end plus a grace period for in-flight flushes) and has
+files. The run key names the hour and its file count (`events-<hour>-<n files>`), so a file that
+lands late in an hour already loaded makes a new key and the hour is loaded again (the load
+replaces the hour, so nothing is double counted). Several hours to load at once (a backlog after
+downtime, the demo's history, a late file beside a new hour) make ONE run over the partition range
+from the first to the last of them: hours in between are loaded again, which changes nothing, and
+the dbt models and serving tables are rebuilt once instead of once per hour. The cursor remembers the file count seen per
+hour of the look-back window; older hours are reloaded by a backfill from the Dagster UI.
+The sensor only lists the object store: it never opens the warehouse.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from assets.analytics_events import events_hourly_partitions
+from domain.analytics import warehouse_events as events
+from domain.schema import utcnow
+from resources.object_store import ObjectStore
+
+ANALYTICS_EVENTS_JOB = "analytics_events_job"
+CLOSE_GRACE = timedelta(minutes=2)
+LOOKBACK = timedelta(hours=48)
+
+
+def partition_key(hour: datetime) -> str:
+    return hour.astimezone(UTC).strftime("%Y-%m-%d-%H:%M")
+
+
+def run_key(hour: datetime, files: int) -> str:
+    return f"events-{partition_key(hour)}-{files}"
+
+
+def run_request(changed: dict[datetime, int]) -> dg.RunRequest:
+    """One run for the hours whose files changed: their partition, or the range spanning them."""
+    hours = sorted(changed)
+    if len(hours) == 1:
+        (hour,) = hours
+        return dg.RunRequest(
+            run_key=run_key(hour, changed[hour]),
+            partition_key=partition_key(hour),
+            tags={"lake_files": str(changed[hour])},
+        )
+    first, last = partition_key(hours[0]), partition_key(hours[-1])
+    signature = ",".join(f"{partition_key(h)}={changed[h]}" for h in hours)
+    return dg.RunRequest(
+        run_key=f"events-{first}..{last}-{hashlib.sha1(signature.encode()).hexdigest()[:12]}",
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+            "lake_files": str(sum(changed.values())),
+            "lake_hours": str(len(hours)),
+        },
+    )
+
+
+def last_closed_hour(now: datetime) -> datetime:
+    """The newest hour whose end is at least `CLOSE_GRACE` in the past."""
+    return events.hour_start(now - CLOSE_GRACE) - timedelta(hours=1)
+
+
+def files_per_hour(object_store: ObjectStore, first: datetime, last: datetime) -> dict[datetime, int]:
+    """Lake files per hour in [first, last], listed one day folder at a time."""
+    counts: dict[datetime, int] = {}
+    day = first.replace(hour=0)
+    while day <= last:
+        for key in object_store.list(f"{events.LAKE_PREFIX}dt={day:%Y-%m-%d}/"):
+            hour = events.hour_of_key(key)
+            if hour is not None and first <= hour <= last:
+                counts[hour] = counts.get(hour, 0) + 1
+        day += timedelta(days=1)
+    return counts
+
+
+def build_analytics_hours_sensor(now: Callable[[], datetime] = utcnow) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="analytics_hours_sensor",
+        job_name=ANALYTICS_EVENTS_JOB,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Loads each closed hour of the event lake (end + 2 min) into the warehouse and "
+        "rebuilds that day's event marts; a late file reloads its hour.",
+    )
+    def analytics_hours_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStore):
+        seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+        last = last_closed_hour(now())
+        start = events_hourly_partitions.start.astimezone(UTC)
+        first = max(last - LOOKBACK, start)
+        if last < start:
+            return dg.SkipReason(f"no hour has closed since the partitions start ({partition_key(start)})")
+        counts = files_per_hour(object_store, first, last)
+        changed = {hour: n for hour, n in sorted(counts.items()) if seen.get(partition_key(hour)) != n}
+        runs = [run_request(changed)] if changed else []
+        # Keep only the window in the cursor: it stays small, and old hours are backfills.
+        cursor = json.dumps({partition_key(hour): n for hour, n in sorted(counts.items())}, sort_keys=True)
+        if not runs:
+            reason = (
+                f"no closed hour has files (looked at {partition_key(first)} .. {partition_key(last)})"
+                if not counts
+                else f"no new or late files in the {len(counts)} closed hour(s) with files"
+                f" up to {partition_key(last)}"
+            )
+            return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor)
+        return dg.SensorResult(run_requests=runs, cursor=cursor)
+
+    return analytics_hours_sensor

@@ -1,0 +1,1 @@
+"""The analytics API: event tracking into the event lake."""
