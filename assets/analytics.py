@@ -2,9 +2,9 @@
 
 Built by `analytics_assets(settings)` / `event_models_assets(settings)` at Definitions load (never
 at import): they make sure the manifest is current (see `resources.dbt.dbt_manifest`) and return
-one `@dbt_assets` definition each. The models tagged `events` (over the event lake) are hourly
-partitioned like `analytics_raw_events`; each run rebuilds the whole UTC days its hours fall in,
-passed to dbt as `--vars '{min_date, max_date}'` (incremental delete+insert of those days).
+one `@dbt_assets` definition each. The models tagged `events` (over the event lake) are partitioned
+by UTC day over the hourly `analytics_raw_events`; each run rebuilds its days, passed to dbt as
+`--vars '{min_date, max_date}'` (incremental delete+insert of those days).
 """
 
 import json
@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from assets.analytics_events import analytics_raw_events, events_hourly_partitions
+from assets.analytics_events import analytics_raw_events, events_daily_partitions
 from assets.analytics_ops import PROCESSING_JOBS_KEY, ROUTE_MINUTES_KEY
 from assets.cms import RAW_CONTENT_ITEMS_TABLE, content_items_snapshot
 from domain.analytics.warehouse_events import RAW_EVENTS_TABLE
@@ -95,8 +95,8 @@ def day_window(start: datetime, end: datetime) -> dict[str, str]:
 
 @cache
 def event_models_assets(settings: Settings) -> dg.AssetsDefinition:
-    """The models tagged `events`, hourly partitioned like the raw events they read: a run for some
-    hours rebuilds the days those hours fall in (a backfill of a range is one dbt run)."""
+    """The models tagged `events`, partitioned by UTC day over the hourly raw events they read: a
+    run rebuilds its days (a backfill of a range is one dbt run)."""
 
     @dbt_assets(
         manifest=dbt_manifest(settings),
@@ -105,7 +105,7 @@ def event_models_assets(settings: Settings) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         name="event_dbt_models",
         select=f"tag:{EVENTS_TAG}",
-        partitions_def=events_hourly_partitions,
+        partitions_def=events_daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def event_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:

@@ -21,6 +21,13 @@ from resources.warehouse import WAREHOUSE_POOL, Warehouse
 ANALYTICS_GROUP = "analytics"
 EVENTS_START = "2026-01-01-00:00"
 events_hourly_partitions = dg.HourlyPartitionsDefinition(start_date=EVENTS_START, timezone="UTC")
+# The dbt event models and the serving tables are daily, like the marts they are: a day partition
+# reads the 24 hourly partitions of its day (Dagster's default time-window mapping). `end_offset=1`
+# makes today a partition, so the marts follow the day as its hours close. Daily partitions also
+# keep a backfill's bookkeeping small: a run over a month records 31 partitions per model, not 744.
+events_daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=EVENTS_START[:10], timezone="UTC", end_offset=1
+)
 
 
 def hours_of_window(window: dg.TimeWindow) -> list[datetime]:

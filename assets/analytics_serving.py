@@ -1,9 +1,9 @@
 """The dashboards' serving tables: the event marts of the warehouse copied into the operational DB.
 
 The API never opens the embedded warehouse (chDB allows one process per data path), so what it
-serves from analytics is published here, day by day: `analytics_serving_tables` shares the hourly
-partitions of the marts it reads, and a run replaces the whole UTC days its hours fall in (the same
-days dbt just rebuilt), in one transaction, so a reader sees a day either before or after.
+serves from analytics is published here, day by day: `analytics_serving_tables` shares the daily
+partitions of the marts it reads, and a run replaces its UTC days (the same days dbt just rebuilt)
+in one transaction, so a reader sees a day either before or after.
 """
 
 import uuid
@@ -15,7 +15,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from assets.analytics import day_window
-from assets.analytics_events import ANALYTICS_GROUP, events_hourly_partitions
+from assets.analytics_events import ANALYTICS_GROUP, events_daily_partitions
 from domain.schema import ContentMetricsDaily, SearchAnalyticsDaily, UserEngagementDaily, utcnow
 from resources.database import OperationalDatabase
 from resources.warehouse import WAREHOUSE_POOL, Warehouse
@@ -154,7 +154,7 @@ def _mapped(
     kinds={"python", "clickhouse", "sql"},
     deps=MART_KEYS,
     pool=WAREHOUSE_POOL,
-    partitions_def=events_hourly_partitions,
+    partitions_def=events_daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def analytics_serving_tables(
@@ -193,7 +193,7 @@ def serving_tables_match_marts(
     """Each serving table holds, for the run's days, as many rows as its mart has publishable rows."""
     if not (context.has_partition_key or context.has_partition_key_range):
         return dg.AssetCheckResult(
-            passed=False, severity=dg.AssetCheckSeverity.WARN, description="run without an hourly partition"
+            passed=False, severity=dg.AssetCheckSeverity.WARN, description="run without a daily partition"
         )
     first, end = days_of_window(context.partition_time_window)
     mismatched, metadata = [], {}

@@ -7,7 +7,12 @@ Dagster loads the code location, never at import.
 import dagster as dg
 
 from assets.analytics import analytics_assets, event_models_assets
-from assets.analytics_events import analytics_raw_events, events_hourly_partitions, raw_events_match_lake
+from assets.analytics_events import (
+    analytics_raw_events,
+    events_daily_partitions,
+    events_hourly_partitions,
+    raw_events_match_lake,
+)
 from assets.analytics_ops import OPS_MODELS, analytics_ops_raw
 from assets.analytics_reports import ANALYTICS_REPORT_JOB, build_report_files_asset
 from assets.analytics_serving import analytics_serving_tables, serving_tables_match_marts
@@ -33,7 +38,14 @@ from orchestration.jobs import (
     publish_due_content_job,
     tus_cleanup_job,
 )
-from sensors.analytics import ANALYTICS_EVENTS_JOB, build_analytics_hours_sensor
+from sensors.analytics import (
+    ANALYTICS_EVENTS_JOB,
+    ANALYTICS_MODELS_JOB,
+    ANALYTICS_OPS_JOB,
+    ANALYTICS_OPS_MODELS_JOB,
+    build_analytics_days_sensor,
+    build_analytics_hours_sensor,
+)
 from sensors.analytics_alerts import build_analytics_alerts_sensor
 from sensors.analytics_reports import build_analytics_reports_sensor
 from sensors.cms import (
@@ -64,22 +76,35 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     event_models = event_models_assets(settings)
     analytics_events_job = dg.define_asset_job(
         ANALYTICS_EVENTS_JOB,
-        selection=dg.AssetSelection.assets(
-            analytics_raw_events, analytics_ops_raw, event_models, analytics_serving_tables
-        ),
-        description="Loads hours of the event lake into the warehouse, rebuilds their days' event marts "
-        "and publishes those days to the serving tables the API reads.",
+        selection=dg.AssetSelection.assets(analytics_raw_events, analytics_ops_raw),
+        partitions_def=events_hourly_partitions,
+        description="Loads hours of the event lake (and the API's route minutes and finished jobs of "
+        "those hours) into the warehouse; analytics_days_sensor then runs analytics_models_job.",
+        tags={"service": "analytics"},
+    )
+    analytics_models_job = dg.define_asset_job(
+        ANALYTICS_MODELS_JOB,
+        selection=dg.AssetSelection.assets(event_models, analytics_serving_tables),
+        partitions_def=events_daily_partitions,
+        description="Rebuilds the dbt event marts of some UTC days and publishes those days to the "
+        "serving tables the API reads (run by analytics_days_sensor after each load).",
         tags={"service": "analytics"},
     )
     # Route minutes and processing jobs are loaded with each hour of events, and also every hour on
     # the clock: an hour with API traffic but no tracked event still reaches the warehouse.
     analytics_ops_job = dg.define_asset_job(
-        "analytics_ops_job",
-        selection=dg.AssetSelection.assets(analytics_ops_raw)
-        | dg.AssetSelection.assets(*(dg.AssetKey(name) for name in OPS_MODELS)),
+        ANALYTICS_OPS_JOB,
+        selection=dg.AssetSelection.assets(analytics_ops_raw),
         partitions_def=events_hourly_partitions,
         description="Loads the closed hour's API route minutes and finished processing jobs into the "
-        "warehouse and rebuilds the system and job metrics marts of its day.",
+        "warehouse; analytics_days_sensor then runs analytics_ops_models_job for its day.",
+        tags={"service": "analytics"},
+    )
+    analytics_ops_models_job = dg.define_asset_job(
+        ANALYTICS_OPS_MODELS_JOB,
+        selection=dg.AssetSelection.assets(*(dg.AssetKey(name) for name in OPS_MODELS)),
+        partitions_def=events_daily_partitions,
+        description="Rebuilds the system and processing-job metrics marts of some UTC days.",
         tags={"service": "analytics"},
     )
     analytics_ops_schedule = dg.build_schedule_from_partitioned_job(
@@ -87,6 +112,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         name="analytics_ops_hourly_schedule",
         minute_of_hour=5,
         default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    analytics_days_sensor = build_analytics_days_sensor(
+        [analytics_events_job, analytics_ops_job], [analytics_models_job, analytics_ops_models_job]
     )
     report_files = build_report_files_asset(settings.public_base_url)
     analytics_report_job = dg.define_asset_job(
@@ -154,8 +182,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             outbox_relay_job,
             content_analytics_job,
             analytics_events_job,
+            analytics_models_job,
             analytics_report_job,
             analytics_ops_job,
+            analytics_ops_models_job,
             auth_housekeeping_job,
             tus_cleanup_job,
             media_job,
@@ -178,6 +208,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             notification_deliveries_sensor,
             notification_broadcasts_sensor,
             build_analytics_hours_sensor(),
+            analytics_days_sensor,
             build_analytics_alerts_sensor(),
             build_analytics_reports_sensor(),
         ],

@@ -1,4 +1,5 @@
-"""Turn closed hours of the event lake into runs of the analytics events job.
+"""Turn closed hours of the event lake into runs of the analytics events job, and loaded hours
+into runs of the daily models.
 
 An hour is loaded once it has closed (its end plus a grace period for in-flight flushes) and has
 files. The run key names the hour and its file count (`events-<hour>-<n files>`), so a file that
@@ -9,21 +10,35 @@ from the first to the last of them: hours in between are loaded again, which cha
 the dbt models and serving tables are rebuilt once instead of once per hour. The cursor remembers the file count seen per
 hour of the look-back window; older hours are reloaded by a backfill from the Dagster UI.
 The sensor only lists the object store: it never opens the warehouse.
+
+The dbt event models and the serving tables are partitioned by day (see
+`assets.analytics_events.events_daily_partitions`), so they run in a job of their own:
+`analytics_days_sensor` watches the hourly load jobs and, when one succeeds, requests the models
+job for the day or days its hours fall in (the ops job's hours rebuild only the ops models).
 """
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
-from assets.analytics_events import events_hourly_partitions
+from assets.analytics_events import events_daily_partitions, events_hourly_partitions
 from domain.analytics import warehouse_events as events
 from domain.schema import utcnow
 from resources.object_store import ObjectStore
 
 ANALYTICS_EVENTS_JOB = "analytics_events_job"
+ANALYTICS_OPS_JOB = "analytics_ops_job"
+ANALYTICS_MODELS_JOB = "analytics_models_job"
+ANALYTICS_OPS_MODELS_JOB = "analytics_ops_models_job"
+# The daily models job each hourly load job leads to.
+MODELS_AFTER = {ANALYTICS_EVENTS_JOB: ANALYTICS_MODELS_JOB, ANALYTICS_OPS_JOB: ANALYTICS_OPS_MODELS_JOB}
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 CLOSE_GRACE = timedelta(minutes=2)
 LOOKBACK = timedelta(hours=48)
 
@@ -51,8 +66,8 @@ def run_request(changed: dict[datetime, int]) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=f"events-{first}..{last}-{hashlib.sha1(signature.encode()).hexdigest()[:12]}",
         tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
+            RANGE_START_TAG: first,
+            RANGE_END_TAG: last,
             "lake_files": str(sum(changed.values())),
             "lake_hours": str(len(hours)),
         },
@@ -83,8 +98,8 @@ def build_analytics_hours_sensor(now: Callable[[], datetime] = utcnow) -> dg.Sen
         job_name=ANALYTICS_EVENTS_JOB,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Loads each closed hour of the event lake (end + 2 min) into the warehouse and "
-        "rebuilds that day's event marts; a late file reloads its hour.",
+        description="Loads each closed hour of the event lake (end + 2 min) into the warehouse; a late "
+        "file reloads its hour (analytics_days_sensor then rebuilds the hour's day).",
     )
     def analytics_hours_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStore):
         seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
@@ -109,3 +124,54 @@ def build_analytics_hours_sensor(now: Callable[[], datetime] = utcnow) -> dg.Sen
         return dg.SensorResult(run_requests=runs, cursor=cursor)
 
     return analytics_hours_sensor
+
+
+def hours_of_run(tags: Mapping[str, str]) -> tuple[datetime, datetime] | None:
+    """[start, end) of the hourly partition or range a load run covered, from its tags."""
+    first = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
+    last = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
+    if not first or not last:
+        return None
+    start = events_hourly_partitions.time_window_for_partition_key(first).start
+    return start, events_hourly_partitions.time_window_for_partition_key(last).end
+
+
+def days_request(job_name: str, run_id: str, start: datetime, end: datetime) -> dg.RunRequest:
+    """A run of the models job over the UTC days that [start, end) touches."""
+    first = start.astimezone(UTC).strftime("%Y-%m-%d")
+    last = (end.astimezone(UTC) - timedelta(microseconds=1)).strftime("%Y-%m-%d")
+    tags = {"loaded_by_run": run_id}
+    if first == last:
+        return dg.RunRequest(run_key=f"days-{run_id}", job_name=job_name, partition_key=first, tags=tags)
+    return dg.RunRequest(
+        run_key=f"days-{run_id}",
+        job_name=job_name,
+        tags={**tags, RANGE_START_TAG: first, RANGE_END_TAG: last},
+    )
+
+
+def build_analytics_days_sensor(load_jobs: Sequence[Any], models_jobs: Sequence[Any]) -> dg.SensorDefinition:
+    """`analytics_days_sensor`: a successful hourly load run -> one run of its models job over the
+    days of its hours (`MODELS_AFTER`), keyed by the load run so it is requested once."""
+
+    @dg.run_status_sensor(
+        name="analytics_days_sensor",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=list(load_jobs),
+        request_jobs=list(models_jobs),
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="When an hourly load (analytics_events_job, analytics_ops_job) succeeds, rebuilds "
+        "the dbt models of its hours' days and publishes them to the serving tables.",
+    )
+    def analytics_days_sensor(context: dg.RunStatusSensorContext):
+        run = context.dagster_run
+        models_job = MODELS_AFTER.get(run.job_name)
+        window = hours_of_run(run.tags)
+        if models_job is None or window is None:
+            return dg.SkipReason(f"run {run.run_id} of {run.job_name} names no hourly partition")
+        if events_daily_partitions.start > window[0]:
+            return dg.SkipReason(f"run {run.run_id} loaded hours before the daily partitions start")
+        return days_request(models_job, run.run_id, *window)
+
+    return analytics_days_sensor

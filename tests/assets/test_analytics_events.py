@@ -17,7 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assets.analytics import MARTS_GROUP, analytics_assets, day_window, event_models_assets
-from assets.analytics_events import analytics_raw_events, raw_events_match_lake
+from assets.analytics_events import (
+    analytics_raw_events,
+    events_daily_partitions,
+    events_hourly_partitions,
+    raw_events_match_lake,
+)
 from assets.analytics_ops import analytics_ops_raw
 from domain.analytics import warehouse_events as events
 from domain.settings import Settings
@@ -109,7 +114,7 @@ def test_lake_helpers():
     assert sorted(unique.column("event_id").to_pylist()) == sorted({r["event_id"] for r in FILE_A + FILE_B})
 
 
-def test_event_models_read_the_raw_events_asset_and_share_its_hourly_partitions(embedded: Settings):
+def test_event_models_read_the_raw_events_asset_and_are_partitioned_by_its_days(embedded: Settings):
     models = event_models_assets(embedded)
     stg, sessions = dg.AssetKey("stg_events__events"), dg.AssetKey("int_sessions_built")
     marts = {
@@ -133,7 +138,17 @@ def test_event_models_read_the_raw_events_asset_and_share_its_hourly_partitions(
         == {MARTS_GROUP}
         == {analytics_raw_events.group_names_by_key[analytics_raw_events.key]}
     )
-    assert models.partitions_def == analytics_raw_events.partitions_def
+    assert models.partitions_def == events_daily_partitions
+    assert analytics_raw_events.partitions_def == events_hourly_partitions
+    # A day partition of the models reads the 24 hourly partitions of its day.
+    mapped = dg.TimeWindowPartitionMapping().get_upstream_mapped_partitions_result_for_partitions(
+        events_daily_partitions.subset_with_partition_keys(["2026-03-01"]),
+        events_daily_partitions,
+        events_hourly_partitions,
+    )
+    assert sorted(mapped.partitions_subset.get_partition_keys()) == [
+        f"2026-03-01-{hour:02d}:00" for hour in range(24)
+    ]
     assert models.op.pool == analytics_raw_events.op.pool == raw_events_match_lake.op.pool == "warehouse"
     # The unpartitioned dbt asset (CMS models) leaves the event models out.
     assert not set(analytics_assets(embedded).keys) & set(models.keys)
@@ -240,10 +255,14 @@ def test_known_stream_loads_into_exact_marts_and_reloading_an_hour_changes_nothi
         "by_event_type": None,
     }
     assert "| view | 3 |" in _raw_metadata(first)["by_event_type"]
-    # Hour 11 and the dbt models of its day, in one run (the job the sensor requests).
-    second = _materialize([*raw, models], "2026-03-01-11:00", resources)
+    # Hour 11, then the dbt models of its day (the two runs the sensors request).
+    second = _materialize(raw, "2026-03-01-11:00", resources)
     assert _raw_metadata(second)["outside_hour_dropped"] == 1
-    checks = {e.check_name: e.passed for e in second.get_asset_check_evaluations()}
+    day = _materialize([models], "2026-03-01", resources)
+    checks = {
+        e.check_name: e.passed
+        for e in [*second.get_asset_check_evaluations(), *day.get_asset_check_evaluations()]
+    }
     assert {
         "raw_events_match_lake",
         "unique_stg_events__events_event_id",
@@ -253,7 +272,8 @@ def test_known_stream_loads_into_exact_marts_and_reloading_an_hour_changes_nothi
         "unique_fct_search_analytics_daily_date_language_query",
     } <= set(checks)
     assert all(checks.values()), checks
-    materialized = {e.asset_key.path[-1] for e in second.get_asset_materialization_events()}
+    materialized = {e.asset_key.path[-1] for e in day.get_asset_materialization_events()}
+    assert {e.partition for e in day.get_asset_materialization_events()} == {"2026-03-01"}
     assert {
         "fct_content_metrics_daily",
         "fct_user_engagement_daily",
@@ -270,9 +290,12 @@ def test_known_stream_loads_into_exact_marts_and_reloading_an_hour_changes_nothi
     }
 
     # Hour 10 again, then the day's models again (incremental delete+insert this time): no total moves.
-    again = _materialize([*raw, models], "2026-03-01-10:00", resources)
+    again = _materialize(raw, "2026-03-01-10:00", resources)
     assert _raw_metadata(again)["dagster/row_count"] == 11
-    assert all(e.passed for e in again.get_asset_check_evaluations())
+    day_again = _materialize([models], "2026-03-01", resources)
+    assert all(
+        e.passed for e in [*again.get_asset_check_evaluations(), *day_again.get_asset_check_evaluations()]
+    )
     assert _marts(resources["warehouse"], embedded.warehouse_database) == marts
 
 

@@ -88,16 +88,22 @@ def _marts(resources: dict[str, Any], database: str) -> dict[str, list[tuple]]:
 def test_an_hour_of_route_minutes_and_jobs_reaches_the_marts_exactly_once(embedded: Settings):
     _seed(embedded.database_url)
     resources = build_resources(embedded)
-    assets = [analytics_raw_events, analytics_ops_raw, event_models_assets(embedded)]
     for _ in range(2):  # the second load of the hour changes nothing
         result = dg.materialize(
-            assets,
+            [analytics_raw_events, analytics_ops_raw],
             partition_key="2026-03-01-10:00",
             resources=resources,
             instance=dg.DagsterInstance.ephemeral(),
         )
         assert result.success
-        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        day = dg.materialize(
+            [event_models_assets(embedded)],
+            partition_key="2026-03-01",
+            resources=resources,
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+        assert day.success
+        checks = {e.check_name: e.passed for e in day.get_asset_check_evaluations()}
         assert checks["unique_fct_system_metrics_daily_metric_date_route"], checks
         assert all(checks.values()), checks
         meta = {
@@ -120,18 +126,36 @@ def test_an_hour_of_route_minutes_and_jobs_reaches_the_marts_exactly_once(embedd
 
 
 def test_the_hourly_ops_job_loads_an_hour_without_any_tracked_event(embedded: Settings):
-    """The schedule's job: route minutes and jobs only (a subset of the dbt models), no lake needed."""
+    """The schedule's job: route minutes and jobs only, no lake needed; when it succeeds,
+    analytics_days_sensor requests the ops models (a subset of the dbt models) of the hour's day."""
     from orchestration.definitions import build_definitions
 
     _seed(embedded.database_url)
     definitions = build_definitions(embedded)
     schedule = definitions.resolve_schedule_def("analytics_ops_hourly_schedule")
     assert schedule.job_name == "analytics_ops_job" and schedule.cron_schedule == "5 * * * *"
-    result = definitions.resolve_job_def("analytics_ops_job").execute_in_process(
-        partition_key="2026-03-01-10:00", instance=dg.DagsterInstance.ephemeral()
-    )
-    assert result.success
-    built = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = definitions.resolve_job_def("analytics_ops_job").execute_in_process(
+            partition_key="2026-03-01-10:00", instance=instance
+        )
+        assert result.success
+        sensor = definitions.resolve_sensor_def("analytics_days_sensor")
+        request = sensor(
+            dg.build_run_status_sensor_context(
+                sensor_name=sensor.name,
+                dagster_event=result.get_run_success_event(),
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+            )
+        )
+        assert isinstance(request, dg.RunRequest)
+        assert (request.job_name, request.partition_key) == ("analytics_ops_models_job", "2026-03-01")
+        assert request.run_key == f"days-{result.run_id}"
+        models = definitions.resolve_job_def(request.job_name).execute_in_process(
+            partition_key=request.partition_key, instance=instance
+        )
+    assert models.success
+    built = {e.asset_key.path[-1] for e in models.get_asset_materialization_events()}
     assert "fct_system_metrics_daily" in built and "fct_content_metrics_daily" not in built
     marts = _marts(build_resources(embedded), embedded.warehouse_database)
     assert [row[3] for row in marts["system"]] == [4] and sum(row[4] for row in marts["jobs"]) == 4

@@ -21,16 +21,12 @@ import dagster as dg
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session
 
-from assets.analytics import event_models_assets
-from assets.analytics_events import analytics_raw_events, raw_events_match_lake
-from assets.analytics_ops import analytics_ops_raw
-from assets.analytics_serving import analytics_serving_tables, serving_tables_match_marts
 from domain import content
 from domain.content import NewContent
 from domain.db import sync_engine
 from domain.migrate import upgrade
 from domain.settings import Settings
-from orchestration.deployment import build_resources
+from orchestration.definitions import build_definitions
 from serving.app import create_app
 from tests.serving.conftest import bearer, make_user, mint_token
 
@@ -70,26 +66,36 @@ def _stream(h1: datetime, c1: str, c2: str) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _materialize(
-    resources: dict[str, Any], settings: Settings, first: str, last: str
-) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(
-        [
-            analytics_raw_events,
-            raw_events_match_lake,
-            analytics_ops_raw,
-            event_models_assets(settings),
-            analytics_serving_tables,
-            serving_tables_match_marts,
-        ],
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
-        resources=resources,
-        instance=dg.DagsterInstance.ephemeral(),
-    )
-    assert result.success
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks and all(checks.values()), checks
-    return result
+def _materialize(settings: Settings, first: str, last: str) -> None:
+    """The production chain: `analytics_events_job` over the hours, then the run that
+    `analytics_days_sensor` requests once it succeeds (`analytics_models_job` over their days)."""
+    definitions = build_definitions(settings)
+    with dg.DagsterInstance.ephemeral() as instance:
+        load = definitions.resolve_job_def("analytics_events_job").execute_in_process(
+            tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+            instance=instance,
+        )
+        assert load.success
+        sensor = definitions.resolve_sensor_def("analytics_days_sensor")
+        request = sensor(
+            dg.build_run_status_sensor_context(
+                sensor_name=sensor.name,
+                dagster_event=load.get_run_success_event(),
+                dagster_instance=instance,
+                dagster_run=load.dagster_run,
+            )
+        )
+        assert isinstance(request, dg.RunRequest) and request.job_name == "analytics_models_job"
+        models = definitions.resolve_job_def(request.job_name).execute_in_process(
+            partition_key=request.partition_key, tags=request.tags, instance=instance
+        )
+        assert models.success
+    checks = {
+        e.check_name: e.passed
+        for e in [*load.get_asset_check_evaluations(), *models.get_asset_check_evaluations()]
+    }
+    assert {"raw_events_match_lake", "serving_tables_match_marts"} <= set(checks), checks
+    assert all(checks.values()), checks
 
 
 async def _read(app_settings: Settings, token: str, paths: list[str]) -> list[dict[str, Any]]:
@@ -130,9 +136,8 @@ async def test_tracked_events_reach_the_marts_and_the_api_with_exact_figures(dat
         assert res.json() == {"accepted": 0, "duplicates": 5, "rejected": []}
     # The app stopped: its buffer is in the lake, its live counters in the DB.
 
-    resources = build_resources(settings)
     first, last = f"{h1:%Y-%m-%d-%H}:00", f"{h1 + timedelta(hours=1):%Y-%m-%d-%H}:00"
-    _materialize(resources, settings, first, last)
+    _materialize(settings, first, last)
 
     start, end = h1.date().isoformat(), now.date().isoformat()
     period = f"start_date={start}&end_date={end}"
@@ -194,7 +199,7 @@ async def test_tracked_events_reach_the_marts_and_the_api_with_exact_figures(dat
     assert tracked["p95_ms"] is not None
 
     # Loading the same hours again (a backfill, a retry) moves no figure.
-    _materialize(resources, settings, first, last)
+    _materialize(settings, first, last)
     again = await _read(settings, analyst_token, paths[:5])
     assert again[1]["live"]["total_events"] == 11
     for before in (c1_metrics, again[0]):

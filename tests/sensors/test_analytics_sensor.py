@@ -15,7 +15,13 @@ import pytest
 
 from domain.analytics import warehouse_events as events
 from resources.object_store import LocalObjectStore
-from sensors.analytics import ANALYTICS_EVENTS_JOB, build_analytics_hours_sensor
+from sensors.analytics import (
+    ANALYTICS_EVENTS_JOB,
+    ANALYTICS_MODELS_JOB,
+    build_analytics_hours_sensor,
+    days_request,
+    hours_of_run,
+)
 
 H10 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 
@@ -114,3 +120,21 @@ def test_sensor_looks_back_48_hours_only(store, instance):
     result = late()
     assert not result.run_requests
     assert "no closed hour has files" in result.skip_reason.skip_message
+
+
+def test_a_load_run_leads_to_one_models_run_over_the_days_of_its_hours():
+    one = days_request(ANALYTICS_MODELS_JOB, "r1", *hours_of_run({"dagster/partition": "2026-03-01-23:00"}))
+    assert (one.job_name, one.partition_key, one.run_key) == (ANALYTICS_MODELS_JOB, "2026-03-01", "days-r1")
+    # A range over midnight: both days, as one range run.
+    window = hours_of_run(
+        {
+            "dagster/asset_partition_range_start": "2026-03-01-22:00",
+            "dagster/asset_partition_range_end": "2026-03-02-00:00",
+        }
+    )
+    assert window == (datetime(2026, 3, 1, 22, tzinfo=UTC), datetime(2026, 3, 2, 1, tzinfo=UTC))
+    span = days_request(ANALYTICS_MODELS_JOB, "r2", *window)
+    assert span.partition_key is None
+    assert (span.partition_key_range.start, span.partition_key_range.end) == ("2026-03-01", "2026-03-02")
+    assert span.tags["loaded_by_run"] == "r2"
+    assert hours_of_run({}) is None
