@@ -38,7 +38,7 @@ from domain.migrate import upgrade
 from domain.schema import ContentItem, MediaAsset, User, utcnow
 from domain.settings import Settings
 from orchestration.deployment import build_resources, child_process_env, load_settings
-from orchestration.instance import write_dagster_home
+from orchestration.instance import apply_pool_limits, write_dagster_home
 from resources.event_lake import PARQUET_CONTENT_TYPE
 
 DEMO_MEDIA_NAME = "demo-testcard.mp4"
@@ -172,6 +172,11 @@ def run(settings: Settings, schedule_delay: float, report_delay: float = 240.0) 
     print(f"demo: {created} new content item(s) seeded ({len(DEMO_CONTENT)} in the demo set)", flush=True)
     home = write_dagster_home(settings)
     env = child_process_env(home)
+    import dagster as dg  # only `run` needs it (a second of imports)
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        limits = apply_pool_limits(instance, settings)
+    print(f"dagster: pool limits {limits}", flush=True)
     procs = {
         "dagster": subprocess.Popen(dagster_command(settings), env=env),
         "api": subprocess.Popen(api_command(settings), env=env),

@@ -3,8 +3,10 @@
 Embedded: SQLite storage under `settings.dagster_home`; every pool, the `warehouse` pool among
 them, admits one step at a time across all runs (chDB allows one process per data path).
 Production: PostgreSQL storage (`dagster-postgres`, URL from THMNAYAH_DAGSTER_POSTGRES_URL, read
-by Dagster itself when the instance loads); pools are unlimited unless set with
-`apply_pool_limits` or `dagster instance concurrency set <pool> <limit>`.
+by Dagster itself when the instance loads); the `warehouse` pool is limited to 1 as well (two dbt
+runs over the same days would interleave their delete+insert and table swaps), other pools (ffmpeg)
+are unlimited. `thmnayah run` applies these limits at start (`apply_pool_limits`); an operator can
+change them with `dagster instance concurrency set <pool> <limit>`.
 
 dagster.yaml can only give a *default* pool limit (`concurrency: pools: default_limit`); limits
 for named pools live in the instance's storage, which `apply_pool_limits` writes.
@@ -26,7 +28,7 @@ DAGSTER_POSTGRES_URL_ENV = "THMNAYAH_DAGSTER_POSTGRES_URL"
 # Explicit per-pool limits, written into the instance storage by `apply_pool_limits`.
 POOL_LIMITS: dict[Deployment, dict[str, int]] = {
     "local": {WAREHOUSE_POOL: 1},
-    "prod": {},
+    "prod": {WAREHOUSE_POOL: 1},
 }
 
 

@@ -59,4 +59,7 @@ def test_prod_instance_stores_in_postgres_from_the_environment(
     with dg.DagsterInstance.from_config(str(write_dagster_home(settings))) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert instance.get_concurrency_config().pool_config.default_pool_limit is None
+        # Warehouse steps (dbt runs over the same days) one at a time; other pools unlimited.
+        assert apply_pool_limits(instance, settings) == {WAREHOUSE_POOL: 1}
+        assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1
         assert dg.materialize([pool_probe], instance=instance).success
