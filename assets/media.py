@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from domain.media import inspect
 from domain.media import jobs as media_jobs
-from domain.schema import MediaAsset, MediaJob, utcnow
+from domain.schema import MediaAsset, utcnow
 from resources.database import OperationalDatabase
 from resources.object_store import ObjectStore
 
@@ -40,22 +40,26 @@ def local_original(object_store: ObjectStore, key: str) -> Iterator[Path]:
         yield local
 
 
-def _latest_job(session, media_id: uuid.UUID) -> MediaJob | None:
-    return session.scalar(
-        sa.select(MediaJob)
-        .where(MediaJob.media_asset_id == media_id)
-        .order_by(MediaJob.created_at.desc())
-        .limit(1)
-    )
+class MediaRun:
+    """The media of the partition and the job the run works on (named by the run's `JOB_TAG`): the
+    media assets write that job, through `domain.media.jobs`, and no other job of the media."""
 
+    def __init__(self, context: dg.AssetExecutionContext, database: OperationalDatabase) -> None:
+        self.media_id = uuid.UUID(context.partition_key)
+        self.job_id = context.run.tags.get(media_jobs.JOB_TAG)
+        self.database = database
 
-def _set_job(database: OperationalDatabase, media_id: uuid.UUID, **values) -> None:
-    with database.session() as session:
-        job = _latest_job(session, media_id)
-        if job is not None:
-            for name, value in values.items():
-                setattr(job, name, value)
-            job.updated_at = utcnow()
+    def update(self, **values) -> None:
+        with self.database.session() as session:
+            media_jobs.update(session, self.media_id, self.job_id, **values)
+
+    def stage(self, stage: str, percent: float) -> None:
+        self.update(status="processing", stage=stage, percent=percent)
+
+    def fail(self, reason: str, stage: str) -> None:
+        """Job failed, asset failed, `media.failed`: one transaction."""
+        with self.database.session() as session:
+            media_jobs.fail(session, self.media_id, self.job_id, reason, stage=stage)
 
 
 @dg.asset(
@@ -71,30 +75,20 @@ def media_metadata(
     (short side), fps, rotation, audio channels and sample rate, chapters. Stored on the media asset
     row; the job shows stage `metadata`. A file that cannot be read fails the job with ffprobe's
     reason and keeps the original."""
-    media_id = uuid.UUID(context.partition_key)
+    run = MediaRun(context, database)
+    media_id = run.media_id
     with database.session() as session:
         asset = session.get(MediaAsset, media_id)
         if asset is None:
             raise dg.Failure(f"media {media_id} does not exist", metadata={"media_id": str(media_id)})
         key = asset.s3_key
-    _set_job(
-        database,
-        media_id,
-        status="processing",
-        stage="metadata",
-        percent=2.0,
-        started_at=utcnow(),
-        error=None,
-    )
+    run.update(status="processing", stage="metadata", percent=2.0, started_at=utcnow(), error=None)
     try:
         with local_original(object_store, key) as local:
             validated = inspect.validate(local)
     except (inspect.InvalidMedia, inspect.UnsupportedMedia, inspect.MediaTooLarge, FileNotFoundError) as exc:
         reason = getattr(exc, "detail", None) or f"the original is missing from the object store ({exc})"
-        with database.session() as session:  # job failed, asset failed, `media.failed`: one transaction
-            media_jobs.fail(
-                session, media_id, context.run.tags.get("thmnayah/job_id"), reason, stage="metadata"
-            )
+        run.fail(reason, stage="metadata")
         raise dg.Failure(description=reason, metadata={"media_id": str(media_id)}) from exc
     summary = validated.summary()
     with database.session() as session:
@@ -103,7 +97,7 @@ def media_metadata(
         asset.content_type = validated.kind
         asset.upload_status = "processing"
         asset.updated_at = utcnow()
-    _set_job(database, media_id, stage="metadata", percent=10.0)
+    run.stage("metadata", 10.0)
     probe = validated.probe
     metadata: dict[str, dg.MetadataValue | str | float | int] = {
         "kind": validated.kind,
@@ -169,14 +163,15 @@ def media_thumbnails(
     from domain.media import storyboard, thumbnails
     from domain.schema import MediaVariant
 
-    media_id = uuid.UUID(context.partition_key)
+    run = MediaRun(context, database)
+    media_id = run.media_id
     with database.session() as session:
         asset = session.get(MediaAsset, media_id)
         kind, key, meta = asset.content_type, asset.s3_key, dict(asset.meta or {})
     video = meta.get("video") or {}
     if kind == "audio" or not video.get("width"):
         return dg.MaterializeResult(metadata={"posters": 0, "reason": "no picture in this media"})
-    _set_job(database, media_id, stage="thumbnails", percent=12.0)
+    run.stage("thumbnails", 12.0)
     width, height = (
         video.get("display_width") or video["width"],
         video.get("display_height") or video["height"],
@@ -228,7 +223,7 @@ def media_thumbnails(
             )
         )
         session.add_all(rows)
-    _set_job(database, media_id, stage="thumbnails", percent=20.0)
+    run.stage("thumbnails", 20.0)
     preview = f"media/{media_id}/thumbnails/poster-{rows[0].width}.jpg"
     return dg.MaterializeResult(
         metadata={

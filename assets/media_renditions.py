@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from assets.media import (
     FFMPEG_POOL,
     MEDIA_GROUP,
+    MediaRun,
     local_original,
     media_metadata,
     media_partitions,
@@ -27,26 +28,17 @@ from domain.schema import MediaAsset, MediaVariant
 from resources.database import OperationalDatabase
 from resources.object_store import ObjectStore
 
-JOB_TAG = "thmnayah/job_id"
 RENDITION_TYPES = ("hls", "mp4", "audio_only", "mp3", "aac", "image")
 _CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".mp3": "audio/mpeg",
                   ".jpg": "image/jpeg", ".webp": "image/webp"}  # fmt: skip
 
 
-class _Run:
-    """What one materialization works on, and its job-row writes."""
+class _Run(MediaRun):
+    """What one materialization works on (the media, its job, the run's own prefix)."""
 
     def __init__(self, context: dg.AssetExecutionContext, database: OperationalDatabase) -> None:
-        self.media_id = uuid.UUID(context.partition_key)
-        self.job_id = context.run.tags.get(JOB_TAG)
+        super().__init__(context, database)
         self.prefix = f"media/{self.media_id}/renditions/{context.run.run_id.split('-')[0]}"
-        self.database = database
-
-    def stage(self, stage: str, percent: float) -> None:
-        with self.database.session() as session:
-            jobs.update(
-                session, self.media_id, self.job_id, status="processing", stage=stage, percent=percent
-            )
 
     def progress(self, stage: str, start: float, end: float) -> jobs.Progress:
         return jobs.Progress(lambda percent: self.stage(stage, percent), start, end)
@@ -245,8 +237,7 @@ def media_renditions(
                 stored = _publish_files(object_store, run.prefix, out)
     except (renditions.FfmpegFailed, OSError, KeyError, ValueError) as exc:
         reason = f"renditions failed: {exc}"
-        with database.session() as session:
-            jobs.fail(session, run.media_id, run.job_id, reason, stage="renditions")
+        run.fail(reason, stage="renditions")
         for leftover in list(object_store.list(run.prefix + "/")):
             object_store.delete(leftover)
         raise dg.Failure(description=reason, metadata={"media_id": str(run.media_id)}) from exc

@@ -19,6 +19,7 @@ import dagster as dg
 from assets.media import media_partitions
 from domain import outbox
 from domain.media import processing
+from domain.media.jobs import JOB_TAG
 from domain.schema import OutboxEvent, utcnow
 from domain.settings import Settings
 from resources.database import OperationalDatabase
@@ -27,7 +28,6 @@ MEDIA_JOB = "media_job"
 # Transcription and moderation assets join this group when they exist (a separate issue); until
 # then an analyze request fails its job with `processing.NO_ANALYSIS_ASSETS`.
 MEDIA_ANALYSIS_GROUP = "media_analysis"
-JOB_ID_TAG = "thmnayah/job_id"
 RENDITIONS = dg.AssetKey("media_renditions")
 THUMBNAILS = dg.AssetKey("media_thumbnails")
 EVENT_TYPES = (processing.UPLOADED, processing.TRANSCODE_REQUESTED, processing.ANALYZE_REQUESTED)
@@ -107,7 +107,7 @@ def plan_runs(session, events: Sequence[OutboxEvent], analysis: Callable[[], lis
                 dg.RunRequest(
                     partition_key=media_id,
                     run_key=f"media-{media_id}",
-                    tags={JOB_ID_TAG: job_id} if job_id else {},
+                    tags={JOB_TAG: job_id} if job_id else {},
                 )
             )
             continue
@@ -127,7 +127,7 @@ def plan_runs(session, events: Sequence[OutboxEvent], analysis: Callable[[], lis
         plan.add.append(media_id)
         plan.runs.append(
             dg.RunRequest(
-                partition_key=media_id, run_key=run_key, tags={JOB_ID_TAG: job_id}, asset_selection=selection
+                partition_key=media_id, run_key=run_key, tags={JOB_TAG: job_id}, asset_selection=selection
             )
         )
     plan.add = list(dict.fromkeys(plan.add))

@@ -1,6 +1,10 @@
 """The processing job of a media asset as the pipeline moves it along: stage and percent while it
 runs, then completed (with `media.processed`) or failed (with `media.failed` and a readable reason).
-The original is never touched here: a failure keeps it."""
+The original is never touched here: a failure keeps it.
+
+This module owns the job rows the pipeline writes. A media may have several jobs at once (its
+upload's `process` job, then transcode and analyze requests): each Dagster run carries the id of
+the job it works on in its `JOB_TAG`, set by the media sensor, and every write names that job."""
 
 from __future__ import annotations
 
@@ -14,13 +18,16 @@ from sqlalchemy.orm import Session
 from domain.outbox import record_event
 from domain.schema import ContentItem, MediaAsset, MediaJob, utcnow
 
+JOB_TAG = "thmnayah/job_id"  # the run tag naming the job a media run works on
+
 
 def job_for(session: Session, media_id: uuid.UUID, job_id: str | uuid.UUID | None = None) -> MediaJob | None:
-    """The job a run works on: the one named in the run's tags, else the media's latest."""
+    """The job a run works on: the one named in the run's `JOB_TAG` (None when that is not a job of
+    this media: another job is never written instead), else, for a run started by hand without the
+    tag, the media's latest."""
     if job_id:
         job = session.get(MediaJob, uuid.UUID(str(job_id)))
-        if job is not None and job.media_asset_id == media_id:
-            return job
+        return job if job is not None and job.media_asset_id == media_id else None
     return session.scalar(
         sa.select(MediaJob)
         .where(MediaJob.media_asset_id == media_id)
@@ -30,6 +37,7 @@ def job_for(session: Session, media_id: uuid.UUID, job_id: str | uuid.UUID | Non
 
 
 def update(session: Session, media_id: uuid.UUID, job_id: str | None = None, **values: Any) -> None:
+    """Set `values` (status, stage, percent, ...) on the run's job."""
     job = job_for(session, media_id, job_id)
     if job is not None:
         for name, value in values.items():

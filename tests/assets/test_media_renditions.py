@@ -20,6 +20,7 @@ from domain.content import NewContent
 from domain.db import sync_engine
 from domain.ids import new_id
 from domain.media import renditions
+from domain.media.jobs import JOB_TAG
 from domain.media.uploads import original_key, record_upload
 from domain.migrate import upgrade
 from domain.schema import ContentItem, MediaAsset, MediaJob, MediaVariant, OutboxEvent
@@ -262,7 +263,7 @@ def test_run_tag_names_the_job_and_requested_formats_limit_the_work(env, files) 
         session.add(job)
         session.flush()
         job_id = str(job.id)
-    result = process(env, media_id, [media_metadata, media_renditions], tags={"thmnayah/job_id": job_id})
+    result = process(env, media_id, [media_metadata, media_renditions], tags={JOB_TAG: job_id})
     assert result.success
     assert variants(database, media_id) == []  # an audio file has no image renditions to make
     with database.session() as session:

@@ -16,13 +16,13 @@ from assets.media import MEDIA_GROUP, media_metadata, media_partitions, media_th
 from domain.db import sync_engine
 from domain.ids import new_id
 from domain.media import processing
+from domain.media.jobs import JOB_TAG
 from domain.media.uploads import record_upload
 from domain.outbox import record_event
 from domain.schema import MediaAsset, MediaJob, OutboxEvent
 from resources.database import OperationalDatabase
 from resources.object_store import LocalObjectStore
 from sensors.media import (
-    JOB_ID_TAG,
     MEDIA_ANALYSIS_GROUP,
     MEDIA_JOB,
     RENDITIONS,
@@ -117,7 +117,7 @@ def test_uploads_become_partitions_and_runs_named_and_tagged_by_their_job(instan
     tick = ticker()
     result = tick()
     assert partitions(instance) == {m for m, _ in uploads}
-    assert [(r.partition_key, r.run_key, r.tags[JOB_ID_TAG]) for r in result.run_requests] == [
+    assert [(r.partition_key, r.run_key, r.tags[JOB_TAG]) for r in result.run_requests] == [
         (m, f"media-{m}", j) for m, j in uploads
     ]
     assert all(r.asset_selection is None for r in result.run_requests)  # the whole media job
@@ -142,7 +142,7 @@ def test_a_burst_without_job_ids_in_the_events_finds_each_job_in_one_query(datab
     sa.event.listen(database.engine(), "before_cursor_execute", lambda *args: statements.append(args[2]))
     result = ticker()()
     assert len(result.run_requests) == 3000
-    assert {r.partition_key: r.tags[JOB_ID_TAG] for r in result.run_requests} == expected
+    assert {r.partition_key: r.tags[JOB_TAG] for r in result.run_requests} == expected
     assert sum("FROM media_jobs" in s for s in statements) <= 2  # retention pass + the one lookup
 
 
@@ -211,7 +211,7 @@ def test_transcode_re_adds_a_removed_partition_and_runs_only_the_renditions(
     result = tick()
     assert media_id in partitions(instance)
     assert [
-        (r.partition_key, r.run_key, r.tags[JOB_ID_TAG], r.asset_selection) for r in result.run_requests
+        (r.partition_key, r.run_key, r.tags[JOB_TAG], r.asset_selection) for r in result.run_requests
     ] == [
         (media_id, f"transcode-{job_id}", job_id, [RENDITIONS, THUMBNAILS]),
         (media_id, f"transcode-{mp4_job}", mp4_job, [RENDITIONS]),
@@ -286,7 +286,7 @@ def test_analyze_requests_the_analysis_assets_when_they_exist(instance, database
     definitions = media_definitions(database, tmp_path, [media_transcript_probe])
     tick.definitions = definitions
     [request] = tick().run_requests
-    assert (request.partition_key, request.run_key, request.tags[JOB_ID_TAG]) == (
+    assert (request.partition_key, request.run_key, request.tags[JOB_TAG]) == (
         media_id,
         f"analyze-{job_id}",
         job_id,
@@ -326,4 +326,4 @@ def test_the_daemon_s_evaluation_resolves_every_run_against_the_media_job(databa
     ):
         data = defs.get_repository_def().get_sensor_def(sensor.name).evaluate_tick(context)
         assert partitions(instance) == {m for m, _ in uploads}
-    assert [(r.tags["dagster/partition"], r.tags[JOB_ID_TAG]) for r in data.run_requests] == uploads
+    assert [(r.tags["dagster/partition"], r.tags[JOB_TAG]) for r in data.run_requests] == uploads
