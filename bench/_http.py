@@ -102,8 +102,11 @@ def post_json(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def report(bench: str, value: float, unit: str, baseline: float | None = None) -> None:
-    line = {"bench": bench, "value": round(value, 3), "unit": unit}
+def report(bench: str, value: float, unit: str, baseline: float | None = None, **extra: object) -> None:
+    """One JSON line; `extra` fields follow (`n`: the scale actually run, for a figure whose name
+    carries one; `goal`: the target, in the figure's unit)."""
+    line: dict[str, object] = {"bench": bench, "value": round(value, 3), "unit": unit}
     if baseline:
         line.update(baseline=round(baseline, 3), ratio=round(value / baseline, 3))
+    line.update(extra)
     print(json.dumps(line), flush=True)

@@ -10,7 +10,8 @@
   `--events` synthetic events spread over `--days` days in `raw_events` of an embedded chDB
   warehouse, run by Dagster as one range run over their days (as `analytics_days_sensor` and a
   backfill run it); baseline = the same build over `--baseline-events` events (dbt's fixed cost).
-  Target: under 60 s for 10 million events.
+  `n`: the events in `raw_events` for the timed build (`baseline_n` for the baseline's). Target:
+  under 60 s for 10 million events.
 - `analytics.dashboard_p95` (ms): p95 latency of `GET /api/v1/analytics/dashboard/overview` over
   `--days` days (sequential requests on one keep-alive connection, logged in as an editor) on a
   SQLite DB holding `--days` days of serving rows for `--items` content items, `--users` users and
@@ -20,7 +21,8 @@
   `Cache-Control: no-cache`, so every request re-reads the period.
 - `analytics.report_monthly` (s): a fresh process building a monthly Arabic content report
   (`--report-items` items) and rendering it to CSV, XLSX and PDF, as a report job does; baseline =
-  a fresh process doing only the imports. Target: under 10 s.
+  a fresh process doing only the imports. `n`: the days the report covers (`--days`, a month at the
+  default 30). Target: under 10 s.
 
     python bench/analytics.py [--figures ingest,flush,rollup,dashboard,report] [--batches 200]
                               [--clients 8] [--batch 500] [--rounds 3] [--workers 1]
@@ -311,10 +313,11 @@ def _dbt_timings(run_id: str) -> tuple[float, list[tuple[float, str]]]:
     return results["elapsed_time"], sorted(nodes, reverse=True)
 
 
-def rollup_build(count: int, days: int, *, verbose: bool) -> float:
-    """Seconds of the event models' `dbt build` (run by Dagster as one range run over the days, as
-    analytics_days_sensor requests after a backlog is loaded) over `count` generated events in a
-    fresh data dir (the ops tables the same build reads are there, empty)."""
+def rollup_build(count: int, days: int, *, verbose: bool) -> tuple[float, int]:
+    """(seconds, events in `raw_events`) of the event models' `dbt build` (run by Dagster as one
+    range run over the days, as analytics_days_sensor requests after a backlog is loaded) over
+    `count` generated events in a fresh data dir (the ops tables the same build reads are there,
+    empty)."""
     import dagster as dg
 
     from assets.analytics import event_models_assets
@@ -369,12 +372,18 @@ def rollup_build(count: int, days: int, *, verbose: bool) -> float:
             print("rollup: slowest dbt nodes:", file=sys.stderr)
             for took, node in nodes[:8]:
                 print(f"  {took:7.2f} s  {node}", file=sys.stderr)
-    return seconds
+    return seconds, int(loaded)
 
 
 def rollup(args: argparse.Namespace) -> None:
-    baseline = rollup_build(args.baseline_events, args.days, verbose=False) if args.baseline_events else None
-    report("analytics.rollup_10m", rollup_build(args.events, args.days, verbose=True), "s", baseline)
+    """`n`: the events actually in `raw_events` for the timed build (10 million only at the default
+    `--events`); `baseline_n` the same for the baseline build."""
+    extra = {}
+    baseline = None
+    if args.baseline_events:
+        baseline, extra["baseline_n"] = rollup_build(args.baseline_events, args.days, verbose=False)
+    seconds, loaded = rollup_build(args.events, args.days, verbose=True)
+    report("analytics.rollup_10m", seconds, "s", baseline, n=loaded, **extra)
 
 
 # --- serving rows ---------------------------------------------------------------------------------------
@@ -575,7 +584,9 @@ def report_monthly(args: argparse.Namespace) -> None:
             values.append(_fresh_process(REPORT_JOB, url, start.isoformat(), end.isoformat()))
     runs, imports = [round(v, 2) for v in values], [round(b, 2) for b in baselines]
     print(f"report: runs {runs} s, imports only {imports} s", file=sys.stderr)
-    report("analytics.report_monthly", _percentile(values, 0.5), "s", _percentile(baselines, 0.5))
+    report(
+        "analytics.report_monthly", _percentile(values, 0.5), "s", _percentile(baselines, 0.5), n=args.days
+    )
 
 
 FIGURES: dict[str, Callable[[argparse.Namespace], None]] = {

@@ -5,13 +5,15 @@
 embedded SQLite one, or PostgreSQL with `--dagster-postgres-url`), as the code server runs it for
 the daemon: the sensor (which adds the partitions in one bulk insert), then Dagster's check of each
 of the 10,000 run requests against the media job of the real definitions. Spec: under 10 s.
-Launching the 10,000 runs afterwards is the run queue's work and is not part of the tick.
+Launching the 10,000 runs afterwards is the run queue's work and is not part of the tick. The
+line's `n` is the number of uploads the tick took in (partitions added), whatever `--uploads` was.
 
 `media_sensor.partitions_after_year`: partitions the set holds after `--days` days of `--per-day`
 uploads whose jobs finish the same day, the sensor ticking through each day with the retention in
 force (its clock is the simulated one). With 30 days' retention it settles at 30 x per-day, far
-below Dagster's advised 100,000 partitions per asset. The set lives in an in-memory instance here
-(the count is the same; the one-by-one deletes on disk would turn minutes into an hour).
+below Dagster's advised 100,000 partitions per asset. The line's `n` is the days simulated (a year
+only at the default `--days 365`) and `per_day` the uploads a day. The set lives in an in-memory
+instance here (the count is the same; the one-by-one deletes on disk would turn minutes into an hour).
 
     python bench/media_sensor.py [--uploads 10000] [--days 365] [--per-day 1000] [--retention-days 30]
 
@@ -106,9 +108,10 @@ def dagster_home(root: Path, settings: Settings, postgres_url: str | None) -> Pa
     return home
 
 
-def burst(root: Path, uploads: int, postgres_url: str | None) -> tuple[float, int]:
-    """(seconds, run requests) of one tick over `uploads` pending uploads, evaluated as the code
-    server does for the daemon (`evaluate_tick` with the instance's reference, real definitions)."""
+def burst(root: Path, uploads: int, postgres_url: str | None) -> tuple[float, int, int]:
+    """(seconds, run requests, partitions added) of one tick over `uploads` pending uploads,
+    evaluated as the code server does for the daemon (`evaluate_tick` with the instance's
+    reference, real definitions)."""
     settings = Settings(deployment="local", data_dir=root)
     upgrade(settings.database_url)
     engine = sync_engine(settings.database_url)
@@ -131,7 +134,7 @@ def burst(root: Path, uploads: int, postgres_url: str | None) -> tuple[float, in
             for key in added:
                 instance.delete_dynamic_partition(media_partitions.name, key)
     defs.resources["database"].engine().dispose()
-    return seconds, len(data.run_requests or [])
+    return seconds, len(data.run_requests or []), len(added)
 
 
 def year(days: int, per_day: int, retention_days: int, root: Path) -> tuple[int, int, float]:
@@ -184,13 +187,13 @@ def main() -> None:
     logging.disable(logging.INFO)  # the sensor's per-tick log lines
     print(f"# args: {vars(args)}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="bench-media-sensor-") as tmp:
-        seconds, runs = burst(Path(tmp) / "burst", args.uploads, args.dagster_postgres_url)
-        report("media_sensor.tick_10k", seconds, "s")
+        seconds, runs, added = burst(Path(tmp) / "burst", args.uploads, args.dagster_postgres_url)
+        report("media_sensor.tick_10k", seconds, "s", n=added)
         print(f"# {args.uploads} uploads: one tick {seconds:.2f} s, {runs} run requests, on a "
               f"{'PostgreSQL' if args.dagster_postgres_url else 'SQLite'} Dagster instance", file=sys.stderr)  # fmt: skip
         started = time.perf_counter()
         held, largest, last_pass = year(args.days, args.per_day, args.retention_days, Path(tmp) / "year")
-        report("media_sensor.partitions_after_year", held, "count")
+        report("media_sensor.partitions_after_year", held, "count", n=args.days, per_day=args.per_day)
         print(f"# {args.days} days x {args.per_day} uploads, {args.retention_days} days' retention: "
               f"{held} partitions at the end, at most {largest}; last evening tick {last_pass:.2f} s; "
               f"simulated in {time.perf_counter() - started:.0f} s", file=sys.stderr)  # fmt: skip

@@ -1,5 +1,7 @@
 """The benchmarks stay runnable: each prints its figures as JSON lines (tiny settings; the figures
-themselves are not checked: benchmarks are not tests)."""
+themselves are not checked: benchmarks are not tests). What is checked is the shape of the lines: a
+figure named for a scale reports in `n` the scale it ran at (here the small one asked for), and a
+figure compared with a baseline has it."""
 
 from __future__ import annotations
 
@@ -13,12 +15,34 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
+# Figures named for a scale -> the `n` the arguments below ask for.
+SCALES = {
+    "thumbnail.one_hour": 3600,  # seconds of video, fixed; --fps thins the frames only
+    "media_sensor.tick_10k": 500,
+    "media_sensor.partitions_after_year": 40,
+    "notifications.broadcast_100k": 2000,
+    "analytics.rollup_10m": 20000,
+    "analytics.report_monthly": 2,
+}
+# Figures that always carry their baseline (measured in the same run).
+BASELINES = {
+    "thumbnail.one_hour",  # the same grabs and posters by bare ffmpeg
+    "transcode.ladder",
+    "api_read.content_get",
+    "auth.read",
+    "upload.rate",
+    "analytics.dashboard_p95",
+    "analytics.dashboard_p95_uncached",
+    "analytics.report_monthly",
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "args", "figures"),
     [
         ("api_read.py", ["--rounds", "1", "--seconds", "0.5", "--items", "20"], {"api_read.content_get"}),
-        ("thumbnail.py", ["--fps", "0.2", "--size", "320x180"], {"thumbnail.one_hour"}),
+        ("thumbnail.py", ["--fps", "0.2", "--size", "320x180", "--rounds", "1"], {"thumbnail.one_hour"}),
         (
             "upload.py",
             ["--size-mb", "20", "--chunk-mb", "8", "--rounds", "1"],
@@ -40,6 +64,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
             {
                 "notifications.websocket_p99",
                 "notifications.template_render",
+                "notifications.template_render_cached",
                 "notifications.broadcast_100k",
                 "notifications.email_rate",
             },
@@ -71,8 +96,22 @@ def test_benchmark_prints_its_figures(script: str, args: list[str], figures: set
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert figures <= {line["bench"] for line in lines}
+    by_name = {line["bench"]: line for line in lines}
+    assert figures <= set(by_name)
+    assert len(by_name) == len(lines), "a figure printed twice"
     for line in lines:
         assert line["value"] > 0 and line["unit"] in {"ms", "s", "per_s", "MB", "x", "count"}
         if "baseline" in line:
+            assert line["baseline"] > 0
             assert line["ratio"] == pytest.approx(line["value"] / line["baseline"], rel=0.01)
+        if line["bench"] in SCALES:
+            assert line.get("n") == SCALES[line["bench"]], line
+    for name in figures & BASELINES:
+        assert "baseline" in by_name[name], by_name[name]
+    if "notifications.template_render" in figures:
+        headline, cached = (
+            by_name["notifications.template_render"],
+            by_name["notifications.template_render_cached"],
+        )
+        assert headline["unit"] == cached["unit"] == "ms"
+        assert headline["goal"] == 1.0  # the target stays stated; the figure is whatever was measured
