@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await event_lake.stop()
                 await backends.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             ContentController,
@@ -121,9 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "event_lake": Provide(lambda: event_lake, use_cache=True, sync_to_thread=False),
             "live_metrics": Provide(lambda: live_metrics, use_cache=True, sync_to_thread=False),
         },
-        # The request metrics go outermost (inserted after the JWT middleware put itself first), so
-        # rejected tokens (401) count in /analytics/system/health and in the alert rules.
-        on_app_init=[jwt_auth.on_app_init, live_metrics.on_app_init],
+        on_app_init=[jwt_auth.on_app_init],
         plugins=[channels, pump],
         guards=[permission_guard],
         lifespan=[lifespan],
@@ -161,3 +159,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=settings.debug,
         state=State({"settings": settings, "auth": auth, "notification_pump": pump}),
     )
+    live_metrics.wrap(app)  # outermost: records the status each client was actually sent
+    return app

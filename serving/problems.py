@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from litestar import Request, Response
@@ -31,6 +32,15 @@ _TITLES = {
 }
 
 
+def _phrase(status: int) -> str:
+    """The status's own reason phrase ("Unauthorized", "Forbidden", ...), for any status without a
+    title of ours."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 def problem(
     request: Request,
     status: int,
@@ -42,7 +52,7 @@ def problem(
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": f"https://thmnayah.dev/problems/{status}",
-        "title": title or _TITLES.get(status, "Error"),
+        "title": title or _TITLES.get(status) or _phrase(status),
         "status": status,
         "detail": detail,
         "instance": request.url.path,

@@ -15,13 +15,14 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from litestar.config.app import AppConfig
+from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.analytics.live import RouteFigures, add_live, add_routes
 from serving.db import Database
 
 FLUSH_SECONDS = 2.0
+UNMATCHED = "(no route)"
 log = logging.getLogger(__name__)
 
 
@@ -85,10 +86,13 @@ class LiveMetrics:
             self._flusher = None
         await self.flush()
 
-    def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        """Put `middleware` first, around everything else (authentication included)."""
-        app_config.middleware.insert(0, self.middleware)
-        return app_config
+    def wrap(self, app: Litestar) -> None:
+        """Measure every HTTP request around the whole application, outside Litestar's exception
+        handling: a refusal raised by the auth middleware or a guard (401/403), a validation error
+        (400/422), a missing route (404) or a redirect is recorded with the status the client got.
+        A middleware inside Litestar sees such exceptions pass before their handler answers them.
+        (Litestar wraps its own `asgi_handler` the same way for OpenTelemetry.)"""
+        app.asgi_handler = self.middleware(app.asgi_handler)
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """ASGI middleware recording each HTTP request's route template, status and latency."""
@@ -99,7 +103,7 @@ class LiveMetrics:
                 await app(scope, receive, send)
                 return
             started = time.perf_counter()
-            status = 500
+            status = 500  # what the server answers if nothing was sent before an exception escaped
 
             async def sending(message: Message) -> None:
                 nonlocal status
@@ -110,7 +114,9 @@ class LiveMetrics:
             try:
                 await app(scope, receive, sending)
             finally:
-                route = f"{scope['method']} {scope.get('path_template') or scope['path']}"
+                # Requests that matched no route are counted together: their paths are the client's.
+                template = scope.get("path_template")
+                route = f"{scope['method']} {template}" if template else f"{scope['method']} {UNMATCHED}"
                 record(route, status, (time.perf_counter() - started) * 1000)
 
         return measured

@@ -116,3 +116,16 @@ async def test_schedule_in_the_past_and_unknown_ids(client: AsyncTestClient, exi
     assert_problem(await client.get(f"{API}/not-a-uuid"), 404)
     assert_problem(await client.get(API, params={"cursor": "@@@"}), 422, "cursor")
     assert_problem(await client.get(API, params={"limit": 1000}), 400, "limit")
+
+
+async def test_every_refusal_has_its_own_title(anonymous: AsyncTestClient, token_for) -> None:
+    viewer = {"Authorization": f"Bearer {token_for('viewer')}"}
+    answers = {
+        401: await anonymous.get(API),
+        403: await anonymous.post(API, json={}, headers=viewer),
+        404: await anonymous.get("/api/v1/no-such-route", headers=viewer),
+        405: await anonymous.put(API, json={}, headers=viewer),
+    }
+    titles = {status: res.json()["title"] for status, res in answers.items()}
+    assert [res.status_code for res in answers.values()] == list(answers)
+    assert titles == {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}
