@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from domain.errors import Conflict, IllegalTransition, InvalidValue, NotFound, PreconditionFailed
+from domain.ids import SYSTEM_ACTOR
 from domain.outbox import record_event
 from domain.schema import CONTENT_STATUSES, CONTENT_TYPES, ContentItem, utcnow
 from domain.text import normalize, search_document
@@ -425,9 +426,12 @@ def due_for_publication(session: Session, now: datetime, *, limit: int = 500) ->
     return list(session.scalars(query))
 
 
-def publish_due(session: Session, now: datetime | None = None, *, limit: int = 500) -> list[uuid.UUID]:
-    """Publish every scheduled item whose `publish_at` has passed. Safe to run twice at once: an item
-    published meanwhile is no longer `scheduled` under the row lock and is skipped."""
+def publish_due(
+    session: Session, now: datetime | None = None, *, limit: int = 500, actor: uuid.UUID = SYSTEM_ACTOR
+) -> list[uuid.UUID]:
+    """Publish every scheduled item whose `publish_at` has passed, as `actor` (the system: no person
+    made this change). Safe to run twice at once: an item published meanwhile is no longer
+    `scheduled` under the row lock and is skipped."""
     now = now or utcnow()
     published = []
     for item_id in due_for_publication(session, now, limit=limit):
@@ -440,6 +444,6 @@ def publish_due(session: Session, now: datetime | None = None, *, limit: int = 5
             .execution_options(populate_existing=True)
         )
         if item is not None:
-            _publish(session, item, None, now)
+            _publish(session, item, actor, now)
             published.append(item.id)
     return published

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from domain import content
 from domain.auth import audit, rbac, users
+from domain.ids import SYSTEM_ACTOR
 from domain.schema import ContentItem, User, utcnow
 
 # (slug, type, title, description, tags, final status)
@@ -74,8 +75,10 @@ DEMO_CONTENT: list[tuple[str, str, dict[str, str], dict[str, str], list[str], st
 def seed_demo(
     session: Session, *, now: datetime | None = None, schedule_delay: timedelta = timedelta(seconds=90)
 ) -> int:
-    """Create the demo items that do not exist yet; returns how many were created."""
+    """Create the demo items that do not exist yet, written by the demo editor (the system when
+    there is no such account); returns how many were created."""
     now = now or utcnow()
+    actor = session.scalar(sa.select(User.id).where(User.username == DEMO_EDITOR)) or SYSTEM_ACTOR
     existing = set(session.scalars(sa.select(ContentItem.slug).where(ContentItem.deleted_at.is_(None))))
     created = 0
     for slug, type_, title, description, tags, final in DEMO_CONTENT:
@@ -91,13 +94,16 @@ def seed_demo(
                 tags=tags,
                 metadata={"demo": True},
             ),
+            actor=actor,
         )
         if final in ("in_review", "published", "scheduled"):
-            content.update_content(session, item.id, {"status": "in_review"}, expected_version=item.version)
+            content.update_content(
+                session, item.id, {"status": "in_review"}, expected_version=item.version, actor=actor
+            )
         if final == "published":
-            content.publish(session, item.id)
+            content.publish(session, item.id, actor=actor)
         elif final == "scheduled":
-            content.schedule(session, item.id, now + schedule_delay, now=now)
+            content.schedule(session, item.id, now + schedule_delay, now=now, actor=actor)
         created += 1
     return created
 
@@ -141,6 +147,7 @@ def seed_demo_users(session: Session, hash_password: Callable[[str], str]) -> in
 
 # The viewer reads in Arabic (Saudi locale: templates fall back ar-SA -> ar) and follows the news
 # and culture tags, so the scheduled breaking story reaches their inbox when the sensor publishes it.
+DEMO_EDITOR = "editor"  # writes the demo content and "uploaded" the demo media
 DEMO_SUBSCRIPTIONS: list[tuple[str, str]] = [
     ("viewer", "tag:news"),
     ("viewer", "tag:culture"),

@@ -30,7 +30,14 @@ from domain.analytics.events import LAKE_PREFIX
 from domain.analytics.lake import parquet_files, read_buffer_lines
 from domain.auth.passwords import hash_password
 from domain.db import safe_url, sync_engine
-from domain.demo import DEMO_CONTENT, DEMO_USERS, seed_demo, seed_demo_notifications, seed_demo_users
+from domain.demo import (
+    DEMO_CONTENT,
+    DEMO_EDITOR,
+    DEMO_USERS,
+    seed_demo,
+    seed_demo_notifications,
+    seed_demo_users,
+)
 from domain.ids import new_id
 from domain.media import inspect
 from domain.media.uploads import original_key, record_upload
@@ -87,7 +94,7 @@ def seed_demo_media(settings: Settings, engine) -> None:
         done = set(session.scalars(sa.select(MediaAsset.original_filename)))
         items = dict(session.execute(sa.select(ContentItem.slug, ContentItem.id)).tuples().all())
         # The editor "uploaded" the demo media, so media.processed lands in the editor's inbox.
-        editor = session.scalar(sa.select(User.id).where(User.username == "editor"))
+        editor = session.scalar(sa.select(User.id).where(User.username == DEMO_EDITOR))
     store = build_resources(settings)["object_store"]
     with tempfile.TemporaryDirectory() as tmp:
         for name, args, language, slug in DEMO_MEDIA:

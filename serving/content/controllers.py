@@ -54,7 +54,7 @@ class ContentController(Controller):
         summary="Create a content item (draft)",
     )
     async def create(
-        self, data: JSONBody[ContentCreate], db_session: NamedDependency[AsyncSession]
+        self, request: Request, data: JSONBody[ContentCreate], db_session: NamedDependency[AsyncSession]
     ) -> Response[ContentOut]:
         new = content.NewContent(
             type=data.type,
@@ -64,7 +64,8 @@ class ContentController(Controller):
             tags=data.tags,
             metadata=data.metadata,
         )
-        item = await services.write(db_session, lambda s: content.create_content(s, new))
+        actor = request.user.user_id
+        item = await services.write(db_session, lambda s: content.create_content(s, new, actor=actor))
         out = services.to_out(item)
         return _with_etag(out, 201, Location=f"{self.path}/{out.id}")
 
@@ -117,6 +118,7 @@ class ContentController(Controller):
     )
     async def update(
         self,
+        request: Request,
         item_id: FromPath[uuid.UUID],
         data: JSONBody[ContentUpdate],
         db_session: NamedDependency[AsyncSession],
@@ -128,8 +130,10 @@ class ContentController(Controller):
             )
         version = services.parse_if_match(if_match)
         changes = data.changes()
+        actor = request.user.user_id
         item = await services.write(
-            db_session, lambda s: content.update_content(s, item_id, changes, expected_version=version)
+            db_session,
+            lambda s: content.update_content(s, item_id, changes, expected_version=version, actor=actor),
         )
         return _with_etag(services.to_out(item))
 
@@ -141,12 +145,16 @@ class ContentController(Controller):
     )
     async def remove(
         self,
+        request: Request,
         item_id: FromPath[uuid.UUID],
         db_session: NamedDependency[AsyncSession],
         if_match: IfMatch = None,
     ) -> None:
         version = services.parse_if_match(if_match)
-        await services.write(db_session, lambda s: content.soft_delete(s, item_id, expected_version=version))
+        actor = request.user.user_id
+        await services.write(
+            db_session, lambda s: content.soft_delete(s, item_id, expected_version=version, actor=actor)
+        )
 
     @post(
         "/{item_id:uuid}/publish",
@@ -157,13 +165,15 @@ class ContentController(Controller):
     )
     async def publish(
         self,
+        request: Request,
         item_id: FromPath[uuid.UUID],
         db_session: NamedDependency[AsyncSession],
         if_match: IfMatch = None,
     ) -> Response[ContentOut]:
         version = services.parse_if_match(if_match)
+        actor = request.user.user_id
         item = await services.write(
-            db_session, lambda s: content.publish(s, item_id, expected_version=version)
+            db_session, lambda s: content.publish(s, item_id, expected_version=version, actor=actor)
         )
         return _with_etag(services.to_out(item))
 
@@ -176,13 +186,16 @@ class ContentController(Controller):
     )
     async def schedule(
         self,
+        request: Request,
         item_id: FromPath[uuid.UUID],
         data: JSONBody[ScheduleRequest],
         db_session: NamedDependency[AsyncSession],
         if_match: IfMatch = None,
     ) -> Response[ContentOut]:
         version = services.parse_if_match(if_match)
+        actor = request.user.user_id
         item = await services.write(
-            db_session, lambda s: content.schedule(s, item_id, data.publish_at, expected_version=version)
+            db_session,
+            lambda s: content.schedule(s, item_id, data.publish_at, expected_version=version, actor=actor),
         )
         return _with_etag(services.to_out(item))

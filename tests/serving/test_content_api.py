@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from domain.content import publish_due
 from domain.db import sync_engine
+from domain.ids import SYSTEM_ACTOR
 from domain.schema import OutboxEvent
 
 API = "/api/v1/content"
@@ -139,3 +141,60 @@ async def test_search_folds_arabic_forms_and_english_case(client: AsyncTestClien
     assert await search("اخبار") == ["أخبار الرياضة"]  # أ folds to ا
     assert await search("news school") == []  # every word must match
     assert await search("rugby") == []
+
+
+async def test_every_write_records_its_author(
+    anonymous: AsyncTestClient, new_user, migrated_url: str
+) -> None:
+    """create, update, schedule, publish and delete name the user who made them, on the item and on
+    each event; the scheduler's publication names the system."""
+    editor_id, token = new_user("writer-editor", ["editor"])
+    other_id, other_token = new_user("second-editor", ["editor"])
+    as_editor, as_other = {"Authorization": f"Bearer {token}"}, {"Authorization": f"Bearer {other_token}"}
+
+    created = (await anonymous.post(API, json=article("authored"), headers=as_editor)).json()
+    assert created["created_by"] == created["updated_by"] == str(editor_id)
+    item = f"{API}/{created['id']}"
+    changed = await anonymous.patch(
+        item, json={"status": "in_review"}, headers={**as_other, "If-Match": '"v1"'}
+    )
+    assert (changed.json()["created_by"], changed.json()["updated_by"]) == (str(editor_id), str(other_id))
+    at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    scheduled = await anonymous.post(f"{item}/schedule", json={"publish_at": at}, headers=as_editor)
+    assert scheduled.status_code == 200 and scheduled.json()["updated_by"] == str(editor_id)
+    published = await anonymous.post(f"{item}/publish", headers=as_other)
+    assert published.status_code == 200 and published.json()["updated_by"] == str(other_id)
+    assert (await anonymous.delete(item, headers=as_editor)).status_code == 204
+
+    # A second item is published by the scheduler, not by a person.
+    due = (await anonymous.post(API, json=article("due-later"), headers=as_editor)).json()
+    due_url = f"{API}/{due['id']}"
+    await anonymous.patch(due_url, json={"status": "in_review"}, headers={**as_editor, "If-Match": '"v1"'})
+    await anonymous.post(f"{due_url}/schedule", json={"publish_at": at}, headers=as_editor)
+    engine = sync_engine(migrated_url)
+    with Session(engine) as session, session.begin():
+        assert publish_due(session, datetime.now(UTC) + timedelta(hours=2)) == [uuid.UUID(due["id"])]
+    with engine.connect() as conn:
+        events = conn.execute(
+            sa.select(OutboxEvent.event_type, OutboxEvent.aggregate_id, OutboxEvent.payload).order_by(
+                OutboxEvent.seq
+            )
+        ).all()
+    engine.dispose()
+    actors = [
+        (kind, payload["actor"]) for kind, aggregate, payload in events if str(aggregate) == created["id"]
+    ]
+    assert actors == [
+        ("content.created", str(editor_id)),
+        ("content.updated", str(other_id)),
+        ("content.scheduled", str(editor_id)),
+        ("content.published", str(other_id)),
+        ("content.deleted", str(editor_id)),
+    ]
+    by_scheduler = [
+        p["actor"]
+        for kind, aggregate, p in events
+        if str(aggregate) == due["id"] and kind == "content.published"
+    ]
+    assert by_scheduler == [str(SYSTEM_ACTOR)]
+    assert (await anonymous.get(due_url, headers=as_editor)).json()["updated_by"] == str(SYSTEM_ACTOR)
