@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, Tag
 
 from domain.auth import rbac
 from domain.auth.keys import platform_secret
+from domain.migrate import require_current
 from domain.notifications import rules as notification_rules
 from domain.settings import Settings
 from resources.email import mailer_for
@@ -50,6 +51,7 @@ API_VERSION = "1.0.0"
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    require_current(settings.database_url)  # one line naming `thmnayah migrate`, not a traceback later
     parse_trusted_proxies(settings.trusted_proxies)  # a malformed setting fails at start, not per request
     database = Database(settings.database_url)
     backends = build_backends(settings)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from domain.migrate import NotMigrated, upgrade
 from serving.app import create_app
 from serving.permissions import PUBLIC
 
@@ -33,6 +39,7 @@ async def test_openapi_docs_are_served(sqlite_client: AsyncTestClient) -> None:
 
 
 def test_every_route_declares_a_permission(local_settings) -> None:
+    upgrade(local_settings.database_url)
     app: Litestar = create_app(local_settings)
     undeclared = []
     for route in app.routes:
@@ -55,3 +62,31 @@ def test_every_route_declares_a_permission(local_settings) -> None:
 
 def _is_docs(path: str) -> bool:
     return path.startswith("/api/docs")
+
+
+def test_the_api_on_an_unmigrated_database_says_what_to_run(data_dir: Path) -> None:
+    """Started by uvicorn on a database without the schema, the API stops with one line naming
+    `thmnayah migrate` and a non-zero status (not a traceback from the first query)."""
+    env = {"PATH": "/usr/bin:/bin", "THMNAYAH_DATA_DIR": str(data_dir), "HOME": str(data_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", "0"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        f"the database sqlite:///{data_dir / 'thmnayah.db'} has no schema yet: run `thmnayah migrate` first"
+    ]
+
+
+def test_a_database_behind_the_code_is_refused(local_settings) -> None:
+    upgrade(local_settings.database_url, "0005")
+    with pytest.raises(
+        NotMigrated, match=r"is at migration 0005, this code needs \d+: run `thmnayah migrate`"
+    ):
+        create_app(local_settings)
+    upgrade(local_settings.database_url)
+    assert isinstance(create_app(local_settings), Litestar)
