@@ -109,7 +109,7 @@ def build_notification_assets(policy: delivery.Policy) -> NotificationDefinition
         context: dg.AssetExecutionContext, config: NotificationEventsConfig, database: OperationalDatabase
     ) -> dg.MaterializeResult:
         """Domain events from the outbox (content published, media processed or failed, import
-        completed, user registered, report ready, alert fired, escalated or resolved) turned into
+        completed, user verified, report ready, alert fired, escalated or resolved) turned into
         notifications by the rules of `domain.notifications.rules`: one `notification_events` row per
         outbox event (unique by seq: a re-run never notifies twice), its notifications threaded under
         it. An event that fails (a broken template) is recorded failed with its error; the others go

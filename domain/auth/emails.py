@@ -21,12 +21,6 @@ def verification(name: str, link: str) -> tuple[str, str, str]:
     return subject, "\n\n".join([*lines, link]), _html(lines, link, "تفعيل الحساب / Activate")
 
 
-def welcome(name: str) -> tuple[str, str, str]:
-    subject = "أهلًا بك في ثمانية | Welcome to thmnayah"
-    lines = [f"أهلًا {name}، تم تفعيل حسابك.", f"Welcome {name}, your account is active."]
-    return subject, "\n\n".join(lines), _html(lines)
-
-
 def password_reset(name: str, link: str) -> tuple[str, str, str]:
     subject = "إعادة تعيين كلمة المرور | Reset your password"
     lines = [

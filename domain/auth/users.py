@@ -177,6 +177,8 @@ def verify_email(session: Session, token: str, secret: str, *, origin: audit.Ori
         resource="user",
         resource_id=str(user.id),
     )
+    # The account is live now: the notification rules welcome it (once, in its language).
+    record_event(session, "user.verified", "user", user.id, {"id": str(user.id), "username": user.username})
     return user
 
 

@@ -284,7 +284,7 @@ _RULES = (
     Rule("media.processed",   "media.processed",   BOTH, "media.processed",   "success", False, uploader,              media_data),
     Rule("media.failed",      "media.failed",      BOTH, "media.failed",      "error",   False, uploader,              media_data),
     Rule("import.completed",  "import.completed",  BOTH, "import.completed",  "info",    False, role_members("editor", "admin"), import_data),
-    Rule("user.registered",   "user.welcome",      BOTH, "user.welcome",      "info",    False, the_user,              welcome_data),
+    Rule("user.verified",     "user.welcome",      BOTH, "user.welcome",      "info",    False, the_user,              welcome_data),
     Rule("report.ready",      "report.ready",      BOTH, "report.ready",      "info",    False, listed_recipients,     report_data),
     Rule("alert.fired",       "alert.fired",       BOTH, "alert.fired",       "error",   True,  alert_recipients,      alert_data),
     Rule("alert.escalated",   "alert.escalated",   BOTH, "alert.escalated",   "error",   True,  alert_recipients,      alert_data),

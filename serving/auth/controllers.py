@@ -190,6 +190,7 @@ class AuthController(Controller):
         passwords.check_password_policy(data.password, username=data.username, email=data.email)
         password_hash = await auth.hashing.hash(data.password)
         origin = auth.origin(request)
+        locale = data.locale or services.accept_language(request.headers.get("accept-language"))
 
         def create(session: Session) -> tuple[str, str, str] | None:
             user = users.register(
@@ -200,6 +201,7 @@ class AuthController(Controller):
                     password_hash=password_hash,
                     first_name=data.first_name,
                     last_name=data.last_name,
+                    preferences={"locale": locale} if locale else {},
                 ),
                 origin=origin,
             )
@@ -228,8 +230,8 @@ class AuthController(Controller):
         self, request: Request, token: FromQuery[str], auth: NamedDependency[AuthContext]
     ) -> ProfileOut:
         origin = auth.origin(request)
+        # The welcome goes out through the notifications (the `user.verified` event), in the user's language.
         user = await auth.db.write(lambda s: users.verify_email(s, token, auth.secret, origin=origin))
-        await services.send_mail(auth, user.email, templates.welcome(user.first_name or user.username))
         return services.profile_out(user, None, full=False)
 
     @post(

@@ -2,8 +2,10 @@
 
 The cache (Litestar store: memory embedded, Redis in prod) holds each user's active roles and
 permissions for at most `PRINCIPAL_TTL`, and never past the earliest expiry among their role
-grants, so an expired role stops working on time; a role change deletes the entry at once. Session
-state is cached the same way, and a revoked session is written as revoked at once.
+grants, so an expired role stops working on time; a role change deletes the entry at once. That
+expiry travels with the entry and is compared with the cache's `clock` (the wall clock; a test
+sets its own) on every read, as is the time at which grants are loaded. Session state is cached
+the same way, and a revoked session is written as revoked at once.
 
 In front of the shared store, each process keeps what it read for `LOCAL_TTL` seconds (a dict
 lookup instead of a store round trip on every request). Changes made in this process clear it at
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -50,6 +53,7 @@ class _Cached(msgspec.Struct):
     roles: list[str]
     permissions: list[str]
     active: bool
+    until: datetime | None = None  # the earliest expiry among the grants: stale from then on
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,23 +64,36 @@ class Grants:
     roles: tuple[str, ...]
     permissions: frozenset[str]
     active: bool
+    until: datetime | None = None
 
     @classmethod
     def of(cls, cached: _Cached) -> Grants:
-        return cls(cached.username, tuple(cached.roles), frozenset(cached.permissions), cached.active)
+        return cls(
+            cached.username, tuple(cached.roles), frozenset(cached.permissions), cached.active, cached.until
+        )
+
+    def current(self, now: datetime) -> bool:
+        return True
 
 
-def load_principal_row(session: Session, user_id: uuid.UUID) -> tuple[_Cached, datetime | None] | None:
+Loader = Callable[[uuid.UUID, datetime], Awaitable[tuple[_Cached, datetime | None] | None]]
+
+
+def load_principal_row(
+    session: Session, user_id: uuid.UUID, now: datetime | None = None
+) -> tuple[_Cached, datetime | None] | None:
+    """The user's grants active at `now` (default: the wall clock) and their earliest expiry."""
     user = session.get(User, user_id)
     if user is None:
         return None
-    roles, permissions, earliest_expiry = rbac.effective_permissions(session, user_id)
-    return _Cached(user.username, roles, permissions, user.is_active), earliest_expiry
+    roles, permissions, earliest_expiry = rbac.effective_permissions(session, user_id, now)
+    return _Cached(user.username, roles, permissions, user.is_active, earliest_expiry), earliest_expiry
 
 
 class PrincipalCache:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
+        self.clock = clock  # "now" for role expiry
         self._local: dict[str, tuple[float, object]] = {}
 
     def _peek(self, key: str) -> object | None:
@@ -90,24 +107,28 @@ class PrincipalCache:
             self._local.clear()
         self._local[key] = (time.monotonic() + min(ttl, LOCAL_TTL), value)
 
-    async def get(self, user_id: uuid.UUID, loader) -> Grants | None:
+    async def get(self, user_id: uuid.UUID, loader: Loader) -> Grants | None:
+        """The user's grants, cached; `loader(user_id, now)` reads those active at `now` on a miss.
+        A cached entry whose earliest role expiry has come is a miss, whatever its TTL says."""
         key = f"principal:{user_id}"
+        now = self.clock()
         local = self._peek(key)
-        if local is not None:
-            return local  # type: ignore[return-value]
+        if isinstance(local, Grants) and local.current(now):
+            return local
         raw = await self.store.get(key)
         ttl = await self.store.expires_in(key) if raw is not None else None
         if raw is not None:
             grants = Grants.of(msgspec.json.decode(raw, type=_Cached))
-            self._keep(key, grants, ttl if ttl is not None and ttl > 0 else LOCAL_TTL)
-            return grants
-        loaded = await loader(user_id)
+            if grants.current(now):
+                self._keep(key, grants, ttl if ttl is not None and ttl > 0 else LOCAL_TTL)
+                return grants
+        loaded = await loader(user_id, now)
         if loaded is None:
             return None
         cached, earliest_expiry = loaded
         ttl = PRINCIPAL_TTL
         if earliest_expiry is not None:
-            ttl = max(1, min(ttl, int((earliest_expiry - utcnow()).total_seconds())))
+            ttl = max(1, min(ttl, int((earliest_expiry - now).total_seconds())))
         await self.store.set(key, msgspec.json.encode(cached), expires_in=ttl)
         grants = Grants.of(cached)
         self._keep(key, grants, ttl)

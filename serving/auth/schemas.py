@@ -35,12 +35,22 @@ class RefreshRequest(Struct, forbid_unknown_fields=True):
     device_id: DeviceId = ""
 
 
+Locale = Annotated[
+    str,
+    Meta(
+        pattern=r"^(ar|en)(-[A-Z]{2})?$",
+        description="ar or en, optionally with a region (ar-SA); the language of the account's messages",
+    ),
+]
+
+
 class RegisterRequest(Struct, forbid_unknown_fields=True):
     username: Annotated[str, Meta(max_length=64)]
     email: Annotated[str, Meta(max_length=254)]
     password: Password
     first_name: Annotated[str, Meta(max_length=100)] = ""
     last_name: Annotated[str, Meta(max_length=100)] = ""
+    locale: Locale | None = None  # else the first of ar/en in the request's Accept-Language
 
 
 class PasswordResetRequest(Struct, forbid_unknown_fields=True):

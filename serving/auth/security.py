@@ -75,7 +75,7 @@ class AuthContext:
         self, user_id: uuid.UUID, session_id: uuid.UUID | None, via: str = "password"
     ) -> Principal:
         cached = await self.principals.get(
-            user_id, lambda uid: self.db.read(lambda s: load_principal_row(s, uid))
+            user_id, lambda uid, now: self.db.read(lambda s: load_principal_row(s, uid, now))
         )
         if cached is None or not cached.active:
             raise NotAuthorizedException("the account does not exist or is disabled")

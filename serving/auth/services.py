@@ -273,6 +273,26 @@ async def send_mail(ctx: AuthContext, to: str, rendered: tuple[str, str, str]) -
     )
 
 
+LANGUAGES = ("ar", "en")
+
+
+def accept_language(header: str | None) -> str | None:
+    """The language of the highest-weighted `Accept-Language` entry we write in (ar or en)."""
+    best: tuple[float, str] | None = None
+    for entry in (header or "").split(",")[:20]:
+        tag, _, params = entry.strip().partition(";")
+        language = tag.strip().split("-")[0].lower()
+        if language not in LANGUAGES:
+            continue
+        try:
+            weight = float(params.strip()[2:]) if params.strip().startswith("q=") else 1.0
+        except ValueError:
+            continue
+        if weight > 0 and (best is None or weight > best[0]):
+            best = (weight, language)
+    return best[1] if best else None
+
+
 def link(ctx: AuthContext, path: str, token: str) -> str:
     return f"{ctx.settings.public_base_url.rstrip('/')}{path}?token={token}"
 

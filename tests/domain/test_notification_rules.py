@@ -195,7 +195,7 @@ def test_import_completed_notifies_editors_and_admins(seeded: DB) -> None:
     )
 
 
-def test_user_registered_welcomes_the_new_user(seeded: DB) -> None:
+def test_a_verified_account_is_welcomed_once(seeded: DB) -> None:
     db = seeded
     with db.session() as session:
         user = users.register(
@@ -204,7 +204,12 @@ def test_user_registered_welcomes_the_new_user(seeded: DB) -> None:
             origin=audit.Origin(),
         )
         user_id = user.id
+        token = users.issue_link_token(session, user, "verify_email", "secret")
     make_user(db, "someone")
+    process(db)
+    assert notifications(db) == []  # registered, not yet verified: no welcome
+    with db.session() as session:
+        users.verify_email(session, token, "secret", origin=audit.Origin())
     process(db)
     welcome = notifications(db, channel="in_app")
     assert [(n.recipient_id, n.category, n.subject) for n in welcome] == [

@@ -1,0 +1,76 @@
+"""A new account is welcomed once, after its email is verified, in its own language: registration
+sends only the verification link; the welcome goes through the notifications (the `user.verified`
+event, its in-app notification and one email delivered by the drain)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from litestar.testing import AsyncTestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.notifications import delivery, rules
+from domain.schema import Notification, User
+from resources.notifiers import FileEmailTransport
+
+API = "/api/v1/auth"
+PASSWORD = "amber-orchard-falcon-42"
+
+
+def _mails(directory: Path) -> list:
+    return [
+        message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(directory.glob("*.eml"))
+    ]
+
+
+def _welcomes(sessions: sessionmaker[Session]) -> list[tuple[str, str, str]]:
+    with sessions() as session:
+        rows = session.execute(
+            sa.select(User.username, Notification.channel, Notification.subject)
+            .join(User, User.id == Notification.recipient_id)
+            .where(Notification.category == "user.welcome")
+            .order_by(User.username, Notification.channel)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("extra", "headers", "subject"),
+    [
+        ({"locale": "ar", "first_name": "نور"}, {}, "أهلًا بك يا نور"),
+        ({"first_name": "Nour"}, {"Accept-Language": "ar-SA,en;q=0.5"}, "أهلًا بك يا Nour"),
+        ({"first_name": "Sam"}, {"Accept-Language": "fr, en;q=0.8, ar;q=0.2"}, "Welcome, Sam"),
+    ],
+    ids=["locale", "accept-language-ar", "accept-language-en"],
+)
+async def test_one_welcome_after_verification_in_the_users_language(
+    anonymous: AsyncTestClient, db_sessions: sessionmaker[Session], data_dir: Path, extra, headers, subject
+) -> None:
+    now = datetime.now(UTC)
+    body = {"username": "newcomer", "email": "newcomer@example.test", "password": PASSWORD, **extra}
+    assert (await anonymous.post(f"{API}/register", json=body, headers=headers)).status_code == 202
+    rules.process_events(db_sessions.begin, after=0, now=now)
+    assert _welcomes(db_sessions) == []  # not while the account is unverified
+
+    [verification] = _mails(data_dir / "mail")
+    text = verification.get_body(preferencelist=("plain",)).get_content()
+    token = text.split("token=", 1)[1].split()[0]
+    assert (await anonymous.get(f"{API}/verify-email", params={"token": token})).status_code == 200
+    assert len(_mails(data_dir / "mail")) == 1  # the account mail sent the link only
+
+    rules.process_events(db_sessions.begin, after=0, now=now)
+    rules.process_events(db_sessions.begin, after=0, now=now)  # a re-run never welcomes twice
+    assert _welcomes(db_sessions) == [("newcomer", "email", subject), ("newcomer", "in_app", subject)]
+
+    outbox = data_dir / "mail" / "notifications"
+    transport = FileEmailTransport(directory=str(outbox), sender="t@example.test")
+    # The drain runs its own event loop (as in the Dagster job): off this test's loop.
+    tally = await asyncio.to_thread(delivery.drain, db_sessions.begin, {"email": transport}, now=now)
+    assert tally.as_dict()["email"] == {"messages": 1, "sent": 1}, tally.as_dict()
+    [welcome] = _mails(outbox)
+    assert (welcome["To"], welcome["Subject"]) == ("newcomer@example.test", subject)
