@@ -176,7 +176,11 @@ class UsersController(Controller):
         summary="A user's role grants, with expiry",
     )
     async def get_roles(self, user_id: FromPath[uuid.UUID], auth: NamedDependency[AuthContext]) -> RolesOut:
-        return await auth.db.read(lambda s: _roles_out(s, user_id))
+        def load(session: Session) -> RolesOut:
+            users.get_user(session, user_id)  # an unknown user is a 404, as for the profile and PUT
+            return _roles_out(session, user_id)
+
+        return await auth.db.read(load)
 
     @post(
         "/{user_id:uuid}/mfa/enable",
