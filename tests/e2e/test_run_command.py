@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -111,6 +112,15 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
         token = _login(api, "editor")  # a documented demo account
         demo = _get(f"{api}/api/v1/content?limit=50", token)["items"]
         assert len(demo) == 6 and any(i["title"].get("ar") for i in demo)
+        assert all(i["created_by"] for i in demo)  # written by the demo editor
+        # A newcomer's first requests: refused without a token, sent to the dashboard's sign-in page.
+        # Neither is a server error, so the demo's "API server errors" alert must stay quiet.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(f"{api}/api/v1/content")
+        assert refused.value.code == 401
+        browser = urllib.request.Request(f"{api}/dashboard", headers={"Accept": "text/html"})
+        with urllib.request.urlopen(browser, timeout=10) as response:  # follows the redirect
+            assert "/dashboard/login" in response.url
 
         _wait("the Dagster UI", lambda: _get(f"http://127.0.0.1:{ui_port}/server_info"), 240, proc, log)
         nodes = _graphql(graphql, "{ assetNodes { assetKey { path } groupName description } }")["assetNodes"]
@@ -199,6 +209,13 @@ def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
         assert job["status"] == "completed" and set(job["files"]) == {"csv", "xlsx", "pdf"}
         with urllib.request.urlopen(f"{api}/dashboard/login", timeout=10) as response:
             assert response.status == 200 and b"<form" in response.read()
+
+        # Minutes have passed with the alerts sensor evaluating every 30 s: the refusals above fired
+        # no server-error alert, and the system health shows no server error.
+        fired = [a["rule_name"] for a in _get(f"{api}/api/v1/analytics/alerts", analyst)]
+        assert "API server errors" not in fired, fired
+        health = _get(f"{api}/api/v1/analytics/system/health?minutes=60", analyst)
+        assert health["overall"]["server_error_rate"] == 0, health["routes"]
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
