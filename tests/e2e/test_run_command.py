@@ -20,7 +20,7 @@ import pytest
 
 from domain.demo import DEMO_USERS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the whole platform, from a cold start
 
 
 def _free_port() -> int:
