@@ -63,10 +63,14 @@ def problem(
 
 
 def _field_of(message: str, key: str | None) -> str | None:
-    if "unknown field `" in message:
-        unknown = message.split("unknown field `", 1)[1].split("`", 1)[0]
-        return f"{key}.{unknown}" if key else unknown
-    if key:
+    for says in ("unknown field `", "missing required field `"):
+        if says in message:
+            name = message.split(says, 1)[1].split("`", 1)[0]
+            if "`$." in message:  # nested: "... - at `$.configuration`"
+                name = f"{message.rsplit('`$.', 1)[1].rstrip('`')}.{name}"
+            # A body member is named by itself, not by the handler's parameter ("data").
+            return f"{key}.{name}" if key and key != "data" else name
+    if key and key != "data":
         return key
     # msgspec messages end with "- at `$.title.en`"
     if "`$." in message:

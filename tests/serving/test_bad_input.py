@@ -129,3 +129,9 @@ async def test_every_refusal_has_its_own_title(anonymous: AsyncTestClient, token
     titles = {status: res.json()["title"] for status, res in answers.items()}
     assert [res.status_code for res in answers.values()] == list(answers)
     assert titles == {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}
+
+
+async def test_a_missing_field_is_named(client: AsyncTestClient) -> None:
+    res = await client.post(API, json={"title": {"en": "No type"}})
+    assert res.status_code == 400
+    assert [e["field"] for e in res.json()["errors"]] == ["type"]
