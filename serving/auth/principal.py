@@ -73,7 +73,7 @@ class Grants:
         )
 
     def current(self, now: datetime) -> bool:
-        return True
+        return self.until is None or now < self.until
 
 
 Loader = Callable[[uuid.UUID, datetime], Awaitable[tuple[_Cached, datetime | None] | None]]

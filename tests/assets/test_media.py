@@ -20,6 +20,7 @@ from domain.schema import MediaAsset, MediaJob
 from resources.database import OperationalDatabase
 from resources.object_store import LocalObjectStore
 from sensors.media import media_uploads_sensor
+from tests.ffmpeg_frames import count_decoded_frames
 
 
 @pytest.fixture(scope="module")
@@ -196,17 +197,24 @@ def test_thumbnails_avoid_black_frames_and_never_upscale(env, tmp_path) -> None:
         assert session.scalar(sa.select(sa.func.count()).select_from(MediaVariant)) == 6
 
 
-def test_thumbnail_time_does_not_grow_with_length(tmp_path) -> None:
-    """A 10-hour video (tiny and quick to make: a frame every 5 s) is seeked, not decoded: the
-    posters come from the frames nearest the candidate times. (The timing is bench/thumbnail.py's.)"""
+def test_thumbnail_time_does_not_grow_with_length(tmp_path, monkeypatch) -> None:
+    """A 10-hour video (tiny and quick to make: a frame every 5 s, 7200 in all) is seeked, not
+    decoded: each ffmpeg run (a candidate, the posters) decodes from the keyframe before its time,
+    at most one GOP, whatever the length. (The timing is bench/thumbnail.py's.)"""
     from domain.media import thumbnails
 
+    gop = 120  # frames: a keyframe every 10 minutes
     long = tmp_path / "ten-hours.mkv"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=0.2:d=36000",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "120", str(long)], check=True, timeout=300)  # fmt: skip
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), str(long)], check=True, timeout=300)  # fmt: skip
+    frames = count_decoded_frames(monkeypatch, tmp_path)
     chosen = thumbnails.pick_frame(long, 36000.0)
     posters = thumbnails.render_posters(
         long, chosen.time_s, tmp_path / "out", source_width=320, source_height=180
     )
     assert 3600 <= chosen.time_s <= 32400 and chosen.spread > 10
     assert [p.width for p in posters] == [320, 320] and all(p.path.stat().st_size > 0 for p in posters)
+    decoded = frames.per_run()
+    # One video input per run; +2: the decoder's own look-ahead. Decoding up to the candidate times
+    # would take 720 to 6480 frames.
+    assert all(len(run) == 1 and run[0] <= gop + 2 for run in decoded), decoded

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from domain.media.storyboard import MAX_TILES, plan_cues, render_storyboard, tile_size
+from tests.ffmpeg_frames import count_decoded_frames
 
 CUE = re.compile(r"^(\d{2,}):(\d{2}):(\d{2})\.(\d{3}) --> (\d{2,}):(\d{2}):(\d{2})\.(\d{3})$")
 XYWH = re.compile(r"^storyboard\.jpg#xywh=(\d+),(\d+),(\d+),(\d+)$")
@@ -82,13 +83,18 @@ def test_short_video_cues_cover_it_and_tiles_follow_the_time(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_ten_hour_video_is_seeked_not_decoded(tmp_path: Path) -> None:
+def test_ten_hour_video_is_seeked_not_decoded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ten hours at 1 fps (small and quick to make): 100 tiles of 6 minutes, read from keyframes
     near their time. Dark for five hours then bright, so the tiles show they were taken in place."""
     long = two_colours(
         tmp_path / "ten-hours.mp4", "black", "white", size="320x180", rate="1", half_s=18000, gop=10
     )
+    frames = count_decoded_frames(monkeypatch, tmp_path)
     board = render_storyboard(long, 36000.0, tmp_path / "out", source_width=320, source_height=180)
+    # ffmpeg's own count: one seek per tile, each decoding its keyframe (at most one more, the
+    # decoder's look-ahead) of the 36,000 frames, where decoding up to the tile's time would take thousands.
+    decoded = [n for run in frames.per_run() for n in run]
+    assert len(decoded) == board.count and all(1 <= n <= 2 for n in decoded), decoded
     assert (board.count, board.interval_s, board.columns, board.rows) == (MAX_TILES, 360.0, 10, 10)
     with Image.open(board.sprite) as im:
         assert im.size == (1600, 900)

@@ -554,5 +554,33 @@ def test_a_transport_that_raises_leaves_every_row_retryable(db: DB) -> None:
     assert log.status == "queued" and "socket exploded" in log.error_message
 
 
-def test_outcomes_are_one_per_item() -> None:
-    assert isinstance(Delivered(), Delivered) and DeliveryFailed("x", bounced=True).permanent
+def test_outcomes_are_one_per_item(db: DB) -> None:
+    """Each outcome of a batch is applied to its own item; a transport that answers a different
+    number of outcomes than it was given items leaves that whole batch retryable."""
+
+    class KnowsSomeMailboxes:
+        async def send_batch(self, items):
+            return [
+                Delivered(provider_id=f"id-{item.delivery_id}") if item.to.startswith("sara")
+                else DeliveryFailed("550 no such mailbox", bounced=True)
+                for item in items
+            ]  # fmt: skip
+
+    class AnswersOnce:
+        async def send_batch(self, items):
+            return [Delivered()]
+
+    sara, omar = make_user(db, "sara"), make_user(db, "omar")
+    to_sara, to_omar = notify(db, sara, "email"), notify(db, omar, "email")
+    tally = drain(db, {"email": KnowsSomeMailboxes()}, T0)
+    assert tally.as_dict()["email"] == {"messages": 2, "sent": 1, "bounced": 1}
+    [delivered], [bounced] = logs(db, to_sara), logs(db, to_omar)
+    assert delivered.status == "delivered"
+    assert delivered.delivery_metadata["provider_id"] == f"id-{delivered.id}"
+    assert bounced.status == "bounced" and "no such mailbox" in bounced.error_message
+
+    first, second = notify(db, sara, "email"), notify(db, omar, "email")
+    tally = drain(db, {"email": AnswersOnce()}, T0)
+    assert tally.total("retried") == 2 and tally.total("sent") == 0
+    for log in logs(db, first) + logs(db, second):
+        assert (log.status, log.error_message) == ("queued", "the email transport answered 1 of 2")

@@ -12,7 +12,6 @@ from domain.settings import Settings
 from orchestration.instance import (
     DAGSTER_POSTGRES_URL_ENV,
     apply_pool_limits,
-    dagster_yaml,
     write_dagster_home,
 )
 from resources.warehouse import WAREHOUSE_POOL
@@ -52,12 +51,19 @@ def test_prod_instance_stores_in_postgres_from_the_environment(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     settings = Settings(data_dir=tmp_path, **PROD)
-    assert "postgres" in yaml.safe_load(dagster_yaml(settings))["storage"]
-    assert postgres_url not in dagster_yaml(settings)  # the URL (a secret) stays in the environment
     monkeypatch.setenv(DAGSTER_POSTGRES_URL_ENV, postgres_url)
+    home = write_dagster_home(settings)
 
-    with dg.DagsterInstance.from_config(str(write_dagster_home(settings))) as instance:
+    # The URL (a secret) stays in the environment: dagster.yaml names the variable, and Dagster
+    # reads it when the instance loads.
+    written = (home / "dagster.yaml").read_text()
+    assert yaml.safe_load(written)["storage"] == {
+        "postgres": {"postgres_url": {"env": DAGSTER_POSTGRES_URL_ENV}}
+    }
+    assert postgres_url not in written and settings.database_url not in written
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert instance.run_storage.postgres_url == postgres_url
         assert instance.get_concurrency_config().pool_config.default_pool_limit is None
         # Warehouse steps (dbt runs over the same days) one at a time; other pools unlimited.
         assert apply_pool_limits(instance, settings) == {WAREHOUSE_POOL: 1}

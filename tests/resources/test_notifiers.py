@@ -46,6 +46,7 @@ from resources.notifiers import (
     WebhookTransport,
     email_bytes,
     retry_after_seconds,
+    webhook_body,
 )
 
 SUBJECT = "مقالة جديدة في «الثقافة» - New article"
@@ -88,13 +89,37 @@ def body(part: email.message.EmailMessage) -> str:
     return part.get_content().replace("\r\n", "\n").rstrip("\n")
 
 
-@contextmanager
-def silent_port() -> Iterator[int]:
+@dataclass
+class SilentPort:
     """A port that accepts TCP connections (the kernel's backlog) and never answers a byte."""
+
+    sock: socket.socket
+    port: int
+
+    def connections(self) -> list[bytes]:
+        """What each connection made so far sent before its client hung up, in order (empties the
+        backlog; call it once the clients are done)."""
+        self.sock.setblocking(False)
+        sent = []
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except BlockingIOError:
+                return sent
+            with connection:
+                connection.settimeout(5)
+                data = b""
+                while chunk := connection.recv(65536):
+                    data += chunk
+                sent.append(data)
+
+
+@contextmanager
+def silent_port() -> Iterator[SilentPort]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
-        yield sock.getsockname()[1]
+        yield SilentPort(sock, sock.getsockname()[1])
 
 
 # --- SMTP -----------------------------------------------------------------------------------------
@@ -250,17 +275,18 @@ def test_smtp_reconnects_after_the_server_drops_the_connection() -> None:
     assert len(recorder.peers()) == 4  # 2 + 2 + 2 + 1 messages
 
 
-def test_smtp_server_that_never_answers_times_out_quickly() -> None:
+def test_smtp_server_that_never_answers_costs_one_timeout_per_connection() -> None:
+    """Each connection waits for the greeting once; the messages after that are not attempted, so a
+    hanging server holds the batch for one timeout, not one per message."""
     items = [outgoing("email", f"reader{i}@example.test") for i in range(6)]
-    with silent_port() as port:
-        started = time.monotonic()
-        outcomes = send(smtp(port, timeout_seconds=1, connections=2), items)
-        elapsed = time.monotonic() - started
+    with silent_port() as silent:
+        outcomes = send(smtp(silent.port, timeout_seconds=1, connections=2), items)
+        connections = silent.connections()
 
-    assert elapsed < 3.5, f"a hanging server held the batch for {elapsed:.1f} s"
-    for outcome in outcomes:
-        assert isinstance(outcome, DeliveryFailed) and not outcome.permanent
-        assert "timed out after 1 s" in outcome.reason
+    assert connections == [b"", b""]  # two connections (the batch's two), each waiting for a greeting
+    timed_out = f"SMTP server 127.0.0.1:{silent.port} timed out after 1 s"
+    assert [o.reason for o in outcomes] == [timed_out] * 2 + [f"not attempted: {timed_out}"] * 4
+    assert all(isinstance(o, DeliveryFailed) and not o.permanent for o in outcomes)
 
 
 def test_smtp_unreachable_server_is_retryable() -> None:
@@ -727,31 +753,35 @@ def test_webhooks_are_signed_and_replays_refused(caplog: pytest.LogCaptureFixtur
 
 
 def test_a_hanging_webhook_times_out() -> None:
-    with silent_port() as port:
-        started = time.monotonic()
-        [outcome] = send(
-            WebhookTransport(timeout_seconds=1, allow_private_networks=True),
-            [outgoing("webhook", f"http://127.0.0.1:{port}/h", secret="s")],
-        )
-        elapsed = time.monotonic() - started
+    with silent_port() as silent:
+        item = outgoing("webhook", f"http://127.0.0.1:{silent.port}/h", secret="s")
+        [outcome] = send(WebhookTransport(timeout_seconds=1, allow_private_networks=True), [item])
+        [request] = silent.connections()
     assert isinstance(outcome, DeliveryFailed) and not outcome.permanent
     assert outcome.reason == "timed out after 1 s"
-    assert elapsed < 2.5
+    # The whole request went out: it was the answer that never came, and the client gave up on it.
+    assert request.startswith(b"POST /h HTTP/1.1\r\n") and request.endswith(b"\r\n\r\n" + webhook_body(item))
 
 
 def test_a_trickling_webhook_is_bounded_as_a_whole() -> None:
     """A receiver that answers one byte every 0.2 s never trips a per-read timeout; the whole request
     is still bounded by `timeout_seconds`."""
     stop = threading.Event()
+    answer = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"z" * 1000  # 200 s of headers, never finished
+    hung_up_after: list[int] = []  # bytes of the answer written when the client was seen gone
 
     def trickle(listener: socket.socket) -> None:
         connection, _ = listener.accept()
         with connection:
             connection.recv(65536)
-            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"z" * 1000:
+            for written, byte in enumerate(answer):
                 if stop.wait(0.2):
                     return
-                connection.sendall(bytes([byte]))
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:  # the client closed the connection
+                    hung_up_after.append(written)
+                    return
 
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -759,17 +789,19 @@ def test_a_trickling_webhook_is_bounded_as_a_whole() -> None:
         thread = threading.Thread(target=trickle, args=(listener,), daemon=True)
         thread.start()
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/h"
-        started = time.monotonic()
-        [outcome] = send(
-            WebhookTransport(timeout_seconds=1, allow_private_networks=True),
-            [outgoing("webhook", url, secret="s")],
-        )
-        elapsed = time.monotonic() - started
-        stop.set()
-        thread.join(2)
+        try:
+            [outcome] = send(
+                WebhookTransport(timeout_seconds=1, allow_private_networks=True),
+                [outgoing("webhook", url, secret="s")],
+            )
+            thread.join(10)  # the receiver notices the hang-up at its next byte or the one after
+        finally:
+            stop.set()
+            thread.join(2)
     assert isinstance(outcome, DeliveryFailed) and not outcome.permanent
     assert outcome.reason == "timed out after 1 s"
-    assert elapsed < 2.5
+    # The client hung up in the middle of the headers: no read ever waited 1 s, the request as a whole did.
+    assert hung_up_after and 0 < hung_up_after[0] < len(answer), hung_up_after
 
 
 @pytest.mark.parametrize(
@@ -797,11 +829,30 @@ def test_unconfigured_transport_refuses_everything() -> None:
     assert send(transport, []) == []
 
 
-def test_channels() -> None:
-    assert SmtpEmailTransport.channel == SesEmailTransport.channel == FileEmailTransport.channel == "email"
-    assert FcmPushTransport.channel == "push"
-    assert SmsGatewayTransport.channel == "sms"
-    assert WebhookTransport.channel == "webhook"
+def test_each_transport_reports_its_batches_under_its_channel(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transport's `channel` is how its batch logs name it (what an operator reads about a drain).
+    Each batch here fails before any network traffic, or against a port where nothing listens."""
+    caplog.set_level(logging.INFO, logger="resources.notifiers")
+    not_an_address = outgoing("email", "nobody")
+    cases = [
+        ("email", SmtpEmailTransport(host="127.0.0.1", port=free_port(), sender=SENDER), not_an_address),
+        ("email", SesEmailTransport(region="eu-west-1", sender=SENDER), not_an_address),
+        ("email", FileEmailTransport(directory=str(tmp_path / "mail"), sender=SENDER), not_an_address),
+        ("push", FcmPushTransport(project_id="p", credentials_file=str(tmp_path / "missing.json")),
+         outgoing("push", "device-1")),
+        ("sms", SmsGatewayTransport(url=f"http://127.0.0.1:{free_port()}/sms", timeout_seconds=1),
+         outgoing("sms", "+966501234567")),
+        ("webhook", WebhookTransport(timeout_seconds=1), outgoing("webhook", "https://example.test/h")),
+    ]  # fmt: skip
+    for channel, transport, item in cases:
+        caplog.clear()
+        [outcome] = send(transport, [item])
+        assert isinstance(outcome, DeliveryFailed), (channel, outcome)
+        said = [record.getMessage() for record in caplog.records if record.name == "resources.notifiers"]
+        assert [line.split()[0].rstrip(":") for line in said] == [channel] * len(said), said
+        assert any(line.startswith(f"{channel}: ") for line in said), (type(transport).__name__, said)
 
 
 def test_retry_after_values() -> None:

@@ -94,23 +94,58 @@ async def test_a_flood_queues_on_the_limiter(limit):
     assert results and all(result == (False, None) for result in results)
 
 
-async def test_the_event_loop_stays_responsive_while_hashing():
-    hashing = PasswordHashing(1)
-    ticks = 0
+class WaitsForTheLoop(PasswordHashing):
+    """Real hashing; each blocking call, once it runs, also waits for the event loop to answer it, so
+    it can only finish if the loop is free to run other tasks in the meantime."""
 
-    async def ticker() -> None:
-        nonlocal ticks
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.running = threading.Event()
+        self.answered = threading.Event()
+
+    def _wait_for_the_loop(self) -> None:
+        self.running.set()
+        if not self.answered.wait(30):
+            raise AssertionError("the event loop ran nothing while a hash was being computed")
+        self.answered.clear()
+
+    def _hash(self, password: str) -> str:
+        stored = super()._hash(password)
+        self._wait_for_the_loop()
+        return stored
+
+    def _verify(self, stored_hash: str, password: str) -> tuple[bool, str | None]:
+        outcome = super()._verify(stored_hash, password)
+        self._wait_for_the_loop()
+        return outcome
+
+    def _dummy_verify(self, password: str) -> bool:
+        outcome = super()._dummy_verify(password)
+        self._wait_for_the_loop()
+        return outcome
+
+
+async def test_the_event_loop_stays_responsive_while_hashing():
+    hashing = WaitsForTheLoop()
+    answers = 0
+
+    async def answer() -> None:
+        """On the event loop: answer each blocking call while it runs."""
+        nonlocal answers
         while True:
-            ticks += 1
-            await anyio.sleep(0.005)
+            while not hashing.running.is_set():
+                await anyio.sleep(0.001)
+            hashing.running.clear()
+            hashing.answered.set()
+            answers += 1
 
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(ticker)
-        for _ in range(3):
-            await hashing.hash("some password")
+        tasks.start_soon(answer)
+        stored = await hashing.hash("some password")
+        assert await hashing.verify(stored, "some password") == (True, None)
+        assert await hashing.verify(None, "some password") == (False, None)
         tasks.cancel_scope.cancel()
-    # three ~40 ms hashes: a blocked loop would tick about once.
-    assert ticks >= 5
+    assert answers == 3  # each of the three calls was answered by the loop while it was running
 
 
 async def test_unknown_account_does_the_same_work_as_a_wrong_password():

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from domain.db import sync_engine
 from domain.ids import new_id
 from domain.media import processing
+from domain.media.jobs import JOB_TAG
 from domain.media.uploads import record_upload
 from domain.schema import MediaAsset, MediaJob, OutboxEvent
 from resources.database import OperationalDatabase
@@ -130,7 +131,33 @@ async def test_a_failed_transcode_can_be_retried(client, migrated_url) -> None:
         job = session.scalar(sa.select(MediaJob).where(MediaJob.media_asset_id == uuid.UUID(media_id)))
         job.status, job.stage = "failed", "renditions"
     engine.dispose()
-    assert (await client.post(f"{API}/transcode", json={"media_id": media_id})).status_code == 202
+    res = await client.post(f"{API}/transcode", json={"media_id": media_id})
+    assert res.status_code == 202, res.text
+    body = res.json()
+    status = (await client.get(body["status_url"])).json()
+    assert (status["kind"], status["status"], status["stage"]) == ("transcode", "pending", "queued")
+
+    # A new job and its event, for the media sensor to start a run; the failed job stays as it was.
+    jobs, events = jobs_and_events(migrated_url, media_id)
+    assert [(j.kind, j.status, j.stage) for j in jobs] == [
+        ("process", "failed", "renditions"),
+        ("transcode", "pending", "queued"),
+    ]
+    assert str(jobs[1].id) == body["job_id"] and jobs[1].requested == {"formats": list(processing.FORMATS)}
+    assert [e.event_type for e in events] == ["media.uploaded", "media.transcode_requested"]
+    assert events[1].payload["job_id"] == body["job_id"]
+    # The media sensor turns it into a run of the renditions for that job.
+    with (
+        dg.DagsterInstance.ephemeral() as instance,
+        dg.build_sensor_context(
+            instance=instance,
+            resources={"database": OperationalDatabase(url=migrated_url)},
+            definitions=dg.Definitions(),
+        ) as context,
+    ):
+        result = build_media_uploads_sensor()(context)
+    retried = [r for r in result.run_requests if r.run_key == f"transcode-{body['job_id']}"]
+    assert [(r.partition_key, r.tags[JOB_TAG]) for r in retried] == [(media_id, body["job_id"])]
 
 
 async def test_analyze_creates_a_job_and_refuses_what_cannot_be_analyzed(client, migrated_url) -> None:

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import subprocess
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -593,17 +594,22 @@ async def test_one_patch_at_a_time_per_upload(client, store, long_wav, migrated_
     hold = threading.Event()
 
     async def stall() -> dict:
-        await anyio.to_thread.run_sync(hold.wait)
+        await anyio.to_thread.run_sync(hold.wait, 60)  # set below, or given up if the test failed first
         return {"type": "http.disconnect"}
 
     slow = asgi_patch(
         client, location, 0, 2 * MiB, [{"type": "http.request", "body": data[:MiB], "more_body": True}, stall]
     )
-    while not list((data_dir / "uploads").glob("*.work")):  # the slow PATCH is writing
-        await asyncio.sleep(0.01)
-    busy = await tus_patch(client, location, 0, data[: 2 * MiB])
-    assert busy.status_code == 423, busy.text
-    hold.set()
+    try:
+        deadline = time.monotonic() + 30
+        while not list((data_dir / "uploads").glob("*.work")):  # the slow PATCH is writing
+            assert not slow.done(), f"the slow PATCH ended before writing its chunk: {slow.result()}"
+            assert time.monotonic() < deadline, "the slow PATCH did not start writing its chunk within 30 s"
+            await asyncio.sleep(0.01)
+        busy = await tus_patch(client, location, 0, data[: 2 * MiB])
+        assert busy.status_code == 423, busy.text
+    finally:
+        hold.set()
     assert b"client disconnected" in (await asyncio.wrap_future(slow))[-1]["body"]
     assert tus_row(migrated_url, upload_id).offset == 0
     assert (await tus_patch(client, location, 0, data[: 2 * MiB])).status_code == 204

@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from domain.notifications import contacts
 from domain.notifications.service import Draft, send
-from domain.schema import Broadcast, DeliveryLog, NotificationContact, NotificationEvent, NotificationTemplate
+from domain.schema import (
+    Broadcast,
+    DeliveryLog,
+    Notification,
+    NotificationContact,
+    NotificationEvent,
+    NotificationTemplate,
+)
 from tests.serving.conftest import bearer
 
 API = "/api/v1/notifications"
@@ -225,7 +232,9 @@ async def test_inbox_threads_group_the_notifications_of_one_event(
     assert page_two["next_cursor"] is None
 
 
-async def test_scheduled_in_app_notifications_appear_when_due(anonymous: AsyncTestClient, people) -> None:
+async def test_scheduled_in_app_notifications_appear_when_due(
+    anonymous: AsyncTestClient, people, db_sessions
+) -> None:
     reader, headers = people["reader"]
     later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
 
@@ -236,7 +245,18 @@ async def test_scheduled_in_app_notifications_appear_when_due(anonymous: AsyncTe
     )
 
     assert res.status_code == 201
-    assert (await anonymous.get(f"{API}/{reader}/inbox", headers=headers)).json()["items"] == []
+    [made] = res.json()["notifications"]
+    before = (await anonymous.get(f"{API}/{reader}/inbox", headers=headers)).json()
+    assert (before["items"], before["unread_count"]) == ([], 0)
+
+    # The two hours pass (the row's time moves back instead of the API's clock moving on).
+    with db_sessions.begin() as session:
+        row = session.get(Notification, uuid.UUID(made["id"]))
+        assert row.scheduled_at is not None and row.scheduled_at > datetime.now(UTC)
+        row.scheduled_at = datetime.now(UTC) - timedelta(seconds=1)
+    due = (await anonymous.get(f"{API}/{reader}/inbox", headers=headers)).json()
+    assert [(i["id"], i["subject"], i["read"]) for i in due["items"]] == [(made["id"], "later", False)]
+    assert due["unread_count"] == 1
 
 
 async def test_read_state_is_idempotent_and_reversible(
