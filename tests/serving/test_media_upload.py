@@ -498,7 +498,7 @@ async def test_tus_chunks_become_parts_and_an_identical_original(
         len(data) - b,
         [{"type": "http.request", "body": data[b : b + cut], "more_body": True}, {"type": "http.disconnect"}],
     )
-    assert b"client disconnected" in dropped.result()[-1]["body"]  # what the server saw
+    assert b"client disconnected" in dropped.result(timeout=60)[-1]["body"]  # what the server saw
     row = tus_row(migrated_url, upload_id)
     assert (row.offset, len(row.parts)) == (b, 1) and held() == b - part
     assert sent_parts(store, row) == [1, 2]
