@@ -10,12 +10,26 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.auth import audit, rbac, sessions, users
+from domain.auth.passwords import hash_password
 from domain.db import sync_engine
 from domain.migrate import upgrade
 from domain.settings import Settings
 from serving.app import create_app
 
 ROLES = tuple(rbac.SYSTEM_ROLES)
+PASSWORD = "velvet-kettle-harbour-42"  # the password of users made with the `password_hash` fixture
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
+async def login(client: AsyncTestClient, username: str, password: str = PASSWORD, **extra) -> dict:
+    """Sign in through the API; the token response."""
+    res = await client.post("/api/v1/auth/login", json={"login": username, "password": password, **extra})
+    assert res.status_code == 200, res.text
+    return res.json()
 
 
 def bearer(token: str) -> dict[str, str]:

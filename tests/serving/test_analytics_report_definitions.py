@@ -42,7 +42,7 @@ def _assert_problem(res: Any, status: int, field: str | None = None) -> dict[str
     assert body["status"] == status and body["detail"]
     if field is not None:
         fields = [e.get("field") for e in body.get("errors", [])]
-        assert field in fields or f"`{field}`" in body["detail"], body
+        assert field in fields, body
     return body
 
 

@@ -16,32 +16,18 @@ from pathlib import Path
 import bcrypt
 import jwt
 import pyotp
-import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from litestar.testing import AsyncTestClient
 
-from domain.auth.passwords import hash_password
 from domain.db import sync_engine
 from domain.schema import OutboxEvent, User, UserActivity, UserSession
 from domain.settings import Settings
 from serving.app import create_app
-from tests.serving.conftest import bearer
+from tests.serving.conftest import PASSWORD, bearer, login
 
-PASSWORD = "velvet-kettle-harbour-42"
 API = "/api/v1"
-
-
-@pytest.fixture(scope="session")
-def password_hash() -> str:
-    return hash_password(PASSWORD)
-
-
-async def login(client: AsyncTestClient, username: str, password: str = PASSWORD, **extra) -> dict:
-    res = await client.post(f"{API}/auth/login", json={"login": username, "password": password, **extra})
-    assert res.status_code == 200, res.text
-    return res.json()
 
 
 def db_scalar(url: str, statement) -> object:

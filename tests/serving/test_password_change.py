@@ -4,26 +4,12 @@ access and refresh tokens stop working) while the session that made the change g
 
 from __future__ import annotations
 
-import pytest
 from litestar.testing import AsyncTestClient
 
-from domain.auth.passwords import hash_password
-from tests.serving.conftest import bearer
+from tests.serving.conftest import PASSWORD, bearer, login
 
 API = "/api/v1"
-PASSWORD = "velvet-kettle-harbour-42"
 NEW_PASSWORD = "quiet-lantern-meadow-77"
-
-
-@pytest.fixture(scope="module")
-def password_hash() -> str:
-    return hash_password(PASSWORD)
-
-
-async def login(client: AsyncTestClient, username: str, password: str = PASSWORD, **extra) -> dict:
-    res = await client.post(f"{API}/auth/login", json={"login": username, "password": password, **extra})
-    assert res.status_code == 200, res.text
-    return res.json()
 
 
 async def me(client: AsyncTestClient, access_token: str) -> int:
