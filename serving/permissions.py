@@ -8,13 +8,16 @@ else names a permission string from `domain.auth.rbac`. A test walks every route
 from __future__ import annotations
 
 from domain.auth.rbac import (  # noqa: F401  (re-exported for controllers)
+    ANALYTICS_MANAGE,
     ANALYTICS_READ,
     AUDIT_READ,
     CONTENT_CREATE,
     CONTENT_DELETE,
     CONTENT_PUBLISH,
     CONTENT_READ,
+    CONTENT_READ_UNPUBLISHED,
     CONTENT_UPDATE,
+    HEALTH_READ,
     MEDIA_UPLOAD,
     NOTIFICATIONS_BROADCAST,
     NOTIFICATIONS_MANAGE,

@@ -13,7 +13,8 @@ from domain.errors import InvalidValue, NotFound
 from domain.schema import Role, UserRole, utcnow
 
 # Every permission the platform checks. Routes declare one of these (or PUBLIC / AUTHENTICATED).
-CONTENT_READ = "content:read"
+CONTENT_READ = "content:read"  # published items and their public media
+CONTENT_READ_UNPUBLISHED = "content:read_unpublished"  # drafts, items in review, embargoed (scheduled)
 CONTENT_CREATE = "content:create"
 CONTENT_UPDATE = "content:update"
 CONTENT_DELETE = "content:delete"
@@ -25,12 +26,15 @@ USERS_MANAGE = "users:manage"
 ROLES_MANAGE = "roles:manage"
 AUDIT_READ = "audit:read"
 ANALYTICS_READ = "analytics:read"
+ANALYTICS_MANAGE = "analytics:manage"  # report definitions and alert rules
+HEALTH_READ = "health:read"  # the detailed health of every backend
 NOTIFICATIONS_BROADCAST = "notifications:broadcast"
 NOTIFICATIONS_SEND = "notifications:send"
 NOTIFICATIONS_MANAGE = "notifications:manage"  # templates, other users' deliveries
 
 ALL_PERMISSIONS: tuple[str, ...] = (
     CONTENT_READ,
+    CONTENT_READ_UNPUBLISHED,
     CONTENT_CREATE,
     CONTENT_UPDATE,
     CONTENT_DELETE,
@@ -42,6 +46,8 @@ ALL_PERMISSIONS: tuple[str, ...] = (
     ROLES_MANAGE,
     AUDIT_READ,
     ANALYTICS_READ,
+    ANALYTICS_MANAGE,
+    HEALTH_READ,
     NOTIFICATIONS_BROADCAST,
     NOTIFICATIONS_SEND,
     NOTIFICATIONS_MANAGE,
@@ -53,6 +59,7 @@ SYSTEM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "Edits, publishes and deletes any content; uploads media; runs imports; sends notifications and broadcasts; edits notification templates.",
         (
             CONTENT_READ,
+            CONTENT_READ_UNPUBLISHED,
             CONTENT_CREATE,
             CONTENT_UPDATE,
             CONTENT_DELETE,
@@ -63,14 +70,18 @@ SYSTEM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
             NOTIFICATIONS_SEND,
             NOTIFICATIONS_MANAGE,
             ANALYTICS_READ,
+            ANALYTICS_MANAGE,
         ),
     ),
     "author": (
-        "Writes and updates content and uploads media; cannot publish.",
-        (CONTENT_READ, CONTENT_CREATE, CONTENT_UPDATE, MEDIA_UPLOAD),
+        "Writes and updates content (drafts and items in review) and uploads media; cannot publish.",
+        (CONTENT_READ, CONTENT_READ_UNPUBLISHED, CONTENT_CREATE, CONTENT_UPDATE, MEDIA_UPLOAD),
     ),
-    "analyst": ("Reads content and analytics.", (CONTENT_READ, ANALYTICS_READ)),
-    "viewer": ("Reads content.", (CONTENT_READ,)),
+    "analyst": (
+        "Reads published content, analytics and the platform's health.",
+        (CONTENT_READ, ANALYTICS_READ, HEALTH_READ),
+    ),
+    "viewer": ("Reads published content.", (CONTENT_READ,)),
 }
 DEFAULT_ROLE = "viewer"
 
