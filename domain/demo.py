@@ -145,6 +145,27 @@ def seed_demo_users(session: Session, hash_password: Callable[[str], str]) -> in
     return created
 
 
+DEMO_EMAIL_DOMAIN = "@demo.thmnayah.local"
+
+
+def demo_accounts(
+    session: Session, verify_password: Callable[[str, str], tuple[bool, str | None]]
+) -> list[str]:
+    """The usernames of demo accounts present: an account with a demo username that still has the
+    demo's email address or still takes the demo's published password. (An `admin` made with
+    `thmnayah create-admin` and a password of its own is not one.)"""
+    found = []
+    for username, _email, password, _role in DEMO_USERS:
+        user = session.scalar(sa.select(User).where(User.username == username))
+        if user is None:
+            continue
+        if user.email.endswith(DEMO_EMAIL_DOMAIN) or (
+            user.password_hash is not None and verify_password(user.password_hash, password)[0]
+        ):
+            found.append(username)
+    return found
+
+
 # The viewer reads in Arabic (Saudi locale: templates fall back ar-SA -> ar) and follows the news
 # and culture tags, so the scheduled breaking story reaches their inbox when the sensor publishes it.
 DEMO_EDITOR = "editor"  # writes the demo content and "uploaded" the demo media

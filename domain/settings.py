@@ -109,6 +109,23 @@ class Settings:
     api_host: str = field(default="127.0.0.1", **_s("THMNAYAH_API_HOST", "127.0.0.1", "API bind address."))
     api_port: int = field(default=8000, **_s("THMNAYAH_API_PORT", "8000", "API port."))
     dagster_port: int = field(default=3000, **_s("THMNAYAH_DAGSTER_PORT", "3000", "Dagster UI port."))
+    dagster_host: str = field(
+        default="127.0.0.1",
+        **_s(
+            "THMNAYAH_DAGSTER_HOST",
+            "127.0.0.1",
+            "Dagster UI bind address. The UI has no login: anyone who reaches it can launch runs, so keep "
+            "it on loopback or behind an authenticating proxy.",
+        ),
+    )
+    dagster_read_only: bool = field(
+        default=False,
+        **_s(
+            "THMNAYAH_DAGSTER_READ_ONLY",
+            "false",
+            "prod: start the Dagster UI with `--read-only` (no launching runs or changing sensors from it).",
+        ),
+    )
     cdn_base_url: str = field(
         default="", **_s("THMNAYAH_CDN_BASE_URL", "", "Public base URL for objects (CDN), if any.")
     )

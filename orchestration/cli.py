@@ -1,16 +1,19 @@
 """`thmnayah`: the front door. `run` brings up the whole platform on the configured backends.
 
-thmnayah run        migrate, seed the demo, start Dagster (UI + daemon) and the API
-thmnayah api        migrate and serve the API only
-thmnayah demo       migrate and seed the demo data only
-thmnayah migrate    apply database migrations
-thmnayah settings   list every setting (environment variable), its default and meaning
+thmnayah run           migrate, start Dagster (UI + daemon) and the API; on the embedded (local)
+                       deployment, or with --demo, seed the demo first
+thmnayah api           migrate and serve the API only
+thmnayah demo          migrate and seed the demo data only
+thmnayah create-admin  create an administrator (the password from a prompt or a file)
+thmnayah migrate       apply database migrations
+thmnayah settings      list every setting (environment variable), its default and meaning
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import os
 import shutil
 import signal
@@ -28,16 +31,20 @@ from sqlalchemy.orm import Session
 from domain.analytics.demo import demo_events, seed_demo_reports_and_alerts, validated_lines
 from domain.analytics.events import LAKE_PREFIX
 from domain.analytics.lake import parquet_files, read_buffer_lines
-from domain.auth.passwords import hash_password
+from domain.auth import audit, rbac
+from domain.auth.passwords import check_password_policy, hash_password, verify_password
+from domain.auth.users import NewUser, create_user
 from domain.db import safe_url, sync_engine
 from domain.demo import (
     DEMO_CONTENT,
     DEMO_EDITOR,
     DEMO_USERS,
+    demo_accounts,
     seed_demo,
     seed_demo_notifications,
     seed_demo_users,
 )
+from domain.errors import DomainError, InvalidValue
 from domain.ids import new_id
 from domain.media import inspect
 from domain.media.uploads import original_key, record_upload
@@ -165,18 +172,74 @@ def api_command(settings: Settings) -> list[str]:
     ]  # fmt: skip
 
 
-def dagster_command(settings: Settings) -> list[str]:
-    return [
-        sys.executable, "-m", "dagster", "dev", "-m", "orchestration.definitions",
-        "-h", settings.api_host, "-p", str(settings.dagster_port),
-    ]  # fmt: skip
+def dagster_commands(settings: Settings) -> dict[str, list[str]]:
+    """The Dagster processes: `dagster dev` (UI and daemon in one) for the embedded demo; in prod the
+    webserver and the daemon as processes of their own, the UI `--read-only` if so set. Either way
+    the UI listens on `THMNAYAH_DAGSTER_HOST` (loopback by default): it has no login."""
+    target = ["-m", "orchestration.definitions"]
+    where = ["-h", settings.dagster_host, "-p", str(settings.dagster_port)]
+    if settings.deployment != "prod":
+        return {"dagster": [sys.executable, "-m", "dagster", "dev", *target, *where]}
+    bin_dir = Path(sys.executable).parent
+    read_only = ["--read-only"] if settings.dagster_read_only else []
+    return {
+        "dagster-webserver": [str(bin_dir / "dagster-webserver"), *target, *where, *read_only],
+        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", *target],
+    }
 
 
-def run(settings: Settings, schedule_delay: float, report_delay: float = 240.0) -> int:
+def _local(host: str) -> str:
+    """Where this machine reaches a server bound to `host` (all interfaces: loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def check_demo_accounts(settings: Settings) -> list[str]:
+    """The demo accounts present in the operational DB (see `domain.demo.demo_accounts`)."""
+    engine = sync_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            return demo_accounts(session, verify_password)
+    finally:
+        engine.dispose()
+
+
+def demo_banner(api: str, schedule_delay: float, report_delay: float) -> str:
+    accounts = ", ".join(f"{u} / {p}" for u, _, p, _ in DEMO_USERS)
+    return (
+        f"Demo accounts (username / password; demo only): {accounts}\n"
+        f"  get a token: curl -s -X POST {api}/api/v1/auth/login -H 'content-type: application/json' \\\n"
+        f'    -d \'{{"login": "editor", "password": "{DEMO_USERS[1][2]}"}}\'\n'
+        "Demo: 6 Arabic/English items; 'breaking-news-scheduled' is published by the\n"
+        f"scheduled_content_sensor ~{schedule_delay:.0f}s after the first start.\n"
+        f"Sign in to the dashboard as analyst / {DEMO_USERS[3][2]}: a day and a half of demo events load\n"
+        f"  within minutes; the weekly report is generated ~{report_delay:.0f}s after the first start\n"
+        "  (GET /api/v1/analytics/reports).\n"
+    )
+
+
+def prepare(settings: Settings, schedule_delay: float, report_delay: float, *, demo: bool) -> bool:
+    """Migrate; seed the demo when asked (the local deployment always is). Without the demo, refuse
+    (False) while demo accounts exist: their passwords are published in the README."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings)
-    created = seed(settings, schedule_delay, report_delay)
-    print(f"demo: {created} new content item(s) seeded ({len(DEMO_CONTENT)} in the demo set)", flush=True)
+    if demo:
+        created = seed(settings, schedule_delay, report_delay)
+        print(f"demo: {created} new content item(s) seeded ({len(DEMO_CONTENT)} in the demo set)", flush=True)
+    elif present := check_demo_accounts(settings):
+        print(
+            f"refusing to start: demo account(s) {', '.join(present)} exist, with the demo's published "
+            "password or email. Delete them or give them passwords of their own (a real deployment's "
+            "first administrator comes from `thmnayah create-admin`), or pass --demo to run the demo.",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def run(settings: Settings, schedule_delay: float, report_delay: float = 240.0, *, demo: bool = False) -> int:
+    demo = demo or settings.deployment == "local"
+    if not prepare(settings, schedule_delay, report_delay, demo=demo):
+        return 2
     home = write_dagster_home(settings)
     env = child_process_env(home)
     import dagster as dg  # only `run` needs it (a second of imports)
@@ -184,10 +247,9 @@ def run(settings: Settings, schedule_delay: float, report_delay: float = 240.0) 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         limits = apply_pool_limits(instance, settings)
     print(f"dagster: pool limits {limits}", flush=True)
-    procs = {
-        "dagster": subprocess.Popen(dagster_command(settings), env=env),
-        "api": subprocess.Popen(api_command(settings), env=env),
-    }
+    procs = {name: subprocess.Popen(command, env=env) for name, command in dagster_commands(settings).items()}
+    procs["api"] = subprocess.Popen(api_command(settings), env=env)
+    ui_proc = procs.get("dagster") or procs["dagster-webserver"]
 
     def stop(*_args) -> None:
         for proc in procs.values():
@@ -200,31 +262,25 @@ def run(settings: Settings, schedule_delay: float, report_delay: float = 240.0) 
                 proc.kill()
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
-    api = f"http://{settings.api_host}:{settings.api_port}"
-    ui = f"http://{settings.api_host}:{settings.dagster_port}"
+    api = f"http://{_local(settings.api_host)}:{settings.api_port}"
+    ui = f"http://{_local(settings.dagster_host)}:{settings.dagster_port}"
     try:
         ok_api = _wait_http(f"{api}/api/v1/health", procs["api"], 60)
-        ok_ui = _wait_http(f"{ui}/server_info", procs["dagster"], 180)
+        ok_ui = _wait_http(f"{ui}/server_info", ui_proc, 180)
         if not (ok_api and ok_ui):
             print("the platform did not come up; see the output above", file=sys.stderr)
             stop()
             return 1
-        accounts = ", ".join(f"{u} / {p}" for u, _, p, _ in DEMO_USERS)
         print(
             "\n"
             f"thmnayah is running (deployment: {settings.deployment})\n"
-            f"  Dagster UI (asset graph, runs, sensors): {ui}\n"
+            f"  Dagster UI (asset graph, runs, sensors): {ui}   (no login: keep it private)\n"
             f"  API:                                    {api}/api/v1/content\n"
             f"  API docs (OpenAPI):                     {api}/api/docs\n"
             f"  Health:                                 {api}/api/v1/health\n"
-            f"Demo accounts (username / password): {accounts}\n"
-            f"  get a token: curl -s -X POST {api}/api/v1/auth/login -H 'content-type: application/json' \\\n"
-            f'    -d \'{{"login": "editor", "password": "{DEMO_USERS[1][2]}"}}\'\n'
-            "Demo: 6 Arabic/English items; 'breaking-news-scheduled' is published by the\n"
-            f"scheduled_content_sensor ~{schedule_delay:.0f}s after the first start.\n"
-            f"Analytics dashboard (sign in as analyst / {DEMO_USERS[3][2]}): {api}/dashboard\n"
-            "  a day and a half of demo events load within minutes; the weekly report is generated\n"
-            f"  ~{report_delay:.0f}s after the first start (GET /api/v1/analytics/reports). Ctrl-C stops everything.\n",
+            f"  Analytics dashboard:                    {api}/dashboard\n"
+            + (demo_banner(api, schedule_delay, report_delay) if demo else "")
+            + "Ctrl-C stops everything.\n",
             flush=True,
         )
         while all(p.poll() is None for p in procs.values()):
@@ -239,12 +295,59 @@ def run(settings: Settings, schedule_delay: float, report_delay: float = 240.0) 
         return 0
 
 
+def read_password(password_file: Path | None) -> str:
+    """The new administrator's password: the first line of `password_file` (`-`: standard input),
+    else asked twice at a prompt that does not echo. Never a command-line argument (those show in
+    `ps` and shell histories)."""
+    if password_file is not None:
+        text = sys.stdin.read() if str(password_file) == "-" else password_file.read_text()
+        return text.splitlines()[0] if text else ""
+    first = getpass.getpass("password for the new administrator: ")
+    if getpass.getpass("again: ") != first:
+        raise InvalidValue("the two passwords differ", field="password")
+    return first
+
+
+def create_admin(settings: Settings, username: str, email: str, password_file: Path | None) -> int:
+    """An active, verified administrator: the first account of a real deployment."""
+    try:
+        password = read_password(password_file)
+        check_password_policy(password, username=username, email=email)
+        migrate(settings)
+        engine = sync_engine(settings.database_url)
+        try:
+            with Session(engine) as session, session.begin():
+                rbac.seed_system_roles(session)
+                user = create_user(
+                    session,
+                    NewUser(
+                        username=username, email=email, password_hash=hash_password(password), roles=["admin"]
+                    ),
+                    created_by=None,
+                    origin=audit.Origin(user_agent="thmnayah create-admin"),
+                )
+                print(f"created administrator {user.username} ({user.email}), id {user.id}")
+        finally:
+            engine.dispose()
+    except DomainError as exc:
+        print(f"create-admin: {exc.detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="thmnayah", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="migrate, seed the demo, start Dagster and the API")
+    run_p = sub.add_parser(
+        "run", help="migrate, start Dagster and the API (and seed the demo on the local deployment)"
+    )
+    run_p.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed the demo data and accounts even when THMNAYAH_DEPLOYMENT is not local",
+    )
     run_p.add_argument(
         "--schedule-delay", type=float, default=90.0, help="seconds until the demo's scheduled item is due"
     )
@@ -257,6 +360,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="migrate and serve the API")
     demo_p = sub.add_parser("demo", help="migrate and seed the demo data")
     demo_p.add_argument("--schedule-delay", type=float, default=90.0)
+    # No abbreviations: `--password <text>` must not pass for `--password-file`.
+    admin_p = sub.add_parser("create-admin", help="create an administrator account", allow_abbrev=False)
+    admin_p.add_argument("--username", required=True)
+    admin_p.add_argument("--email", required=True)
+    admin_p.add_argument(
+        "--password-file",
+        type=Path,
+        help="read the password from the first line of this file (`-`: standard input); "
+        "without it, you are asked at a prompt",
+    )
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("settings", help="list every setting")
     args = parser.parse_args(argv)
@@ -273,10 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         migrate(settings)
         print(f"seeded {seed(settings, args.schedule_delay)} demo item(s)")
         return 0
+    if args.command == "create-admin":
+        return create_admin(settings, args.username, args.email, args.password_file)
     if args.command == "api":
         migrate(settings)
         os.execv(sys.executable, api_command(settings))
-    return run(settings, args.schedule_delay, args.report_delay)
+    return run(settings, args.schedule_delay, args.report_delay, demo=args.demo)
 
 
 if __name__ == "__main__":
