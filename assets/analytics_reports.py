@@ -48,9 +48,11 @@ def build_report_files_asset(public_base_url: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """A report's files for one generation (CSV, Excel and PDF with charts, JSON), rendered from
         the serving tables for the job's period and language, stored in the object store, and announced
-        to the recipients through notifications. A job that cannot be rendered is marked failed with the
-        reason (and the run fails); files already stored stay listed nowhere and are overwritten by a
-        retry."""
+        to the recipients through notifications. Each format is rendered and stored on its own: one that
+        fails is named with its reason in the job's `error` while the others are stored and announced
+        (a warning in the log and `failed_formats` in the metadata). A job whose document cannot be
+        built, or whose every format fails, is marked failed with the reason (and the run fails); files
+        already stored stay listed nowhere and are overwritten by a retry."""
         job_id = uuid.UUID(config.job_id)
         with database.session() as session:
             run, report = report_jobs.get_run(session, job_id)
@@ -77,22 +79,33 @@ def build_report_files_asset(public_base_url: str) -> dg.AssetsDefinition:
                     top=configuration.get("top", 20),
                 )
             built = time.perf_counter() - started
-            files, sizes = {}, {}
-            for fmt in configuration.get("formats", report_jobs.DEFAULT_FORMATS):
-                data = reports.render(document, fmt)
-                key = file_key(report_id, job_id, fmt)
-                object_store.put_bytes(key, data, reports.CONTENT_TYPES[fmt])
-                files[fmt], sizes[fmt] = key, len(data)
-                context.log.info(f"{fmt}: {len(data):,} bytes")
         except Exception as exc:
             with database.session() as session:
                 run, _ = report_jobs.get_run(session, job_id)
                 report_jobs.fail_run(session, run, f"{type(exc).__name__}: {exc}")
             raise
+        files, sizes, failed = {}, {}, {}
+        for fmt in configuration.get("formats", report_jobs.DEFAULT_FORMATS):
+            try:  # one format's failure loses neither the others nor the job
+                data = reports.render(document, fmt)
+                key = file_key(report_id, job_id, fmt)
+                object_store.put_bytes(key, data, reports.CONTENT_TYPES[fmt])
+            except Exception as exc:  # noqa: BLE001 - recorded on the job and in the log
+                failed[fmt] = f"{type(exc).__name__}: {exc}"
+                context.log.warning(f"{fmt}: not rendered: {failed[fmt]}")
+                continue
+            files[fmt], sizes[fmt] = key, len(data)
+            context.log.info(f"{fmt}: {len(data):,} bytes")
+        if not files:
+            reason = report_jobs.format_failures(failed)
+            with database.session() as session:
+                run, _ = report_jobs.get_run(session, job_id)
+                report_jobs.fail_run(session, run, reason)
+            raise dg.Failure(f"no format of report job {job_id} could be rendered: {reason}")
         url = f"{base}/api/v1/analytics/reports/jobs/{job_id}"
         with database.session() as session:
             run, report = report_jobs.get_run(session, job_id)
-            report_jobs.complete_run(session, run, report, files, url)
+            report_jobs.complete_run(session, run, report, files, url, failed=failed)
         kpis = "\n".join(f"| {label} | {value} |" for label, value in document.kpis)
         return dg.MaterializeResult(
             metadata={
@@ -101,6 +114,7 @@ def build_report_files_asset(public_base_url: str) -> dg.AssetsDefinition:
                 "report_type": report_type,
                 "period": f"{period[0]} .. {period[1]} (exclusive)",
                 "formats": ", ".join(sorted(files)),
+                "failed_formats": dg.MetadataValue.json(failed),
                 "bytes": dg.MetadataValue.json(sizes),
                 "render_seconds": round(time.perf_counter() - started, 3),
                 "query_seconds": round(built, 3),

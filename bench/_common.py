@@ -28,15 +28,15 @@ def free_port() -> int:
 
 
 def seed(data_dir: Path, count: int) -> tuple[str, list[str]]:
-    """Migrate a SQLite DB in `data_dir`, add `count` articles and the bench editor; returns
-    (database URL, content ids)."""
+    """Migrate a SQLite DB in `data_dir`, add `count` published articles and the bench editor;
+    returns (database URL, content ids)."""
     url = f"sqlite:///{data_dir / 'bench.db'}"
     upgrade(url)
     engine = sync_engine(url)
     ids = []
     with Session(engine) as session, session.begin():
         rbac.seed_system_roles(session)
-        users.create_user(
+        editor = users.create_user(
             session,
             users.NewUser(
                 BENCH_USER, f"{BENCH_USER}@bench.local", hash_password(BENCH_PASSWORD), roles=["editor"]
@@ -54,7 +54,13 @@ def seed(data_dir: Path, count: int) -> tuple[str, list[str]]:
                     tags=["news", "bench"],
                     metadata={"source": "bench"},
                 ),
+                actor=editor.id,
             )
+            # Published, as what readers read (anyone may; drafts only with content:read_unpublished).
+            content.update_content(
+                session, item.id, {"status": "in_review"}, expected_version=item.version, actor=editor.id
+            )
+            content.publish(session, item.id, actor=editor.id)
             ids.append(str(item.id))
     engine.dispose()
     return url, ids

@@ -17,10 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from domain.errors import Conflict, IllegalTransition, InvalidValue, NotFound, PreconditionFailed
+from domain.auth import audit
+from domain.auth.rbac import CONTENT_PUBLISH, effective_permissions
+from domain.errors import Conflict, Forbidden, IllegalTransition, InvalidValue, NotFound, PreconditionFailed
 from domain.ids import SYSTEM_ACTOR
 from domain.outbox import record_event
-from domain.schema import CONTENT_STATUSES, CONTENT_TYPES, ContentItem, utcnow
+from domain.schema import CONTENT_STATUSES, CONTENT_TYPES, ContentItem, MediaAsset, utcnow
 from domain.text import normalize, search_document
 
 LANGUAGES = ("ar", "en")
@@ -45,6 +47,12 @@ _TAG = re.compile(r"^[^|%_\\]{1,64}$")
 
 # Fields a client may set through create/update; everything else is system-managed.
 EDITABLE = ("type", "title", "description", "slug", "tags", "metadata", "status")
+# What `content:read` covers; every other status needs `content:read_unpublished`.
+PUBLISHED = "published"
+# Live content: what the public sees or has been promised (embargoed until publish_at). Changing it,
+# or attaching media to it, is a publishing decision: it needs `content:publish`, ownership or not.
+LIVE = ("published", "scheduled")
+NO_ORIGIN = audit.Origin()  # a change made by a job or a script, not an HTTP request
 
 
 def check_transition(current: str, target: str) -> None:
@@ -219,6 +227,66 @@ def _s(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def check_may_change(item: ContentItem, *, may_publish: bool) -> None:
+    """Refuse a change to live content (published or scheduled) by someone who may not publish."""
+    if item.status in LIVE and not may_publish:
+        raise Forbidden(
+            f"content {item.id} is {item.status}: changing it, archiving it or attaching media to it needs"
+            f" the {CONTENT_PUBLISH!r} permission"
+        )
+
+
+def check_may_attach(session: Session, item_id: uuid.UUID, actor: uuid.UUID | None) -> None:
+    """Media (a dub, a new video) joins live content only from someone holding `content:publish`.
+    `actor` None is the platform itself (imports, the demo, jobs)."""
+    if actor is None or actor == SYSTEM_ACTOR:
+        return
+    item = get_live(session, item_id)
+    if item.status in LIVE:
+        check_may_change(item, may_publish=CONTENT_PUBLISH in effective_permissions(session, actor)[1])
+
+
+def is_visible(status: str, *, may_read_unpublished: bool) -> bool:
+    return status == PUBLISHED or may_read_unpublished
+
+
+def media_is_public(session: Session, media_id: uuid.UUID) -> bool:
+    """Whether anyone with `content:read` may see a media and fetch it through a public link: it is
+    not marked private and belongs to a published, not deleted, content item. Media of drafts, items
+    in review, scheduled (embargoed) or archived items, and media attached to no item, are private."""
+    row = session.execute(
+        sa.select(MediaAsset.is_private, ContentItem.status)
+        .select_from(MediaAsset)
+        .join(ContentItem, ContentItem.id == MediaAsset.content_item_id)
+        .where(MediaAsset.id == media_id, ContentItem.deleted_at.is_(None))
+    ).first()
+    return row is not None and not row.is_private and row.status == PUBLISHED
+
+
+def _audit(
+    session: Session,
+    action: str,
+    item: ContentItem,
+    actor: uuid.UUID | None,
+    origin: audit.Origin,
+    **meta: Any,
+) -> None:
+    """A publication decision in the audit trail. The scheduler (the system actor) is no user row."""
+    person = None if actor == SYSTEM_ACTOR else actor
+    details = {"slug": item.slug, **meta}
+    if actor == SYSTEM_ACTOR:
+        details["actor"] = "system"
+    audit.record(
+        session,
+        action,
+        user_id=person,
+        origin=origin,
+        resource="content",
+        resource_id=str(item.id),
+        metadata=details,
+    )
+
+
 def get_live(session: Session, item_id: uuid.UUID, *, for_update: bool = False) -> ContentItem:
     query = sa.select(ContentItem).where(ContentItem.id == item_id, ContentItem.deleted_at.is_(None))
     if for_update:
@@ -264,12 +332,16 @@ def update_content(
     *,
     expected_version: int | None,
     actor: uuid.UUID | None = None,
+    may_publish: bool = True,
+    origin: audit.Origin = NO_ORIGIN,
 ) -> ContentItem:
+    """Apply `changes`. `may_publish` False (an author) refuses changes to live content."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         name = sorted(unknown)[0]
         raise InvalidValue(f"field {name!r} cannot be changed", field=name)
     item = get_live(session, item_id, for_update=True)
+    check_may_change(item, may_publish=may_publish)
     _check_version(item, expected_version, required=True)
     before_status = item.status
     if "type" in changes:
@@ -320,6 +392,8 @@ def update_content(
     item.updated_by = actor
     _refresh_derived(item)
     _flush(session)
+    if item.status == "archived" and before_status != "archived":
+        _audit(session, audit.CONTENT_ARCHIVED, item, actor, origin, previous_status=before_status)
     record_event(
         session,
         "content.updated",
@@ -338,14 +412,17 @@ def publish(
     expected_version: int | None = None,
     actor: uuid.UUID | None = None,
     now: datetime | None = None,
+    origin: audit.Origin = NO_ORIGIN,
 ) -> ContentItem:
     item = get_live(session, item_id, for_update=True)
     _check_version(item, expected_version, required=False)
     check_transition(item.status, "published")
-    return _publish(session, item, actor, now or utcnow())
+    return _publish(session, item, actor, now or utcnow(), origin)
 
 
-def _publish(session: Session, item: ContentItem, actor: uuid.UUID | None, now: datetime) -> ContentItem:
+def _publish(
+    session: Session, item: ContentItem, actor: uuid.UUID | None, now: datetime, origin: audit.Origin
+) -> ContentItem:
     scheduled_for = item.publish_at
     item.status = "published"
     item.published_at = now
@@ -362,6 +439,8 @@ def _publish(session: Session, item: ContentItem, actor: uuid.UUID | None, now: 
         ),
         at=now,
     )
+    scheduled = scheduled_for.isoformat() if scheduled_for else None
+    _audit(session, audit.CONTENT_PUBLISHED, item, actor, origin, scheduled_for=scheduled)
     return item
 
 
@@ -373,6 +452,7 @@ def schedule(
     expected_version: int | None = None,
     actor: uuid.UUID | None = None,
     now: datetime | None = None,
+    origin: audit.Origin = NO_ORIGIN,
 ) -> ContentItem:
     now = now or utcnow()
     if publish_at.tzinfo is None:
@@ -391,6 +471,7 @@ def schedule(
     record_event(
         session, "content.scheduled", "content", item.id, event_payload(item, actor=_s(actor)), at=now
     )
+    _audit(session, audit.CONTENT_SCHEDULED, item, actor, origin, publish_at=publish_at.isoformat())
     return item
 
 
@@ -400,15 +481,18 @@ def soft_delete(
     *,
     expected_version: int | None = None,
     actor: uuid.UUID | None = None,
+    origin: audit.Origin = NO_ORIGIN,
 ) -> ContentItem:
     item = get_live(session, item_id, for_update=True)
     _check_version(item, expected_version, required=False)
+    previous_status = item.status
     now = utcnow()
     item.deleted_at = now
     item.updated_at = now
     item.updated_by = actor
     _flush(session)
     record_event(session, "content.deleted", "content", item.id, event_payload(item, actor=_s(actor)), at=now)
+    _audit(session, audit.CONTENT_DELETED, item, actor, origin, previous_status=previous_status)
     return item
 
 
@@ -444,6 +528,6 @@ def publish_due(
             .execution_options(populate_existing=True)
         )
         if item is not None:
-            _publish(session, item, actor, now)
+            _publish(session, item, actor, now, NO_ORIGIN)
             published.append(item.id)
     return published

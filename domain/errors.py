@@ -18,6 +18,13 @@ class NotFound(DomainError):
     title = "Not found"
 
 
+class Forbidden(DomainError):
+    """The caller may reach the route but not do this to this object (a 403 naming what is missing)."""
+
+    status = 403
+    title = "Forbidden"
+
+
 class InvalidValue(DomainError):
     status = 422
     title = "Invalid value"

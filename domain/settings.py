@@ -138,6 +138,42 @@ class Settings:
             "(its history stays; a re-process adds it back).",
         ),
     )
+    upload_max_concurrent: int = field(
+        default=4,
+        **_s(
+            "THMNAYAH_UPLOAD_MAX_CONCURRENT",
+            "4",
+            "Uploads one user may have in progress at once (multipart uploads streaming plus unfinished "
+            "tus uploads); one more is refused with 429.",
+        ),
+    )
+    upload_daily_quota_mb: int = field(
+        default=51200,
+        **_s(
+            "THMNAYAH_UPLOAD_DAILY_QUOTA_MB",
+            "51200",
+            "MiB one user may upload per UTC day (every byte received, refused uploads included); an "
+            "upload beyond it is refused with 413.",
+        ),
+    )
+    upload_min_free_mb: int = field(
+        default=1024,
+        **_s(
+            "THMNAYAH_UPLOAD_MIN_FREE_MB",
+            "1024",
+            "MiB the file system of <data_dir>/uploads keeps free: an upload that would leave less is "
+            "refused with 507 (checked before and while the bytes come in).",
+        ),
+    )
+    media_reprocess_per_hour: int = field(
+        default=20,
+        **_s(
+            "THMNAYAH_MEDIA_REPROCESS_PER_HOUR",
+            "20",
+            "Re-processing requests (POST /api/v1/media/transcode and /analyze) one user may make in a "
+            "sliding hour; one more is refused with 429 and Retry-After.",
+        ),
+    )
     secret_key: str = field(
         default="",
         **_s(
@@ -305,6 +341,13 @@ class Settings:
                 "THMNAYAH_MEDIA_PARTITION_RETENTION_DAYS must be at least 1, "
                 f"got {self.media_partition_retention_days}"
             )
+        if self.upload_max_concurrent < 1 or self.upload_daily_quota_mb < 1 or self.upload_min_free_mb < 0:
+            raise SettingsError(
+                "THMNAYAH_UPLOAD_MAX_CONCURRENT and THMNAYAH_UPLOAD_DAILY_QUOTA_MB must be at least 1, "
+                "THMNAYAH_UPLOAD_MIN_FREE_MB at least 0"
+            )
+        if self.media_reprocess_per_hour < 1:
+            raise SettingsError("THMNAYAH_MEDIA_REPROCESS_PER_HOUR must be at least 1")
         if not self.database_url:
             object.__setattr__(self, "database_url", self._embedded_database_url())
         if self.email_backend not in ("auto", "smtp", "ses", "files"):

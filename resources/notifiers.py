@@ -26,7 +26,6 @@ ids and failure reasons.
 from __future__ import annotations
 
 import email.policy
-import ipaddress
 import json
 import logging
 import os
@@ -54,6 +53,7 @@ from pydantic import PrivateAttr
 
 from domain.notifications import webhooks
 from domain.notifications.outgoing import Delivered, DeliveryFailed, Outcome, Outgoing
+from resources import webhook_http
 
 log = logging.getLogger(__name__)
 # httpx logs every request URL at INFO; a webhook URL may carry a token, so keep it quiet.
@@ -744,11 +744,14 @@ class WebhookTransport(DeliveryTransport):
 
     Redirects are not followed. The whole request (connect, send, answer) is bounded by
     `timeout_seconds`. 2xx is delivered; 429 and 5xx are retried (honoring Retry-After); 410 and
-    every other 4xx refuse the delivery for good.
+    every other 4xx refuse the delivery for good. A failure keeps the answer's status, never its
+    body: whatever a receiver (or a service inside the network) answers is not stored or shown.
 
     Users choose webhook URLs, so unless `allow_private_networks` is set a host that resolves to a
     loopback, private, link-local or otherwise non-public address is refused (no requests into the
-    platform's own network, e.g. a cloud metadata endpoint).
+    platform's own network, e.g. a cloud metadata endpoint). The host is resolved once per request
+    and the connection goes to the address that was checked (`resources.webhook_http`: no DNS
+    rebinding between the check and the connection); proxies from the environment are ignored.
     """
 
     channel: ClassVar[str] = "webhook"
@@ -759,7 +762,8 @@ class WebhookTransport(DeliveryTransport):
     allow_private_networks: bool = False
 
     async def send_batch(self, items: Sequence[Outgoing]) -> list[Outcome]:
-        async with _http_client(self.timeout_seconds, self.concurrency) as client:
+        client, backend = webhook_http.pinned_client(self.timeout_seconds, self.concurrency)
+        async with client:
 
             async def send_one(item: Outgoing) -> Outcome:
                 if not item.secret:
@@ -770,10 +774,18 @@ class WebhookTransport(DeliveryTransport):
                     return DeliveryFailed(f"invalid webhook URL: {_clip(str(exc))}", permanent=True)
                 if url.scheme not in ("http", "https") or not url.host:
                     return DeliveryFailed("a webhook URL must be http(s)://host/...", permanent=True)
-                if not self.allow_private_networks:
-                    refused = await _non_public_host(url)
-                    if refused:
-                        return refused
+                try:
+                    with anyio.fail_after(self.timeout_seconds):
+                        addresses = await webhook_http.check_destination(
+                            url, allow_private_networks=self.allow_private_networks
+                        )
+                except TimeoutError:
+                    return DeliveryFailed(
+                        f"resolving {url.host!r} timed out after {self.timeout_seconds:g} s"
+                    )
+                except webhook_http.DestinationRefused as refused:
+                    return DeliveryFailed(_clip(refused.reason), permanent=refused.permanent)
+                backend.pin(webhook_http.connect_host(url), addresses)
                 body = webhook_body(item)
                 headers = {
                     "Content-Type": "application/json; charset=utf-8",
@@ -793,29 +805,12 @@ class WebhookTransport(DeliveryTransport):
     def _outcome(reply: _Reply) -> Outcome:
         if 200 <= reply.status < 300:
             return Delivered(metadata={"http_status": reply.status})
-        reason = f"webhook answered {reply.status}: {reply.text()}"
+        reason = f"webhook answered {reply.status}"  # the status only: the body is the receiver's
         metadata = {"http_status": reply.status}
         if reply.status == 429 or reply.status >= 500:
             return DeliveryFailed(reason, retry_after=reply.retry_after, metadata=metadata)
         # 410 Gone (the receiver asks us to stop), any other 4xx, and 3xx redirects.
         return DeliveryFailed(reason, permanent=True, metadata=metadata)
-
-
-async def _non_public_host(url: httpx.URL) -> DeliveryFailed | None:
-    """A failure when the URL's host resolves to an address that is not on the public internet."""
-    try:
-        infos = await anyio.getaddrinfo(url.host, url.port or (443 if url.scheme == "https" else 80))
-    except OSError as exc:
-        return DeliveryFailed(f"the webhook host {url.host!r} does not resolve: {_clip(str(exc))}")
-    for *_ignored, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-        if not address.is_global:
-            return DeliveryFailed(
-                f"the webhook host {url.host!r} resolves to the non-public address {address}; "
-                "set THMNAYAH_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true to allow it",
-                permanent=True,
-            )
-    return None
 
 
 # --- not configured -------------------------------------------------------------------------------

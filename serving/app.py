@@ -32,12 +32,13 @@ from serving.auth.hashing import PasswordHashing
 from serving.auth.oidc import OidcVerifier
 from serving.auth.principal import PrincipalCache
 from serving.auth.security import AuthContext, build_jwt_auth, permission_guard
+from serving.auth.sockets import session_end_publisher
 from serving.auth.throttle import LoginThrottle, parse_trusted_proxies
 from serving.content.controllers import ContentController
 from serving.db import Database
 from serving.deployment import build_backends
 from serving.events import EventsSocket
-from serving.health.controllers import HealthController
+from serving.health.controllers import HealthChecks, HealthController
 from serving.media.controllers import MediaController, TusController
 from serving.media.files import MediaFilesController
 from serving.media.processing import MediaProcessingController
@@ -59,21 +60,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
     staging = UploadStaging(root=str((settings.data_dir / "uploads").resolve()))
     Path(staging.root).mkdir(parents=True, exist_ok=True)
     jwt_auth = build_jwt_auth(settings, secret)
+    channels = channels_plugin(backends.channels)
     auth = AuthContext(
         settings=settings,
         secret=secret,
         db=database,
-        principals=PrincipalCache(backends.stores["auth"]),
+        # A revoked session's open WebSockets are told through the channels (any API process).
+        principals=PrincipalCache(backends.stores["auth"], on_revoked=session_end_publisher(channels)),
         jwt=jwt_auth,
         hashing=PasswordHashing(settings.password_hash_concurrency),
         throttle=LoginThrottle(backends.stores["rate_limit"]),
         mailer=mailer_for(settings),
         oidc=OidcVerifier.from_settings(settings),
     )
-    channels = channels_plugin(backends.channels)
     pump = NotificationPump(database, channels)  # joins the lifespan after `channels` (plugin order)
     event_lake = EventLake(settings.data_dir / "analytics" / "buffer", backends.object_store)
     live_metrics = LiveMetrics(database)
+    health = HealthChecks(database, backends)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -122,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "event_lake": Provide(lambda: event_lake, use_cache=True, sync_to_thread=False),
             "live_metrics": Provide(lambda: live_metrics, use_cache=True, sync_to_thread=False),
+            "health": Provide(lambda: health, use_cache=True, sync_to_thread=False),
         },
         on_app_init=[jwt_auth.on_app_init],
         plugins=[channels, pump],
@@ -151,7 +155,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     description="Event tracking into the event lake; content, user, search and system "
                     "metrics; the dashboard overview with live numbers; reports and alert rules",
                 ),
-                Tag(name="health", description="Backend health"),
+                Tag(name="health", description="Liveness (public) and backend health (health:read)"),
             ],
             components=Components(),
         ),

@@ -7,6 +7,8 @@ else names a permission string from `domain.auth.rbac`. A test walks every route
 
 from __future__ import annotations
 
+from typing import Any
+
 from domain.auth.rbac import (  # noqa: F401  (re-exported for controllers)
     ANALYTICS_MANAGE,
     ANALYTICS_READ,
@@ -37,3 +39,10 @@ def requires(permission: str) -> dict[str, object]:
     if permission == PUBLIC:
         return {"permission": PUBLIC, "exclude_from_auth": True}
     return {"permission": permission}
+
+
+def holds(request: Any, permission: str) -> bool:
+    """Whether the caller holds `permission`; False for an anonymous caller (a route declared
+    PUBLIC runs without a principal)."""
+    user = request.scope.get("user")
+    return user is not None and user.can(permission)

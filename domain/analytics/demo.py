@@ -155,7 +155,8 @@ def seed_demo_reports_and_alerts(
     session: Session, user_ids: Mapping[str, uuid.UUID], now: datetime, first_report_in: timedelta
 ) -> int:
     """The weekly content report (Arabic, to the analyst and the editor; first generated a few minutes
-    after the first start, then Mondays 06:00 UTC) and the demo alert rules. Returns rows added."""
+    after the first start, then Mondays 06:00 UTC) and the demo alert rules, both created by the editor
+    (who holds analytics:manage, so may deactivate them). Returns rows added."""
     added = 0
     recipients = [str(user_ids[name]) for name in ("analyst", "editor") if name in user_ids]
     if session.scalar(sa.select(sa.func.count()).where(Report.name == DEMO_REPORT_NAME)) == 0:
@@ -169,7 +170,7 @@ def seed_demo_reports_and_alerts(
                 schedule="0 6 * * 1",
                 recipients=recipients,
             ),
-            created_by=user_ids.get("analyst"),
+            created_by=user_ids.get("editor"),
             now=now,
         )
         report.next_run_at = now + first_report_in
@@ -178,7 +179,7 @@ def seed_demo_reports_and_alerts(
     for rule in DEMO_ALERTS:
         if rule["name"] not in existing:
             session.add(
-                AlertRule(**rule, recipients=recipients, created_by=user_ids.get("analyst"), created_at=now)
+                AlertRule(**rule, recipients=recipients, created_by=user_ids.get("editor"), created_at=now)
             )
             added += 1
     session.flush()

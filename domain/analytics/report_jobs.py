@@ -4,6 +4,13 @@ covers, the cron schedule, and what a finished generation records.
 A report is rendered by the `analytics_report_files` asset (see `domain.analytics.reports` for the
 documents and their CSV/XLSX/PDF/JSON forms); this module is the bookkeeping around it, shared by
 the API (create, request), the sensor (due schedules, queued runs) and the asset (complete, fail).
+
+Limits, so that one account cannot flood the report job or the recipients: a schedule fires at most
+once an hour (its minute field names one minute); a user has at most `MAX_ACTIVE_REPORTS_PER_USER`
+active definitions and asks for at most `MAX_MANUAL_RUNS_PER_HOUR` generations an hour
+(`LimitReached`, a 429). Recipients (of reports and of alert rules) are active users who hold
+`analytics:read`, as the report's files need it; any other value gets the same answer
+(`UNUSABLE_RECIPIENT`), so the field tells nobody which emails have accounts.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import sqlalchemy as sa
 from cronsim import CronSim, CronSimError
 from sqlalchemy.orm import Session
 
-from domain.errors import InvalidValue, NotFound
+from domain.auth import rbac
+from domain.errors import DomainError, InvalidValue, NotFound
 from domain.outbox import record_event
 from domain.schema import REPORT_FORMATS, REPORT_TYPES, Report, ReportRun, User, utcnow
 
@@ -26,6 +34,22 @@ PERIODS = ("previous_day", "previous_week", "previous_month", "last_7_days", "la
 DEFAULT_FORMATS = ("csv", "xlsx", "pdf")
 MAX_RECIPIENTS = 50
 MAX_CUSTOM_DAYS = 800
+MAX_ACTIVE_REPORTS_PER_USER = 50
+MAX_MANUAL_RUNS_PER_HOUR = 20
+UNUSABLE_RECIPIENT = (
+    "a recipient must be the id or the email of an active user who can read analytics (analytics:read)"
+)
+
+
+class LimitReached(DomainError):
+    """A per-user limit on report definitions or generations: a 429, and when to try again."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -56,11 +80,19 @@ def validate_schedule(schedule: str | None) -> str | None:
             field="schedule",
         )
     try:
-        next_run(schedule, utcnow())
+        parsed = CronSim(schedule, utcnow())
+        next(parsed)
     except (CronSimError, StopIteration) as exc:
         raise InvalidValue(
             f"schedule {schedule!r} is not a valid cron expression: {exc}", field="schedule"
         ) from exc
+    # One minute of the hour: two firings are then whole hours apart, so at most one an hour.
+    if len(parsed.minutes) != 1:
+        raise InvalidValue(
+            f"schedule {schedule!r} fires more than once an hour; a report runs at most hourly "
+            "(name one minute, e.g. '0 * * * *')",
+            field="schedule",
+        )
     return schedule
 
 
@@ -118,24 +150,82 @@ def validate_configuration(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _recipient(session: Session, value: str) -> User | None:
+    """The active user with analytics:read named by `value` (an id or an email), else None."""
+    try:
+        found = session.get(User, uuid.UUID(value))
+    except ValueError:
+        found = session.scalar(sa.select(User).where(sa.func.lower(User.email) == value.lower()).limit(1))
+    if found is None or not found.is_active:
+        return None
+    _, permissions, _ = rbac.effective_permissions(session, found.id)
+    return found if rbac.ANALYTICS_READ in permissions else None
+
+
 def resolve_recipients(session: Session, recipients: list[str]) -> list[str]:
-    """User ids (as strings) of the recipients, given as user ids or the email addresses of users."""
+    """User ids (as strings) of the recipients, given as user ids or the email addresses of active
+    users who hold analytics:read. Anything else (no such user, an inactive one, one without the
+    permission, not an id or an email) is refused with the same message, naming only the position."""
     if len(recipients) > MAX_RECIPIENTS:
         raise InvalidValue(f"at most {MAX_RECIPIENTS} recipients", field="recipients")
     resolved: list[str] = []
     for i, value in enumerate(recipients):
-        value = str(value).strip()
-        try:
-            user_id = uuid.UUID(value)
-            found = session.get(User, user_id)
-        except ValueError:
-            found = session.scalar(sa.select(User).where(sa.func.lower(User.email) == value.lower()))
+        found = _recipient(session, str(value).strip())
         if found is None:
-            raise InvalidValue(
-                f"recipient {value!r} is not a user id or a user's email", field=f"recipients[{i}]"
-            )
+            raise InvalidValue(f"recipients[{i}]: {UNUSABLE_RECIPIENT}", field=f"recipients[{i}]")
         resolved.append(str(found.id))
     return list(dict.fromkeys(resolved))
+
+
+def _lock_user(session: Session, user_id: uuid.UUID) -> None:
+    """Serialize one user's counted requests (PostgreSQL row lock; SQLite writes are serial anyway)."""
+    session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+
+
+def check_report_cap(session: Session, user_id: uuid.UUID) -> None:
+    """Refuse (429) a new definition when the user already has `MAX_ACTIVE_REPORTS_PER_USER` active
+    ones; deactivating one makes room."""
+    _lock_user(session, user_id)
+    active = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Report)
+        .where(Report.created_by == user_id, Report.is_active.is_(True))
+    )
+    if active >= MAX_ACTIVE_REPORTS_PER_USER:
+        raise LimitReached(
+            f"you have {MAX_ACTIVE_REPORTS_PER_USER} active report definitions, the most a user may "
+            "have; deactivate one (DELETE /api/v1/analytics/reports/{report_id}) first",
+            retry_after=3600,
+        )
+
+
+def check_generation_rate(session: Session, user_id: uuid.UUID, now: datetime | None = None) -> None:
+    """Refuse (429) a manual generation past `MAX_MANUAL_RUNS_PER_HOUR` in the last hour, saying
+    when the oldest of them leaves the window."""
+    now = now or utcnow()
+    _lock_user(session, user_id)
+    recent = session.scalars(
+        sa.select(ReportRun.created_at)
+        .where(
+            ReportRun.requested_by == user_id,
+            ReportRun.trigger == "manual",
+            ReportRun.created_at > now - timedelta(hours=1),
+        )
+        .order_by(ReportRun.created_at.desc())
+        .limit(MAX_MANUAL_RUNS_PER_HOUR)
+    ).all()
+    if len(recent) >= MAX_MANUAL_RUNS_PER_HOUR:
+        oldest = recent[-1] if recent[-1].tzinfo else recent[-1].replace(tzinfo=UTC)
+        wait = max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)
+        raise LimitReached(
+            f"at most {MAX_MANUAL_RUNS_PER_HOUR} report generations an hour per user; try again in {wait} s",
+            retry_after=wait,
+        )
+
+
+def deactivate_report(session: Session, report: Report) -> None:
+    """No more scheduled generations; the definition, its jobs and their files are kept."""
+    report.is_active, report.next_run_at = False, None
 
 
 def create_report(
@@ -269,6 +359,11 @@ def period_label(run: ReportRun) -> str:
     return first.isoformat() if first == last else f"{first.isoformat()} .. {last.isoformat()}"
 
 
+def format_failures(failed: Mapping[str, str]) -> str:
+    """`{"pdf": "ValueError: ..."}` -> "pdf failed: ValueError: ..." (one line per format)."""
+    return "\n".join(f"{fmt} failed: {reason}" for fmt, reason in sorted(failed.items()))
+
+
 def complete_run(
     session: Session,
     run: ReportRun,
@@ -276,11 +371,16 @@ def complete_run(
     files: Mapping[str, str],
     url: str,
     now: datetime | None = None,
+    *,
+    failed: Mapping[str, str] | None = None,
 ) -> None:
     """Record the files (format -> object key) and tell the recipients (`report.ready` in the outbox,
-    turned into in-app and email notifications with the link)."""
+    turned into in-app and email notifications with the link). Formats that could not be rendered
+    (`failed`: format -> reason) are named in the job's `error`; the job is still completed with the
+    files it has."""
     now = now or utcnow()
     run.status, run.finished_at, run.files = "completed", now, dict(files)
+    run.error = format_failures(failed)[:2000] if failed else None
     report.last_generated = now
     recipients = list(report.recipients)
     if run.requested_by is not None and str(run.requested_by) not in recipients:
@@ -297,6 +397,7 @@ def complete_run(
                 "job_id": str(run.id),
                 "period": period_label(run),
                 "formats": sorted(files),
+                "failed_formats": sorted(failed or {}),
                 "url": url,
                 "recipients": recipients,
             },

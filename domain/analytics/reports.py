@@ -714,24 +714,47 @@ def render_json(doc: ReportDocument) -> bytes:
     return json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8")
 
 
+# Spreadsheets run a cell that starts with one of these as a formula (`=HYPERLINK(...)`, `+cmd|...`,
+# `@SUM(...)`); tab and carriage return are in OWASP's list because some importers drop them first.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d[\d,]*(\.\d+)?%?")
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """`value` safe for a CSV cell: text starting with a `FORMULA_TRIGGERS` character gets a leading
+    single quote (OWASP's advice), so a spreadsheet shows it rather than runs it. Numbers, and text
+    that is a plain number ("-12", "-5.0%", "1,234"), are left alone: a spreadsheet reads those as
+    numbers, which run nothing."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def render_csv(doc: ReportDocument) -> bytes:
     """UTF-8 with a BOM (so Excel detects the encoding and shows Arabic). Sections separated by a blank
     line, each a one-cell title row, then its header row, then its rows: the report title and period,
     the KPIs (label, formatted value), then every table with raw values (rates as fractions, durations
-    in seconds, missing values empty)."""
+    in seconds, missing values empty). Text that a spreadsheet would run as a formula starts with a
+    single quote (`spreadsheet_text`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([doc.title])
-    writer.writerow([doc.subtitle])
-    writer.writerow([])
-    writer.writerow([label("key_figures", doc.language)])
-    writer.writerow([label("metric", doc.language), label("value", doc.language)])
-    writer.writerows(doc.kpis)
+
+    def write(row: Sequence[Any]) -> None:
+        writer.writerow(["" if value is None else spreadsheet_text(value) for value in row])
+
+    write([doc.title])
+    write([doc.subtitle])
+    write([])
+    write([label("key_figures", doc.language)])
+    write([label("metric", doc.language), label("value", doc.language)])
+    for kpi in doc.kpis:
+        write(kpi)
     for table in doc.tables:
-        writer.writerow([])
-        writer.writerow([table.title])
-        writer.writerow(table.columns)
-        writer.writerows([["" if value is None else value for value in row] for row in table.rows])
+        write([])
+        write([table.title])
+        write(table.columns)
+        for row in table.rows:
+            write(row)
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -765,7 +788,7 @@ def render_xlsx(doc: ReportDocument) -> bytes:
     """An Excel workbook: a "Summary" sheet with the title, period, KPIs and one native chart per
     `ReportChart` (their data on a "Chart data" sheet at the end), and one sheet per table with a bold,
     frozen header, number formats (rates as 0.0%) and column widths from the longest value. Sheets are
-    right-to-left for Arabic."""
+    right-to-left for Arabic. Text is only ever text (`_no_formulas`); numbers stay numbers."""
     from openpyxl import Workbook
     from openpyxl.chart import BarChart, LineChart, Reference
     from openpyxl.styles import Font
@@ -785,7 +808,7 @@ def render_xlsx(doc: ReportDocument) -> bytes:
     for cell in summary[4]:
         cell.font = bold
     for row in doc.kpis:
-        summary.append(list(row))
+        summary.append([_xlsx_value(value) for value in row])
     _fit_columns(summary, [[name, value] for name, value in doc.kpis], minimum=12)
 
     sheets = []
@@ -796,7 +819,7 @@ def render_xlsx(doc: ReportDocument) -> bytes:
             cell.font = bold
         sheet.freeze_panes = "A2"
         for row in table.rows:
-            sheet.append(row)
+            sheet.append([_xlsx_value(value) for value in row])
         for index in range(len(table.columns)):
             number_format = _XLSX_NUMBER_FORMATS.get(table.format_of(index))
             if number_format and table.rows:
@@ -821,7 +844,7 @@ def render_xlsx(doc: ReportDocument) -> bytes:
             for offset, name in enumerate(names):
                 data.cell(top_row + 1, 2 + offset, name).font = bold
             for i, text in enumerate(chart.labels):
-                data.cell(top_row + 2 + i, 1, text)
+                data.cell(top_row + 2 + i, 1, _xlsx_value(text))
                 for offset, name in enumerate(names):
                     data.cell(top_row + 2 + i, 2 + offset, chart.series[name][i])
             last_row = top_row + 1 + len(chart.labels)
@@ -841,12 +864,35 @@ def render_xlsx(doc: ReportDocument) -> bytes:
             top_row = last_row + 2
         _fit_columns(data, [[text] for chart in doc.charts for text in chart.labels], minimum=12)
 
+    for sheet in [summary, *sheets]:
+        _no_formulas(sheet)
     if doc.language == "ar":
         for sheet in [summary, *sheets]:
             sheet.sheet_view.rightToLeft = True
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
+
+
+def _xlsx_value(value: Any) -> Any:
+    """Text without the control characters that a workbook cannot hold (openpyxl refuses them, which
+    would fail the whole workbook over one search query); other values as they are."""
+    if isinstance(value, str):
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
+    return value
+
+
+def _no_formulas(sheet: Any) -> None:
+    """Every text cell stays text: openpyxl stores a string starting with `=` as a formula, so such
+    cells (and any starting with another `FORMULA_TRIGGERS` character) are made plain strings with
+    Excel's quote prefix, shown as typed and never run. The workbook holds no formula of its own."""
+    for row in sheet.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str) and cell.value.startswith(FORMULA_TRIGGERS):
+                cell.data_type = "s"
+                cell.quotePrefix = True
 
 
 def _fit_columns(sheet: Any, rows: Sequence[Sequence[Any]], *, minimum: int = 8, maximum: int = 60) -> None:
@@ -879,8 +925,8 @@ def render_pdf(doc: ReportDocument) -> bytes:
     matplotlib figures (no pyplot, so no global backend state) in DejaVu Sans, whose glyphs cover
     Arabic; Arabic strings go through `display_text` and are right-aligned, and Arabic reports mirror
     their tables (columns from right to left) and ranking charts (labels on the right); time still runs
-    left to right. Metadata Title is the
-    report's title; no creation date, so the same document renders to the same bytes."""
+    left to right. All text is drawn as it is (math text off: `$` is a dollar sign). Metadata Title is
+    the report's title; no creation date, so the same document renders to the same bytes."""
     import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -891,7 +937,14 @@ def render_pdf(doc: ReportDocument) -> bytes:
         for i in range(0, max(len(table.rows), 1), PDF_TABLE_ROWS_PER_PAGE)
     ]
     out = io.BytesIO()
-    rc = {"font.family": "DejaVu Sans", "pdf.fonttype": 3, "axes.unicode_minus": False}
+    # text.parse_math off: a `$` in a query or a title is a dollar sign, never mathtext (whose parse
+    # errors would fail the whole PDF).
+    rc = {
+        "font.family": "DejaVu Sans",
+        "pdf.fonttype": 3,
+        "axes.unicode_minus": False,
+        "text.parse_math": False,
+    }
     metadata = {"Title": doc.title, "Subject": doc.subtitle, "CreationDate": None}
     with matplotlib.rc_context(rc), PdfPages(out, metadata=metadata) as pdf:
         drawers = [lambda: _title_page(doc, rtl)]

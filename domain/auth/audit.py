@@ -1,4 +1,5 @@
-"""The audit trail: every authentication and authorization event, with who, from where, and what."""
+"""The audit trail: every authentication and authorization event, and every publication decision
+(publish, schedule, archive, delete), with who, from where, and what."""
 
 from __future__ import annotations
 
@@ -29,11 +30,17 @@ LOGOUT = "logout"
 ROLES_CHANGED = "roles.changed"
 PASSWORD_CHANGED = "password.changed"
 PASSWORD_RESET_REQUESTED = "password.reset_requested"
+PASSWORD_CHECK_FAILED = "password.check_failed"  # a wrong current password (change, MFA setup)
 PERMISSION_DENIED = "permission.denied"
 USER_CREATED = "user.created"
 USER_REGISTERED = "user.registered"
 EMAIL_VERIFIED = "email.verified"
 SSO_LOGIN = "sso.login"
+# Decisions about what the public sees (domain.content): who published, scheduled, archived, deleted.
+CONTENT_PUBLISHED = "content.published"
+CONTENT_SCHEDULED = "content.scheduled"
+CONTENT_ARCHIVED = "content.archived"
+CONTENT_DELETED = "content.deleted"
 
 
 @dataclass(frozen=True)

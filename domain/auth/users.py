@@ -143,25 +143,55 @@ def issue_link_token(
     return token
 
 
-def consume_link_token(
-    session: Session, token: str, purpose: str, secret: str, now: datetime | None = None
-) -> User:
-    now = now or utcnow()
+def _usable_link(
+    session: Session, token: str, purpose: str, secret: str, now: datetime, *, lock: bool
+) -> tuple[OneTimeToken, User]:
     raw, _, signature = token.partition(".")
     if not raw or not secrets.compare_digest(signature, sign(secret, purpose, raw)):
         raise InvalidValue("the link is invalid", field="token")
-    row = session.get(OneTimeToken, sha256_hex(token), with_for_update=True)
+    row = session.get(OneTimeToken, sha256_hex(token), with_for_update=lock)
     if row is None or row.purpose != purpose:
         raise InvalidValue("the link is invalid", field="token")
     if row.used_at is not None:
         raise InvalidValue("the link was already used", field="token")
     if row.expires_at <= now:
         raise InvalidValue("the link has expired; ask for a new one", field="token")
-    row.used_at = now
     user = session.get(User, row.user_id)
     if user is None:
         raise InvalidValue("the link is invalid", field="token")
+    return row, user
+
+
+def check_link_token(
+    session: Session, token: str, purpose: str, secret: str, now: datetime | None = None
+) -> User:
+    """The user of a usable link token, without spending it (the page a link opens, before the
+    person confirms). Raises `InvalidValue` as `consume_link_token` does."""
+    return _usable_link(session, token, purpose, secret, now or utcnow(), lock=False)[1]
+
+
+def consume_link_token(
+    session: Session, token: str, purpose: str, secret: str, now: datetime | None = None
+) -> User:
+    now = now or utcnow()
+    row, user = _usable_link(session, token, purpose, secret, now, lock=True)
+    row.used_at = now
     return user
+
+
+def void_link_tokens(session: Session, user_id: uuid.UUID, purpose: str, now: datetime | None = None) -> int:
+    """Spend every outstanding link of one purpose of a user (a password change voids the reset links
+    already mailed); how many there were."""
+    now = now or utcnow()
+    return session.execute(
+        sa.update(OneTimeToken)
+        .where(
+            OneTimeToken.user_id == user_id,
+            OneTimeToken.purpose == purpose,
+            OneTimeToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+    ).rowcount
 
 
 def verify_email(session: Session, token: str, secret: str, *, origin: audit.Origin) -> User:
@@ -185,8 +215,11 @@ def verify_email(session: Session, token: str, secret: str, *, origin: audit.Ori
 def set_password(
     session: Session, user: User, password_hash: str, *, origin: audit.Origin, reason: str
 ) -> None:
+    """Store a new password hash; every reset link still outstanding stops working (one mailed
+    before the change must not undo it)."""
     user.password_hash = password_hash
     user.updated_at = utcnow()
+    void_link_tokens(session, user.id, "reset_password", user.updated_at)
     audit.record(
         session,
         audit.PASSWORD_CHANGED,

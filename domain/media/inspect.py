@@ -10,6 +10,13 @@ In order, each step cheaper than the next:
 5. the limits (`MediaLimits`) and a structural check that the container is complete.
 
 Pure Python plus the `ffprobe` binary. Callers map the errors onto problem details by their status.
+
+ffmpeg and ffprobe never guess the format of an uploaded file: `input_args` opens it with the demuxer
+of the format `sniff` found (`-f mov`, `-f mp3`, ...) and only the protocol that reaches it
+(`-protocol_whitelist file`, or http(s) for an object in S3). Left to guess, ffmpeg takes a file that
+starts like an MP3 (an ID3 tag) and goes on as an HLS playlist or an ffconcat list for a playlist
+demuxer, which then opens the URLs and files the playlist names: requests into the platform's
+network, files of the server.
 """
 
 from __future__ import annotations
@@ -286,6 +293,55 @@ def _as_text(head: bytes) -> str | None:
     return text if printable >= 0.95 * max(len(text), 1) else None
 
 
+def check_head(head: bytes, limits: MediaLimits | None = None) -> Sniffed:
+    """The sniffed format of a file's first bytes (up to `HEAD_BYTES`), or UnsupportedMedia (415)
+    when they are not a video, audio or image format we accept (or a kind `limits` does not allow).
+    Uploads call it on the first 64 KB before storing anything more."""
+    sniffed = sniff(head[:HEAD_BYTES])
+    if sniffed.kind is None:
+        what = NOT_MEDIA.get(sniffed.format)
+        raise UnsupportedMedia(
+            f"the file is {what}, not video, audio or an image (whatever its name says)"
+            if what
+            else "the content is not a video, audio or image format we accept (whatever its name says)",
+            field="file",
+        )
+    if limits is not None:
+        _allow(sniffed.kind, limits)
+    return sniffed
+
+
+# ffmpeg's demuxer for each format `sniff` names.
+DEMUXERS = {
+    "mp4": "mov", "mov": "mov", "3gp": "mov", "heif": "mov", "avif": "mov",
+    "webm": "matroska", "matroska": "matroska", "avi": "avi", "mpegts": "mpegts", "m2ts": "mpegts",
+    "mp3": "mp3", "aac": "aac", "wav": "wav", "flac": "flac", "ogg": "ogg",
+    "jpeg": "jpeg_pipe", "png": "png_pipe", "gif": "gif", "webp": "webp_pipe", "tiff": "tiff_pipe",
+}  # fmt: skip
+REMOTE_PROTOCOLS = "http,https,tcp,tls"
+
+
+def demuxer(head: bytes) -> str:
+    """The ffmpeg demuxer that reads a file starting with `head` (UnsupportedMedia if none)."""
+    sniffed = check_head(head)
+    if sniffed.format == "png":
+        header = read_image_header(head)
+        return "apng" if header is not None and header.animated else "png_pipe"
+    return DEMUXERS[sniffed.format]
+
+
+def input_args(path: str | Path | Source) -> list[str]:
+    """The ffmpeg/ffprobe arguments that open an uploaded file: its sniffed demuxer, the one protocol
+    it is read with, then `-i` and its URL (`file:` for a local file: no name is taken for a
+    protocol). Put them where the input goes; each input of a command needs its own. Raises
+    UnsupportedMedia when the file is not a format we accept."""
+    source = _source(path)
+    with source.open() as f:
+        head = f.read(HEAD_BYTES)
+    protocols = "file" if source.url.startswith("file:") else REMOTE_PROTOCOLS
+    return ["-protocol_whitelist", protocols, "-f", demuxer(head), "-i", source.url]
+
+
 # ------------------------------------------------------------------------------------- image header
 
 
@@ -527,11 +583,12 @@ class Probe:
 def probe(path: str | Path | Source, *, timeout: float = 60) -> Probe:
     """What ffprobe reads in the file: container, streams, chapters. Nothing is decoded; the first
     `VFR_PACKETS` packets' timestamps are read to tell a variable frame rate. Raises InvalidMedia
-    with ffprobe's own reason (e.g. "moov atom not found" for a cut MP4)."""
-    target = path.url if isinstance(path, Source) else f"file:{Path(path).resolve()}"
-    # A remote source is read over HTTP(S) only: whatever the file names, ffprobe opens no local file.
-    protocols = [] if target.startswith("file:") else ["-protocol_whitelist", "http,https,tcp,tls"]
-    command = ["ffprobe", "-v", "error", *protocols, "-print_format", "json", "-show_format", "-show_streams",
+    with ffprobe's own reason (e.g. "moov atom not found" for a cut MP4), UnsupportedMedia when the
+    file is no format we accept. The file is read with its sniffed demuxer over one protocol
+    (`input_args`): a local file opens no URL, an object in S3 no local file, a playlist nothing."""
+    source = _source(path)
+    *options, _, target = input_args(source)
+    command = ["ffprobe", "-v", "error", *options, "-print_format", "json", "-show_format", "-show_streams",
                "-show_chapters", "-show_entries", "packet=stream_index,pts", "-read_intervals",
                f"%+#{VFR_PACKETS}", target]  # fmt: skip
     try:
@@ -716,15 +773,7 @@ def validate(
         )
     with source.open() as f:
         head = f.read(HEAD_BYTES)
-        sniffed = sniff(head)
-        if sniffed.kind is None:
-            what = NOT_MEDIA.get(sniffed.format)
-            raise UnsupportedMedia(
-                f"the file is {what}, not video, audio or an image (whatever its name says)"
-                if what
-                else "the content is not a video, audio or image format we accept (whatever its name says)",
-                field="file",
-            )
+        sniffed = check_head(head)
         header = read_image_header(f) if sniffed.kind == "image" else None
     if sniffed.kind == "image":
         _allow(sniffed.kind, limits)

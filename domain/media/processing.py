@@ -4,6 +4,10 @@ behind each run it requests, and which media may leave Dagster's `media` partiti
 A request is a `media_jobs` row plus an outbox event, written in one transaction; the media sensor
 reads the event and requests the run. Retention only trims Dagster's partition set: the media, its
 jobs and variants stay in the operational DB, and a re-process adds the partition back.
+
+A media's jobs are its uploader's business and that of whoever may edit content (`content:update`):
+to anyone else a media or job is as unknown as one that does not exist (`visible_job`,
+`may_manage`). One job per media and kind is unfinished (pending or processing) at a time.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ TRANSCODE_REQUESTED = "media.transcode_requested"
 ANALYZE_REQUESTED = "media.analyze_requested"
 FAILED = "media.failed"
 FINISHED = ("completed", "failed")
+UNFINISHED = ("pending", "processing")
 NO_ANALYSIS_ASSETS = (
     "no analysis assets are installed in this deployment "
     "(transcription and moderation come with their own issue)"
@@ -49,13 +54,51 @@ def _choose(values: Sequence[str] | None, allowed: tuple[str, ...], field: str) 
     return chosen
 
 
-def _processable(session: Session, media_id: uuid.UUID) -> MediaAsset:
-    asset = session.get(MediaAsset, media_id)
-    if asset is None:
+def may_manage(asset: MediaAsset, user_id: uuid.UUID | None, *, may_update_content: bool) -> bool:
+    """The uploader, or anyone holding `content:update`; `user_id` None is the platform itself."""
+    return (
+        user_id is None
+        or may_update_content
+        or (asset.uploaded_by is not None and asset.uploaded_by == user_id)
+    )
+
+
+def visible_job(
+    session: Session, job_id: uuid.UUID, user_id: uuid.UUID, *, may_update_content: bool
+) -> MediaJob | None:
+    """The job if it exists and `user_id` may watch it (its media's uploader, or `content:update`)."""
+    job = session.get(MediaJob, job_id)
+    if job is None:
+        return None
+    asset = session.get(MediaAsset, job.media_asset_id)
+    return (
+        job
+        if asset is not None and may_manage(asset, user_id, may_update_content=may_update_content)
+        else None
+    )
+
+
+def _processable(
+    session: Session, media_id: uuid.UUID, kind: str, requested_by: uuid.UUID | None, may_update_content: bool
+) -> MediaAsset:
+    # Locked: two requests racing for the same media queue one job, not two.
+    asset = session.get(MediaAsset, media_id, with_for_update=True)
+    if asset is None or not may_manage(asset, requested_by, may_update_content=may_update_content):
         raise NotFound(f"media {media_id} does not exist")
     if asset.upload_status == "failed" and _original_refused(session, media_id):
         raise Conflict(
             f"media {media_id} cannot be processed: its original failed validation; upload a new file"
+        )
+    waiting = session.scalar(
+        sa.select(MediaJob)
+        .where(MediaJob.media_asset_id == media_id, MediaJob.kind == kind, MediaJob.status.in_(UNFINISHED))
+        .order_by(MediaJob.created_at)
+        .limit(1)
+    )
+    if waiting is not None:
+        raise Conflict(
+            f"a {kind} job of media {media_id} is {waiting.status} already: follow it at "
+            f"/api/v1/media/job/{waiting.id}/status, and ask again once it has finished"
         )
     return asset
 
@@ -99,12 +142,14 @@ def request_transcode(
     formats: Sequence[str] | None = None,
     *,
     requested_by: uuid.UUID | None = None,
+    may_update_content: bool = True,
 ) -> MediaJob:
     """A `transcode` job for the given formats (all when None) and its `media.transcode_requested`
-    event. Raises NotFound (unknown media), InvalidValue (unknown format), Conflict (the original
-    failed validation, so there is nothing to transcode)."""
+    event. Raises NotFound (unknown media, or not the requester's to manage), InvalidValue (unknown
+    format), Conflict (the original failed validation, so there is nothing to transcode; or a
+    transcode job of the media is unfinished)."""
     chosen = _choose(formats, FORMATS, "formats")
-    _processable(session, media_id)
+    _processable(session, media_id, "transcode", requested_by, may_update_content)
     job = _new_job(session, media_id, "transcode", {"formats": chosen})
     record_event(
         session,
@@ -127,12 +172,13 @@ def request_analysis(
     analyses: Sequence[str] | None = None,
     *,
     requested_by: uuid.UUID | None = None,
+    may_update_content: bool = True,
 ) -> MediaJob:
     """An `analyze` job (transcription and/or moderation; both when None) and its
     `media.analyze_requested` event. Same refusals as `request_transcode`; a picture has no speech
     to transcribe."""
     chosen = _choose(analyses, ANALYSES, "analyses")
-    asset = _processable(session, media_id)
+    asset = _processable(session, media_id, "analyze", requested_by, may_update_content)
     if asset.content_type == "image" and "transcription" in chosen:
         raise InvalidValue(f"media {media_id} is an image: it has no speech to transcribe", field="analyses")
     job = _new_job(session, media_id, "analyze", {"analyses": chosen})

@@ -10,6 +10,9 @@ join it as an `EXT-X-MEDIA` audio group without touching the video.
 Audio uploads are normalized to EBU R128 (-23 LUFS, two passes of `loudnorm`) and written as MP3
 and as AAC; the AAC file is a single-file fMP4 with its own HLS playlist, so a dubbed track needs
 nothing more to join a video's master.
+
+Every command reads the upload with its sniffed demuxer and the file protocol only
+(`inspect.input_args`): a file is never taken for a playlist that would open other URLs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from domain.media.inspect import input_args
 
 SEGMENT_S = 4  # HLS segment length; the GOP is the same 4 s so every segment starts on a keyframe
 LOUDNESS = {"I": -23.0, "TP": -1.0, "LRA": 11.0}  # EBU R128
@@ -130,7 +135,7 @@ def ladder_command(source: Path, out_dir: Path, plan: VideoPlan, *, preset: str 
         else:
             graph.append(f"[{label}]{chain},split=2[v{i}][n{i}]")
             label = f"n{i}"
-    args = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-nostats", "-progress", "pipe:1", "-i", f"file:{source}",
+    args = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-nostats", "-progress", "pipe:1", *input_args(source),
             "-filter_complex", ";".join(graph)]  # fmt: skip
     for i in range(len(rungs)):
         args += ["-map", f"[v{i}]"]
@@ -241,7 +246,7 @@ def measure_loudness(source: Path, *, timeout: float = 3600) -> dict[str, float]
     """First `loudnorm` pass: the file's integrated loudness, range, true peak and threshold."""
     target = ":".join(f"{k}={v}" for k, v in LOUDNESS.items())
     done = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostdin", "-i", f"file:{source}", "-map", "0:a:0",
+        ["ffmpeg", "-hide_banner", "-nostdin", *input_args(source), "-map", "0:a:0",
          "-af", f"loudnorm={target}:print_format=json", "-f", "null", "-"],
         capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
@@ -269,7 +274,7 @@ def loudnorm_filter(measured: dict[str, float]) -> str:
 
 def audio_command(source: Path, out_dir: Path, measured: dict[str, float]) -> list[str]:
     """One decode, normalized once, then MP3 and AAC (a single-file fMP4 with an HLS playlist)."""
-    return ["ffmpeg", "-v", "error", "-nostdin", "-y", "-nostats", "-progress", "pipe:1", "-i", f"file:{source}",
+    return ["ffmpeg", "-v", "error", "-nostdin", "-y", "-nostats", "-progress", "pipe:1", *input_args(source),
             "-filter_complex", f"[0:a:0]{loudnorm_filter(measured)},asplit=2[m][a]",
             "-map", "[m]", "-c:a", "libmp3lame", "-b:a", f"{MP3_BITRATE_K}k", "-ar", "48000", "-ac", "2",
             str(out_dir / "audio.mp3"),
@@ -282,7 +287,7 @@ def audio_command(source: Path, out_dir: Path, measured: dict[str, float]) -> li
 def integrated_loudness(path: Path) -> float:
     """The EBU R128 integrated loudness of a file's audio (LUFS), from ffmpeg's `ebur128` filter."""
     done = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostdin", "-i", f"file:{path}", "-map", "0:a:0", "-af", "ebur128",
+        ["ffmpeg", "-hide_banner", "-nostdin", *input_args(path), "-map", "0:a:0", "-af", "ebur128",
          "-f", "null", "-"], capture_output=True, text=True, check=False, timeout=3600,
     )  # fmt: skip
     found = re.findall(r"I:\s+(-?[0-9.]+) LUFS", done.stderr)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from domain.media.inspect import input_args
+
 TILE_WIDTH = 160
 COLUMNS = 10
 MAX_TILES = 100
@@ -92,6 +94,7 @@ def _grab(
     width, height = size
     frames: list[Image.Image | None] = []
     seek = ["-skip_frame", "nokey", "-noaccurate_seek"] if keyframes else []
+    opened = input_args(source)  # the sniffed demuxer and the file protocol, for every input
     for first in range(0, len(times), BATCH):
         batch = times[first : first + BATCH]
         inputs: list[str] = []
@@ -99,7 +102,7 @@ def _grab(
         paths = [work / f"tile-{first + i:03d}.rgb" for i in range(len(batch))]
         for i, (time_s, path) in enumerate(zip(batch, paths, strict=True)):
             path.unlink(missing_ok=True)
-            inputs += [*seek, "-threads", "1", "-ss", f"{time_s:.3f}", "-i", str(source)]
+            inputs += [*seek, "-threads", "1", "-ss", f"{time_s:.3f}", *opened]
             outputs += ["-map", f"{i}:v:0", "-frames:v", "1", "-fps_mode", "passthrough", "-vf", f"scale={width}:{height}",
                         "-f", "rawvideo", "-pix_fmt", "rgb24", str(path)]  # fmt: skip
         _ffmpeg([*inputs, *outputs])

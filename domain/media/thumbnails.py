@@ -1,6 +1,7 @@
 """Posters for a video: several candidate frames, each read by seeking the input (so the time
 does not grow with the video's length), the one with the most detail wins (black or flat frames
-lose), and it is written at several widths as WebP and JPEG in one ffmpeg call."""
+lose), and it is written at several widths as WebP and JPEG in one ffmpeg call. The upload is
+read with its sniffed demuxer and the file protocol only (`inspect.input_args`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import statistics
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from domain.media.inspect import input_args
 
 POSTER_WIDTHS = (320, 640, 1280)
 CANDIDATES = 5
@@ -53,7 +56,7 @@ def _ffmpeg(args: list[str], timeout: float = 60) -> bytes:
 
 
 def measure(source: Path, time_s: float) -> Candidate:
-    raw = _ffmpeg(["-ss", f"{time_s:.3f}", "-i", str(source), "-frames:v", "1", "-vf",
+    raw = _ffmpeg(["-ss", f"{time_s:.3f}", *input_args(source), "-frames:v", "1", "-vf",
                    f"scale={_PROBE_W}:{_PROBE_H},format=gray", "-f", "rawvideo", "-"])  # fmt: skip
     if not raw:
         return Candidate(time_s, 0.0, 0.0)
@@ -83,5 +86,5 @@ def render_posters(
         outputs += ["-map", f"[j{i}]", "-frames:v", "1", "-q:v", "3", str(jpg),
                     "-map", f"[w{i}]", "-frames:v", "1", "-c:v", "libwebp", "-quality", "80", str(webp)]  # fmt: skip
         posters += [Poster(jpg, width, height, "jpg"), Poster(webp, width, height, "webp")]
-    _ffmpeg(["-y", "-ss", f"{time_s:.3f}", "-i", str(source), "-filter_complex", ";".join(graph), *outputs])
+    _ffmpeg(["-y", "-ss", f"{time_s:.3f}", *input_args(source), "-filter_complex", ";".join(graph), *outputs])
     return posters

@@ -6,16 +6,19 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from domain.errors import InvalidValue, NotFound
+from domain.content import check_may_attach
+from domain.errors import DomainError, InvalidValue, NotFound
 from domain.ids import new_id
 from domain.outbox import record_event
 from domain.schema import ContentItem, MediaAsset, MediaJob, TusUpload, utcnow
+from domain.settings import Settings
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,expiration,checksum,termination"
@@ -91,8 +94,10 @@ def parse_checksum(header: str | None) -> bytes | None:
 
 
 def check_link(
-    session: Session, content_item_id: str | None, language: str | None
+    session: Session, content_item_id: str | None, language: str | None, *, actor: uuid.UUID | None = None
 ) -> tuple[uuid.UUID | None, str | None]:
+    """The content item and language an upload joins. Joining live (published or scheduled) content
+    needs `content:publish` (`domain.content.check_may_attach`): a dub changes what the public hears."""
     item_id = None
     if content_item_id:
         try:
@@ -106,6 +111,7 @@ def check_link(
             is None
         ):
             raise NotFound(f"content {item_id} does not exist")
+        check_may_attach(session, item_id, actor)
     if language is not None and language not in LANGUAGES:
         raise InvalidValue("language must be ar or en", field="language")
     return item_id, language or None
@@ -123,7 +129,7 @@ def new_tus_upload(
     now: datetime | None = None,
 ) -> TusUpload:
     check_length(length)
-    check_link(session, metadata.get("content_item_id"), metadata.get("language"))
+    check_link(session, metadata.get("content_item_id"), metadata.get("language"), actor=owner_id)
     now = now or utcnow()
     upload = TusUpload(
         id=upload_id or new_id(),
@@ -156,7 +162,7 @@ def record_upload(
     language: str | None,
     uploaded_by: uuid.UUID | None,
 ) -> tuple[MediaAsset, MediaJob]:
-    item_id, language = check_link(session, content_item_id, language)
+    item_id, language = check_link(session, content_item_id, language, actor=uploaded_by)
     now = utcnow()
     asset = MediaAsset(
         id=media_id,
@@ -226,3 +232,89 @@ def expired_uploads(session: Session, now: datetime | None = None, limit: int = 
             .limit(limit)
         )
     )
+
+
+# --- limits per user: uploads in progress, bytes a day, free disk -------------------------------------
+
+
+class TooManyUploads(DomainError):
+    status = 429
+    title = "Too many uploads in progress"
+
+
+class UploadQuotaExceeded(DomainError):
+    status = 413
+    title = "Daily upload quota exceeded"
+
+
+class InsufficientStorage(DomainError):
+    status = 507
+    title = "Insufficient storage"
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Per user: uploads in progress at once and bytes per UTC day; for the host: the free space the
+    uploads directory's file system keeps (settings `THMNAYAH_UPLOAD_*`)."""
+
+    max_concurrent: int = 4
+    daily_bytes: int = 50 * 1024**3
+    min_free_bytes: int = 1024**3
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UploadLimits:
+        return cls(
+            max_concurrent=settings.upload_max_concurrent,
+            daily_bytes=settings.upload_daily_quota_mb * 1024**2,
+            min_free_bytes=settings.upload_min_free_mb * 1024**2,
+        )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:.1f} MiB"
+
+
+def check_concurrency(in_progress: int, limits: UploadLimits) -> None:
+    """Refuse a new upload (429) when the user already has `max_concurrent` in progress."""
+    if in_progress >= limits.max_concurrent:
+        raise TooManyUploads(
+            f"you have {in_progress} uploads in progress, the most at once is {limits.max_concurrent}; "
+            "finish one, or terminate an unfinished tus upload (DELETE its URL), then try again"
+        )
+
+
+def check_daily_quota(used: int, adding: int, limits: UploadLimits, *, field: str | None = None) -> None:
+    """Refuse (413) when `adding` more bytes would pass the daily quota, `used` being the bytes the
+    user sent today (and, at a tus creation, what their unfinished uploads still have to send)."""
+    if used + adding > limits.daily_bytes:
+        left = max(0, limits.daily_bytes - used)
+        raise UploadQuotaExceeded(
+            f"this upload would pass your daily upload quota of {_mib(limits.daily_bytes)} "
+            f"({_mib(left)} left today, UTC); try again tomorrow",
+            field=field,
+        )
+
+
+def check_free_space(free: int, adding: int, limits: UploadLimits) -> None:
+    """Refuse (507) when taking `adding` more bytes would leave less than the margin free."""
+    if free - adding < limits.min_free_bytes:
+        raise InsufficientStorage(
+            "the server is short of disk space for uploads; try again later (operators: free space "
+            "under <data_dir>/uploads or lower THMNAYAH_UPLOAD_MIN_FREE_MB)"
+        )
+
+
+def day_key(now: datetime | None = None) -> str:
+    """The UTC day a byte counts towards."""
+    return (now or utcnow()).strftime("%Y-%m-%d")
+
+
+def open_tus_uploads(session: Session, owner_id: uuid.UUID, now: datetime | None = None) -> tuple[int, int]:
+    """The user's unfinished, unexpired tus uploads: how many, and the bytes they still have to send."""
+    now = now or utcnow()
+    count, remaining = session.execute(
+        sa.select(
+            sa.func.count(), sa.func.coalesce(sa.func.sum(TusUpload.length - TusUpload.offset), 0)
+        ).where(TusUpload.owner_id == owner_id, TusUpload.completed_at.is_(None), TusUpload.expires_at > now)
+    ).one()
+    return int(count), int(remaining)

@@ -3,7 +3,12 @@ signed, expiring URL of the API (players and <img> tags cannot send bearer token
 
 The signed URL signs a media id's published folders, not one file, and carries the signature in
 its path (`/api/v1/media/files/<media>/<expires>/<sig>/renditions/...`): an HLS master names its
-playlists and segments by relative URLs, and those resolve under the same signature."""
+playlists and segments by relative URLs, and those resolve under the same signature.
+
+A link is signed either for public media (a published item's, 24 h) or for private media (1 h,
+handed out only to holders of `content:read_unpublished`); the two sign different messages. A
+public link is honoured only while its media is still public (the serving routes check), so an
+item unpublished or archived takes its public links with it; a private link stands for its hour."""
 
 from __future__ import annotations
 
@@ -17,40 +22,59 @@ PUBLIC_TTL_S = 24 * 3600
 PRIVATE_TTL_S = 3600
 
 
-def signature(secret: str, variant_id: uuid.UUID, expires: int) -> str:
-    return hmac.new(secret.encode(), f"variant:{variant_id}:{expires}".encode(), hashlib.sha256).hexdigest()[
-        :40
-    ]
+def _sign(secret: str, message: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def signature(secret: str, variant_id: uuid.UUID, expires: int, *, private: bool = False) -> str:
+    scope = "variant-private" if private else "variant"
+    return _sign(secret, f"{scope}:{variant_id}:{expires}")
 
 
 def signed_path(secret: str, variant_id: uuid.UUID, *, private: bool, now: float | None = None) -> str:
     expires = int((now or time.time()) + (PRIVATE_TTL_S if private else PUBLIC_TTL_S))
-    return f"/api/v1/media/variants/{variant_id}/file?expires={expires}&sig={signature(secret, variant_id, expires)}"
+    sig = signature(secret, variant_id, expires, private=private)
+    return f"/api/v1/media/variants/{variant_id}/file?expires={expires}&sig={sig}"
 
 
-def check(secret: str, variant_id: uuid.UUID, expires: int, sig: str, now: float | None = None) -> str | None:
-    """None when the link is good, else why not."""
-    if not hmac.compare_digest(sig, signature(secret, variant_id, expires)):
+def _refusal(good: bool, expires: int, now: float | None) -> str | None:
+    if not good:
         return "the link's signature does not match"
     if expires < (now or time.time()):
         return "the link has expired; ask the API for a fresh one"
     return None
 
 
+def check(secret: str, variant_id: uuid.UUID, expires: int, sig: str, now: float | None = None) -> str | None:
+    """None when the link is good (signed public or private), else why not. A public one is good only
+    while its media is public: see `signed_private`."""
+    good = any(
+        hmac.compare_digest(sig, signature(secret, variant_id, expires, private=private))
+        for private in (True, False)
+    )
+    return _refusal(good, expires, now)
+
+
+def signed_private(secret: str, variant_id: uuid.UUID, expires: int, sig: str) -> bool:
+    """Whether a per-variant link was signed for private media (else it needs its media public now)."""
+    return hmac.compare_digest(sig, signature(secret, variant_id, expires, private=True))
+
+
 FILES_PREFIX = "/api/v1/media/files"
 _PUBLISHED = re.compile(r"^(renditions|thumbnails)(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}){1,4}$")
 
 
-def files_signature(secret: str, media_id: uuid.UUID, expires: int) -> str:
-    return hmac.new(
-        secret.encode(), f"media-files:{media_id}:{expires}".encode(), hashlib.sha256
-    ).hexdigest()[:40]
+def files_signature(secret: str, media_id: uuid.UUID, expires: int, *, private: bool = False) -> str:
+    scope = "media-files-private" if private else "media-files"
+    return _sign(secret, f"{scope}:{media_id}:{expires}")
 
 
 def files_base(secret: str, media_id: uuid.UUID, *, private: bool, now: float | None = None) -> str:
     """The signed folder of a media id's published files (no trailing slash)."""
     expires = int((now or time.time()) + (PRIVATE_TTL_S if private else PUBLIC_TTL_S))
-    return f"{FILES_PREFIX}/{media_id}/{expires}/{files_signature(secret, media_id, expires)}"
+    return (
+        f"{FILES_PREFIX}/{media_id}/{expires}/{files_signature(secret, media_id, expires, private=private)}"
+    )
 
 
 def published_key(media_id: uuid.UUID, rest: str) -> str | None:
@@ -62,11 +86,17 @@ def published_key(media_id: uuid.UUID, rest: str) -> str | None:
 def check_files(
     secret: str, media_id: uuid.UUID, expires: int, sig: str, now: float | None = None
 ) -> str | None:
-    if not hmac.compare_digest(sig, files_signature(secret, media_id, expires)):
-        return "the link's signature does not match"
-    if expires < (now or time.time()):
-        return "the link has expired; ask the API for a fresh one"
-    return None
+    """None when the signed folder is good (public or private), else why not; see `files_private`."""
+    good = any(
+        hmac.compare_digest(sig, files_signature(secret, media_id, expires, private=private))
+        for private in (True, False)
+    )
+    return _refusal(good, expires, now)
+
+
+def files_private(secret: str, media_id: uuid.UUID, expires: int, sig: str) -> bool:
+    """Whether a signed folder was signed for private media (else it needs its media public now)."""
+    return hmac.compare_digest(sig, files_signature(secret, media_id, expires, private=True))
 
 
 _CROSS_MEDIA = re.compile(r'URI="\.\./\.\./\.\./([0-9a-f-]{36})/([^"]+)"')

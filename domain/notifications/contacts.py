@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from domain.auth import totp
 from domain.errors import InvalidValue, NotFound
+from domain.notifications import webhooks
 from domain.schema import NotificationContact, utcnow
 
 CONTACT_CHANNELS = ("sms", "push", "webhook")
@@ -55,10 +56,17 @@ def normalize_phone(value: str) -> str:
     return phone
 
 
-def check_webhook_url(value: str) -> str:
+def check_webhook_url(value: str, *, allow_private_networks: bool = False) -> str:
+    """An http(s) URL with a host and no credentials; unless `allow_private_networks`, a host written
+    as an IP address must be public (`webhooks.is_public_address`). Host names are resolved by the
+    caller (`resources.webhook_http.check_destination`): that is I/O."""
     url = (value or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > ADDRESS_MAX:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or len(url) > ADDRESS_MAX:
         raise InvalidValue(
             f"{value!r} is not an http(s) URL with a host (at most {ADDRESS_MAX} characters)", field="address"
         )
@@ -66,6 +74,10 @@ def check_webhook_url(value: str) -> str:
         raise InvalidValue(
             "a webhook URL must not carry credentials; use the signing secret", field="address"
         )
+    if not allow_private_networks and webhooks.parse_address(parts.hostname) is not None:
+        refused = webhooks.non_public(parts.hostname, [parts.hostname])
+        if refused:
+            raise InvalidValue(refused, field="address")
     return url
 
 
@@ -76,13 +88,13 @@ def check_device_token(value: str) -> str:
     return token
 
 
-def check_address(channel: str, address: str) -> str:
+def check_address(channel: str, address: str, *, allow_private_networks: bool = False) -> str:
     if channel == "sms":
         return normalize_phone(address)
     if channel == "push":
         return check_device_token(address)
     if channel == "webhook":
-        return check_webhook_url(address)
+        return check_webhook_url(address, allow_private_networks=allow_private_networks)
     raise InvalidValue(f"channel must be one of {', '.join(CONTACT_CHANNELS)}", field="channel")
 
 
@@ -95,10 +107,16 @@ class NewContact:
 
 
 def register(
-    session: Session, user_id: uuid.UUID, new: NewContact, *, secret_key: str
+    session: Session,
+    user_id: uuid.UUID,
+    new: NewContact,
+    *,
+    secret_key: str,
+    allow_private_networks: bool = False,
 ) -> NotificationContact:
-    """Add a contact, or update the one with the same channel and address (its secret, its state)."""
-    address = check_address(new.channel, new.address)
+    """Add a contact, or update the one with the same channel and address (its secret, its state).
+    A webhook URL naming a non-public IP address is refused unless `allow_private_networks`."""
+    address = check_address(new.channel, new.address, allow_private_networks=allow_private_networks)
     if new.channel == "webhook":
         if not new.secret or not (SECRET_MIN <= len(new.secret) <= SECRET_MAX):
             raise InvalidValue(

@@ -24,19 +24,31 @@ call `verify` (Python) or do the same steps in any language:
 
 `verify` raises `WebhookReplayError` (a `WebhookSignatureError`) for a duplicate delivery id, so a
 receiver can tell "already handled" (answer 2xx) from "not signed by us" (answer 401).
+
+Where a webhook may go (`is_public_address`, `non_public`): users choose webhook URLs, so unless
+`THMNAYAH_WEBHOOK_ALLOW_PRIVATE_NETWORKS` is set, a destination must be on the public internet: not
+loopback, private, link-local (cloud metadata at 169.254.169.254), shared (CGNAT), reserved,
+multicast or unspecified, also not when such an IPv4 address hides inside an IPv6 one (IPv4-mapped,
+6to4, Teredo, NAT64). A literal address is refused when the contact is registered; a host name is
+resolved at registration (refused when it resolves to such an address) and again before each
+delivery, which then connects to exactly the address it checked (`resources.webhook_http`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping
 
 TIMESTAMP_HEADER = "X-Thmnayah-Timestamp"
 SIGNATURE_HEADER = "X-Thmnayah-Signature"
 DELIVERY_HEADER = "X-Thmnayah-Delivery"
 SCHEME = "v1"
 DEFAULT_TOLERANCE = 300
+ALLOW_PRIVATE_SETTING = "THMNAYAH_WEBHOOK_ALLOW_PRIVATE_NETWORKS"
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: the IPv4 address is the last 32 bits
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64: inside some network
 
 
 class WebhookSignatureError(Exception):
@@ -117,3 +129,45 @@ def verify(
         if delivery_id in seen:
             raise WebhookReplayError(f"delivery {delivery_id} was already received")
         seen.add(delivery_id)
+
+
+# --- where a webhook may go ------------------------------------------------------------------------
+
+
+def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address written as one (`[::1]`'s brackets and an IPv6 zone allowed); None for a name."""
+    try:
+        return ipaddress.ip_address(text.strip("[]").split("%")[0])
+    except ValueError:
+        return None
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for an address on the public internet (see the module docstring)."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return False
+        if address in _NAT64:
+            return is_public_address(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+        if embedded is not None:
+            return is_public_address(embedded)
+    return True
+
+
+def non_public(host: str, addresses: Iterable[str]) -> str | None:
+    """Why a webhook to `host`, which resolves to `addresses`, is refused; None when every address is
+    public. One non-public address is enough: the connection could go to any of them. The reason
+    never names the address a name resolved to (users read it: no map of the internal network)."""
+    for text in addresses:
+        address = parse_address(text)
+        if address is not None and is_public_address(address):
+            continue
+        verb = "is" if parse_address(host) is not None else "resolves to"
+        return (
+            f"the webhook host {host!r} {verb} a non-public address (loopback, private, link-local or "
+            f"reserved); set {ALLOW_PRIVATE_SETTING}=true to allow it"
+        )
+    return None

@@ -11,6 +11,12 @@ access token in an HttpOnly, SameSite=Strict cookie scoped to `/dashboard`. The 
 that cookie only for GET requests under `/dashboard` (`serving.auth.security`), never for the JSON
 API, so the cookie cannot be used to change anything. The session lasts as long as the access token.
 
+Login CSRF (another site posting the form with its own credentials, so the victim works in the
+attacker's account): the sign-in page sets a random `CSRF_COOKIE` (HttpOnly, SameSite=Strict) and puts
+its HMAC under the platform secret in a hidden field (a signed double-submit token); a post needs
+both to match, and one a browser marks as cross-site or same-site (`Sec-Fetch-Site`) is refused too.
+A refused post answers 403 with a fresh form.
+
 Errors: a browser (a request that accepts `text/html`) without a valid cookie is sent to the sign-in
 page, and one without `analytics:read` gets an HTML 403 page; any other client gets the API's problem
 details (401/403), like every API route.
@@ -18,6 +24,7 @@ details (401/403), like every API route.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -39,6 +46,7 @@ from sqlalchemy.orm import Session
 
 from domain.analytics import dashboard
 from domain.auth import audit, sessions
+from domain.auth.keys import sign
 from domain.errors import InvalidValue
 from domain.schema import UserSession
 from serving.analytics import svg
@@ -69,6 +77,7 @@ LABELS: dict[str, dict[str, str]] = {
         "mfa_prompt": "Enter the 6-digit code from your authenticator app.",
         "missing": "Enter your email or username and your password.",
         "missing_code": "Enter the code from your authenticator app.",
+        "csrf": "This sign-in form expired or was sent from another site. Sign in again here.",
         "sign_out": "Sign out",
         "forbidden": "You are signed in, but this dashboard needs the analytics:read permission.",
         "forbidden_title": "Not allowed",
@@ -118,6 +127,7 @@ LABELS: dict[str, dict[str, str]] = {
         "mfa_prompt": "أدخل الرمز المكوّن من 6 أرقام من تطبيق المصادقة.",
         "missing": "أدخل بريدك الإلكتروني أو اسم المستخدم وكلمة المرور.",
         "missing_code": "أدخل الرمز من تطبيق المصادقة.",
+        "csrf": "انتهت صلاحية نموذج الدخول أو أُرسل من موقع آخر. سجّل الدخول من هنا مرة أخرى.",
         "sign_out": "تسجيل الخروج",
         "forbidden": "لقد سجّلت الدخول، لكن هذه اللوحة تتطلب صلاحية analytics:read.",
         "forbidden_title": "غير مسموح",
@@ -184,6 +194,7 @@ class LoginForm:
     mfa_code: str = ""
     challenge: str = ""
     lang: str = "en"
+    csrf: str = ""  # the sign-in page's token (see CSRF_COOKIE)
 
 
 def _lang(value: str | None) -> Lang:
@@ -230,6 +241,59 @@ def render(
         "X-Content-Type-Options": "nosniff",
     }
     return Response(html, status_code=status_code, media_type=MediaType.HTML, headers=headers)
+
+
+CSRF_COOKIE = "thmnayah_login_csrf"
+CSRF_PURPOSE = "dashboard-login-csrf"
+_CSRF_NONCE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+
+
+def _secure(request: Request, auth: AuthContext) -> bool:
+    """Cookies carry Secure over https (a Secure cookie sent over plain http would never come back)."""
+    return request.url.scheme == "https" or auth.settings.public_base_url.startswith("https://")
+
+
+def _csrf_nonce(request: Request) -> str | None:
+    nonce = request.cookies.get(CSRF_COOKIE, "")
+    return nonce if _CSRF_NONCE.match(nonce) else None
+
+
+def csrf_ok(request: Request, auth: AuthContext, field: str) -> bool:
+    """The form came from this browser's own sign-in page: its hidden token is the HMAC of the
+    browser's CSRF cookie, and the browser does not say the post came from another site."""
+    if request.headers.get("sec-fetch-site", "") in ("cross-site", "same-site"):
+        return False
+    nonce = _csrf_nonce(request)
+    if nonce is None or not field:
+        return False
+    return secrets.compare_digest(field.encode(), sign(auth.secret, CSRF_PURPOSE, nonce).encode())
+
+
+def login_page(
+    request: Request, auth: AuthContext, *, lang: Lang, status_code: int = 200, **context: Any
+) -> Response[str]:
+    """The sign-in form with this browser's CSRF token (a new cookie when it has none)."""
+    nonce = _csrf_nonce(request)
+    new = nonce is None
+    nonce = nonce or secrets.token_urlsafe(32)
+    response = render(
+        "login.html",
+        lang=lang,
+        switch_url=_url(LOGIN_PATH, _other(lang)),
+        status_code=status_code,
+        csrf=sign(auth.secret, CSRF_PURPOSE, nonce),
+        **context,
+    )
+    if new:
+        response.set_cookie(
+            CSRF_COOKIE,
+            nonce,
+            path=DASHBOARD_PATH,
+            httponly=True,
+            samesite="strict",
+            secure=_secure(request, auth),
+        )
+    return response
 
 
 def _delete_cookie(response: Response) -> Response:
@@ -389,9 +453,13 @@ class DashboardPageController(Controller):
     }
 
     @get("/login", opt=requires(PUBLIC))
-    async def login_form(self, lang: Annotated[str | None, QueryParameter()] = None) -> Response[str]:
-        language = _lang(lang)
-        return render("login.html", lang=language, switch_url=_url(LOGIN_PATH, _other(language)))
+    async def login_form(
+        self,
+        request: Request,
+        auth: NamedDependency[AuthContext],
+        lang: Annotated[str | None, QueryParameter()] = None,
+    ) -> Response[str]:
+        return login_page(request, auth, lang=_lang(lang))
 
     @post("/login", opt=requires(PUBLIC), request_max_body_size=FORM_MAX_BYTES)
     async def login(
@@ -405,24 +473,22 @@ class DashboardPageController(Controller):
         again). Errors re-render the form with the login kept and the password never echoed."""
         lang = _lang(data.lang)
         t = LABELS[lang]
-        form = {"lang": lang, "switch_url": _url(LOGIN_PATH, _other(lang)), "login": data.login[:254]}
+        form = {"lang": lang, "login": data.login[:254]}
         origin = auth.origin(request)
+        if data.challenge and not data.mfa_code.strip():
+            return login_page(
+                request, auth, status_code=400, error=t["missing_code"], challenge=data.challenge, **form
+            )
+        if not data.challenge and (not data.login.strip() or not data.password):
+            return login_page(request, auth, status_code=400, error=t["missing"], **form)
+        if not csrf_ok(request, auth, data.csrf):  # before any password is checked
+            return login_page(request, auth, status_code=403, error=t["csrf"], **form)
         try:
             if data.challenge:
-                if not data.mfa_code.strip():
-                    return render(
-                        "login.html",
-                        status_code=400,
-                        error=t["missing_code"],
-                        challenge=data.challenge,
-                        **form,
-                    )
                 result = await services.login_mfa(
                     auth, data.challenge[:2048], data.mfa_code.strip()[:12], None, origin
                 )
             else:
-                if not data.login.strip() or not data.password:
-                    return render("login.html", status_code=400, error=t["missing"], **form)
                 request_data = LoginRequest(
                     login=data.login.strip()[:254],
                     password=data.password[:1024],
@@ -434,13 +500,13 @@ class DashboardPageController(Controller):
             if exc.status_code >= 500:
                 raise
             message = LOGIN_ERRORS_AR.get(exc.status_code, exc.detail) if lang == "ar" else exc.detail
-            response = render("login.html", status_code=exc.status_code, error=message, **form)
+            response = login_page(request, auth, status_code=exc.status_code, error=message, **form)
             if exc.headers and "Retry-After" in exc.headers:
                 response.headers["Retry-After"] = exc.headers["Retry-After"]
             return response
         if isinstance(result, MfaChallenge):
-            return render("login.html", info=t["mfa_prompt"], challenge=result.challenge_token, **form)
-        secure = request.url.scheme == "https" or auth.settings.public_base_url.startswith("https://")
+            return login_page(request, auth, info=t["mfa_prompt"], challenge=result.challenge_token, **form)
+        secure = _secure(request, auth)
         cookie = Cookie(
             key=DASHBOARD_COOKIE,
             value=result.access_token,

@@ -4,6 +4,12 @@ and the alerts they raised.
 Reports are rendered by the Dagster job `analytics_report_job`, which `analytics_reports_sensor`
 launches for every queued job; this API only queues, lists and serves the files. Alert rules are
 evaluated every 30 s by `analytics_alerts_sensor` (see `domain.analytics.alerts`).
+
+Who may do what: reading definitions, jobs, files, rules and alerts takes `analytics:read`; creating
+and generating report definitions and creating alert rules take `analytics:manage` (editors and
+admins), and a definition or a rule is deactivated only by the user who created it or an admin (any
+manager may generate any definition now). Per-user limits and the recipients rule are in
+`domain.analytics.report_jobs`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import msgspec
 import sqlalchemy as sa
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import PermissionDeniedException, TooManyRequestsException
 from litestar.params import JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
@@ -30,9 +37,16 @@ from resources.object_store import ObjectStore
 from serving.auth.principal import Principal
 from serving.db import Database
 from serving.deployment import Backends
-from serving.permissions import ANALYTICS_READ, requires
+from serving.permissions import ANALYTICS_MANAGE, ANALYTICS_READ, requires
 
 AuthedRequest = Request[Principal, Any, Any]
+ADMIN_ROLE = "admin"
+
+
+def _check_owner(principal: Principal, created_by: uuid.UUID | None, what: str) -> None:
+    """Only the creator of a definition or rule, or an admin, changes it."""
+    if created_by != principal.user_id and ADMIN_ROLE not in principal.roles:
+        raise PermissionDeniedException(f"only the creator of this {what} or an admin may change it")
 
 
 class GenerateReport(msgspec.Struct, forbid_unknown_fields=True):
@@ -220,13 +234,15 @@ class AnalyticsManagementController(Controller):
 
     @post(
         "/reports/generate",
-        opt=requires(ANALYTICS_READ),
+        opt=requires(ANALYTICS_MANAGE),
         operation_id="generateReport",
         summary="Generate a report now (an existing definition, or a new one, optionally scheduled)",
         description="Queues a report job and answers 202 with its `job_id`; the job renders the requested "
         "formats (CSV, Excel and PDF with charts, JSON) within seconds once the Dagster sensor picks it up, "
         "and the recipients (and you) get a notification with the link. With a `schedule` (cron, UTC) the "
-        "definition is also generated on that schedule. `run_now: false` only saves the definition.",
+        "definition is also generated on that schedule (at most hourly). `run_now: false` only saves the "
+        "definition. Each user has at most 50 active definitions and 20 generations an hour (429 with "
+        "`Retry-After`); recipients are users who hold `analytics:read`.",
         status_code=HTTP_202_ACCEPTED,
     )
     async def generate(
@@ -239,11 +255,16 @@ class AnalyticsManagementController(Controller):
                 report = session.get(Report, data.report_id)
                 if report is None:
                     raise NotFound(f"no report {data.report_id}")
+                if data.run_now:
+                    report_jobs.check_generation_rate(session, user_id)
             else:
                 if not data.name:
                     raise InvalidValue("name is required for a new report (or give report_id)", field="name")
                 if data.report_type is None:
                     raise InvalidValue("report_type is required for a new report", field="report_type")
+                report_jobs.check_report_cap(session, user_id)
+                if data.run_now:
+                    report_jobs.check_generation_rate(session, user_id)
                 report = report_jobs.create_report(
                     session,
                     report_jobs.NewReport(
@@ -268,7 +289,32 @@ class AnalyticsManagementController(Controller):
                 next_run_at=_iso(report.next_run_at),
             )
 
-        return await db.write(queue)
+        try:
+            return await db.write(queue)
+        except report_jobs.LimitReached as exc:
+            raise TooManyRequestsException(exc.detail, headers={"Retry-After": str(exc.retry_after)}) from exc
+
+    @delete(
+        "/reports/{report_id:uuid}",
+        opt=requires(ANALYTICS_MANAGE),
+        operation_id="deactivateReport",
+        summary="Deactivate a report definition (no more scheduled generations; its jobs and files are kept)",
+        description="Only the definition's creator or an admin may; a deactivated definition no longer "
+        "counts towards the creator's 50 active ones.",
+    )
+    async def deactivate_report(
+        self, request: AuthedRequest, report_id: uuid.UUID, db: NamedDependency[Database]
+    ) -> None:
+        principal = request.user
+
+        def off(session: Session) -> None:
+            report = session.get(Report, report_id)
+            if report is None:
+                raise NotFound(f"no report {report_id}")
+            _check_owner(principal, report.created_by, "report")
+            report_jobs.deactivate_report(session, report)
+
+        await db.write(off)
 
     @get(
         "/reports",
@@ -344,7 +390,7 @@ class AnalyticsManagementController(Controller):
 
     @post(
         "/alerts/rules",
-        opt=requires(ANALYTICS_READ),
+        opt=requires(ANALYTICS_MANAGE),
         operation_id="createAlertRule",
         summary="Create an alert rule on a live metric",
         description="`metric`: `events.<type>` (tracked events), `http.requests`, `http.error_rate`, "
@@ -352,8 +398,8 @@ class AnalyticsManagementController(Controller):
         "complete minutes. `kind`: `absolute` (the value against `threshold`), `percent_change` (change in "
         "percent against the window before) or `same_hour_last_week` (change in percent against the same "
         "window 7 days earlier); `comparison`: above or below. Evaluated every 30 s; the `recipients` (user "
-        "ids; default: admins) are notified when it fires and resolves, the `escalation_recipients` when it "
-        "is still firing after `escalate_after` evaluations.",
+        "ids or emails of users who hold `analytics:read`; default: admins) are notified when it fires and "
+        "resolves, the `escalation_recipients` when it is still firing after `escalate_after` evaluations.",
         status_code=HTTP_201_CREATED,
     )
     async def create_rule(
@@ -399,15 +445,21 @@ class AnalyticsManagementController(Controller):
 
     @delete(
         "/alerts/rules/{rule_id:uuid}",
-        opt=requires(ANALYTICS_READ),
+        opt=requires(ANALYTICS_MANAGE),
         operation_id="deactivateAlertRule",
         summary="Deactivate an alert rule (its open alert is resolved; its history is kept)",
+        description="Only the rule's creator or an admin may.",
     )
-    async def deactivate_rule(self, rule_id: uuid.UUID, db: NamedDependency[Database]) -> None:
+    async def deactivate_rule(
+        self, request: AuthedRequest, rule_id: uuid.UUID, db: NamedDependency[Database]
+    ) -> None:
+        principal = request.user
+
         def off(session: Session) -> None:
             rule = session.get(AlertRule, rule_id)
             if rule is None:
                 raise NotFound(f"no alert rule {rule_id}")
+            _check_owner(principal, rule.created_by, "alert rule")
             rule.is_active = False
             now = utcnow()
             for alert in session.scalars(

@@ -4,19 +4,21 @@ verification, password reset, and your own sessions."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from typing import Annotated
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.enums import MediaType, RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from sqlalchemy.orm import Session
 
 from domain.auth import audit, passwords, sessions, users
 from domain.auth import emails as templates
-from domain.auth.keys import sha256_hex
 from domain.errors import InvalidValue
-from domain.schema import OneTimeToken, User, UserSession, utcnow
-from serving.auth import services
+from domain.schema import User, UserSession
+from serving.auth import pages, services
 from serving.auth.principal import Principal
 from serving.auth.schemas import (
     Accepted,
@@ -30,9 +32,12 @@ from serving.auth.schemas import (
     RegisterRequest,
     SessionOut,
     TokenResponse,
+    VerifyEmailRequest,
 )
 from serving.auth.security import AuthContext
 from serving.permissions import AUTHENTICATED, PUBLIC, requires
+
+VERIFY_FORM_MAX_BYTES = 4096
 
 
 class AuthController(Controller):
@@ -182,17 +187,22 @@ class AuthController(Controller):
         opt=requires(PUBLIC),
         operation_id="register",
         status_code=202,
-        summary="Create an account; it stays inactive until the emailed link is followed",
+        summary="Create an account; it stays inactive until the emailed link is followed and confirmed",
     )
     async def register(
         self, request: Request, data: JSONBody[RegisterRequest], auth: NamedDependency[AuthContext]
     ) -> Accepted:
+        email = users.normalize_email(data.email)
+        users.normalize_username(data.username)
         passwords.check_password_policy(data.password, username=data.username, email=data.email)
-        password_hash = await auth.hashing.hash(data.password)
         origin = auth.origin(request)
+        # Per client IP and per address, before the password is hashed (the login's hashing queue)
+        # and before any mail goes out.
+        await services.limited(auth, origin, "signup", email)
+        password_hash = await auth.hashing.hash(data.password)
         locale = data.locale or services.accept_language(request.headers.get("accept-language"))
 
-        def create(session: Session) -> tuple[str, str, str] | None:
+        def create(session: Session) -> tuple[str, str] | None:
             user = users.register(
                 session,
                 users.NewUser(
@@ -207,32 +217,64 @@ class AuthController(Controller):
             )
             if user is None:
                 return None
-            token = users.issue_link_token(session, user, "verify_email", auth.secret)
-            return user.email, user.first_name or user.username, token
+            return user.email, users.issue_link_token(session, user, "verify_email", auth.secret)
 
         created = await auth.db.write(create)
         if created is not None:
-            email, name, token = created
-            await services.send_mail(
-                auth,
-                email,
-                templates.verification(name, services.link(auth, "/api/v1/auth/verify-email", token)),
-            )
+            email, token = created
+            link = services.link(auth, "/api/v1/auth/verify-email", token)
+            await services.send_mail(auth, email, templates.verification(link))
         return Accepted("check your inbox: follow the link we sent to activate the account")
 
     @get(
         "/verify-email",
         opt=requires(PUBLIC),
+        operation_id="verifyEmailPage",
+        media_type=MediaType.HTML,
+        summary="The page the emailed link opens: a button that confirms (opening it changes nothing)",
+    )
+    async def verify_email_page(
+        self, token: Annotated[str, QueryParameter(max_length=256)], auth: NamedDependency[AuthContext]
+    ) -> Response[str]:
+        try:
+            await auth.db.read(lambda s: users.check_link_token(s, token, "verify_email", auth.secret))
+        except InvalidValue as exc:
+            return pages.verify_email_page("invalid", detail=exc.detail, status_code=422)
+        return pages.verify_email_page("confirm", token=token)
+
+    @post(
+        "/verify-email",
+        opt=requires(PUBLIC),
         operation_id="verifyEmail",
-        summary="Follow the emailed link: activates the account (single use, 24 h)",
+        status_code=200,
+        summary="Verify the address with the emailed token: activates the account (single use, 24 h)",
     )
     async def verify_email(
-        self, request: Request, token: FromQuery[str], auth: NamedDependency[AuthContext]
+        self, request: Request, data: JSONBody[VerifyEmailRequest], auth: NamedDependency[AuthContext]
     ) -> ProfileOut:
-        origin = auth.origin(request)
-        # The welcome goes out through the notifications (the `user.verified` event), in the user's language.
-        user = await auth.db.write(lambda s: users.verify_email(s, token, auth.secret, origin=origin))
+        user = await _verify(auth, data.token, auth.origin(request))
         return services.profile_out(user, None, full=False)
+
+    @post(
+        "/verify-email/form",
+        opt=requires(PUBLIC),
+        operation_id="verifyEmailForm",
+        status_code=200,
+        media_type=MediaType.HTML,
+        request_max_body_size=VERIFY_FORM_MAX_BYTES,
+        summary="The verification page's button (an HTML form post; answers an HTML page)",
+    )
+    async def verify_email_form(
+        self,
+        request: Request,
+        data: Annotated[VerifyForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        auth: NamedDependency[AuthContext],
+    ) -> Response[str]:
+        try:
+            await _verify(auth, data.token[:256], auth.origin(request))
+        except InvalidValue as exc:
+            return pages.verify_email_page("invalid", detail=exc.detail, status_code=422)
+        return pages.verify_email_page("done")
 
     @post(
         "/password-reset",
@@ -245,28 +287,21 @@ class AuthController(Controller):
         self, request: Request, data: JSONBody[PasswordResetRequest], auth: NamedDependency[AuthContext]
     ) -> Accepted:
         origin = auth.origin(request)
+        # Counted per client IP and per address, known or not (the limit reveals no account).
+        await services.limited(auth, origin, "reset", data.email.strip().lower())
 
-        def issue(session: Session) -> tuple[str, str, str] | None:
+        def issue(session: Session) -> tuple[str, str] | None:
             user = users.find_by_login(session, data.email) if "@" in data.email else None
             if user is None or not user.is_active or user.password_hash is None:
                 return None
             audit.record(session, audit.PASSWORD_RESET_REQUESTED, user_id=user.id, origin=origin)
-            return (
-                user.email,
-                user.first_name or user.username,
-                users.issue_link_token(session, user, "reset_password", auth.secret),
-            )
+            return user.email, users.issue_link_token(session, user, "reset_password", auth.secret)
 
         issued = await auth.db.write(issue)
         if issued is not None:
-            email, name, token = issued
-            await services.send_mail(
-                auth,
-                email,
-                templates.password_reset(
-                    name, services.link(auth, "/api/v1/auth/password-reset/confirm", token)
-                ),
-            )
+            email, token = issued
+            link = services.link(auth, "/api/v1/auth/password-reset/confirm", token)
+            await services.send_mail(auth, email, templates.password_reset(link))
         return Accepted("if the address has an account, a reset link is on its way")
 
     @post(
@@ -286,6 +321,7 @@ class AuthController(Controller):
 
         def apply(session: Session) -> list[uuid.UUID]:
             owner = users.consume_link_token(session, data.token, "reset_password", auth.secret)
+            # Also voids the account's other reset links.
             users.set_password(session, owner, password_hash, origin=origin, reason="reset")
             return sessions.revoke_all(session, owner.id, "password_reset")
 
@@ -293,18 +329,21 @@ class AuthController(Controller):
         return Accepted("password changed; every session was signed out")
 
 
-def _token_owner(session: Session, token: str, secret: str):
-    """Check the reset token without consuming it (it is consumed with the change)."""
+@dataclass
+class VerifyForm:
+    """The verification page's form: the token from the link, in a hidden field."""
 
-    row = session.get(OneTimeToken, sha256_hex(token))
-    if (
-        row is None
-        or row.purpose != "reset_password"
-        or row.used_at is not None
-        or row.expires_at <= utcnow()
-    ):
-        raise InvalidValue("the link is invalid, used or expired", field="token")
-    return session.get(User, row.user_id)
+    token: str = ""
+
+
+async def _verify(auth: AuthContext, token: str, origin: audit.Origin) -> User:
+    # The welcome goes out through the notifications (the `user.verified` event), in the user's language.
+    return await auth.db.write(lambda s: users.verify_email(s, token, auth.secret, origin=origin))
+
+
+def _token_owner(session: Session, token: str, secret: str) -> User:
+    """Check the reset token without consuming it (it is consumed with the change)."""
+    return users.check_link_token(session, token, "reset_password", secret)
 
 
 __all__ = ["AuthController"]

@@ -5,7 +5,8 @@ permissions for at most `PRINCIPAL_TTL`, and never past the earliest expiry amon
 grants, so an expired role stops working on time; a role change deletes the entry at once. That
 expiry travels with the entry and is compared with the cache's `clock` (the wall clock; a test
 sets its own) on every read, as is the time at which grants are loaded. Session state is cached
-the same way, and a revoked session is written as revoked at once.
+the same way, and a revoked session is written as revoked at once (and announced to its open
+WebSockets through `on_revoked`).
 
 In front of the shared store, each process keeps what it read for `LOCAL_TTL` seconds (a dict
 lookup instead of a store round trip on every request). Changes made in this process clear it at
@@ -91,9 +92,17 @@ def load_principal_row(
 
 
 class PrincipalCache:
-    def __init__(self, store: Store, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], datetime] = utcnow,
+        on_revoked: Callable[[list[uuid.UUID]], Awaitable[None]] | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock  # "now" for role expiry
+        # Told about every revocation once it is in the store: the app pushes it to the sessions'
+        # open WebSockets (serving.auth.sockets.session_end_publisher).
+        self.on_revoked = on_revoked
         self._local: dict[str, tuple[float, object]] = {}
 
     def _peek(self, key: str) -> object | None:
@@ -156,6 +165,8 @@ class PrincipalCache:
             key = f"session:{session_id}"
             self._keep(key, b"0", SESSION_TTL)
             await self.store.set(key, b"0", expires_in=SESSION_TTL * 4)
+        if self.on_revoked is not None and session_ids:
+            await self.on_revoked(list(session_ids))
 
 
 def session_is_active(session: Session, session_id: uuid.UUID) -> bool:

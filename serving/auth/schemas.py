@@ -53,6 +53,10 @@ class RegisterRequest(Struct, forbid_unknown_fields=True):
     locale: Locale | None = None  # else the first of ar/en in the request's Accept-Language
 
 
+class VerifyEmailRequest(Struct, forbid_unknown_fields=True):
+    token: Annotated[str, Meta(min_length=1, max_length=256)]  # from the emailed link's `token=`
+
+
 class PasswordResetRequest(Struct, forbid_unknown_fields=True):
     email: Annotated[str, Meta(max_length=254)]
 

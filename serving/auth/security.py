@@ -20,6 +20,7 @@ from domain.auth import audit, rbac
 from domain.auth.users import provision_external_user
 from domain.settings import Settings
 from serving.auth.principal import Principal, PrincipalCache, load_principal_row, session_is_active
+from serving.auth.sockets import token_from_subprotocols
 from serving.db import Database
 from serving.permissions import AUTHENTICATED, PUBLIC, SELF
 
@@ -119,8 +120,9 @@ VERIFIED_MAX = 50_000
 
 class PlatformAuthMiddleware(JWTAuthenticationMiddleware):
     """Our tokens as Litestar checks them (signature, exp, iss, aud, revocation), plus SSO tokens
-    from the configured OpenID Connect provider, plus `?token=` on WebSocket handshakes and the
-    `DASHBOARD_COOKIE` on GET pages under /dashboard (browsers cannot set headers there).
+    from the configured OpenID Connect provider, plus the `bearer, <token>` subprotocol pair or
+    `?token=` on WebSocket handshakes and the `DASHBOARD_COOKIE` on GET pages under /dashboard
+    (browsers cannot set headers there).
 
     A token string whose signature and claims were verified is remembered until its `exp`: the
     same bytes verify the same way, so each request after the first skips the HMAC and claim
@@ -164,7 +166,10 @@ class PlatformAuthMiddleware(JWTAuthenticationMiddleware):
         if header and scheme.lower() != "bearer":
             raise NotAuthorizedException("use the Bearer scheme: Authorization: Bearer <token>")
         if not token and connection.scope["type"] == "websocket":
-            token = connection.query_params.get("token", "")
+            # `Sec-WebSocket-Protocol: bearer, <token>` (browsers), else `?token=` (serving.auth.sockets).
+            token = token_from_subprotocols(connection.scope.get("subprotocols") or []) or (
+                connection.query_params.get("token", "")
+            )
         if not header and _dashboard_page(connection):
             token = connection.cookies.get(DASHBOARD_COOKIE, "")
         if not token:

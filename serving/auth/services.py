@@ -14,10 +14,12 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from sqlalchemy.orm import Session
 
 from domain.auth import audit, mfa, rbac, sessions, users
+from domain.errors import InvalidValue
 from domain.schema import User, UserSession
 from resources.email import OutgoingEmail
 from serving.auth.schemas import LoginRequest, MfaChallenge, ProfileOut, TokenResponse
 from serving.auth.security import AuthContext
+from serving.auth.throttle import account_key
 
 MFA_CHALLENGE_TTL = 300
 INVALID_CREDENTIALS = "invalid login or password"
@@ -71,35 +73,71 @@ def profile_out(user: User, roles: list[str] | None, *, full: bool) -> ProfileOu
     return out
 
 
-async def _throttled(ctx: AuthContext, origin: audit.Origin, account: str) -> None:
-    wait = await ctx.throttle.check(origin.ip, account)
-    if wait:
-        await ctx.db.write(
-            lambda s: audit.record(
-                s, audit.LOGIN_THROTTLED, origin=origin, metadata={"retry_after": math.ceil(wait)}
-            )
-        )
-        raise TooManyRequestsException(
-            detail=f"too many failed logins; try again in {math.ceil(wait)} s",
-            headers={"Retry-After": str(math.ceil(wait))},
-        )
-
-
-async def _failed(
-    ctx: AuthContext, origin: audit.Origin, account: str, user_id: uuid.UUID | None, reason: str
-) -> None:
-    await ctx.throttle.record_failure(origin.ip, account)
+async def _too_many(ctx: AuthContext, origin: audit.Origin, wait: float, what: str, flow: str) -> None:
+    seconds = math.ceil(wait)
     await ctx.db.write(
         lambda s: audit.record(
-            s, audit.LOGIN_FAILED, user_id=user_id, origin=origin, metadata={"reason": reason}
+            s, audit.LOGIN_THROTTLED, origin=origin, metadata={"retry_after": seconds, "flow": flow}
         )
+    )
+    raise TooManyRequestsException(
+        detail=f"too many {what}; try again in {seconds} s", headers={"Retry-After": str(seconds)}
     )
 
 
+async def _throttled(
+    ctx: AuthContext, origin: audit.Origin, account: str, what: str = "failed logins", flow: str = "login"
+) -> None:
+    wait = await ctx.throttle.check(origin.ip, account)
+    if wait:
+        await _too_many(ctx, origin, wait, what, flow)
+
+
+async def limited(ctx: AuthContext, origin: audit.Origin, flow: str, target: str) -> None:
+    """Count one registration (`flow="signup"`) or reset request (`"reset"`) against the client IP
+    and the target address; 429 with Retry-After when either is at its limit. Call it before
+    hashing or mailing anything."""
+    wait = await getattr(ctx.throttle, flow).hit(origin.ip, target)
+    if wait:
+        what = "registrations" if flow == "signup" else "password-reset requests"
+        await _too_many(ctx, origin, wait, what, flow)
+
+
+async def _failed(
+    ctx: AuthContext,
+    origin: audit.Origin,
+    account: str,
+    user_id: uuid.UUID | None,
+    reason: str,
+    action: str = audit.LOGIN_FAILED,
+) -> None:
+    await ctx.throttle.record_failure(origin.ip, account)
+    await ctx.db.write(
+        lambda s: audit.record(s, action, user_id=user_id, origin=origin, metadata={"reason": reason})
+    )
+
+
+async def check_current_password(
+    ctx: AuthContext, user_id: uuid.UUID, password: str, origin: audit.Origin
+) -> UserView:
+    """A signed-in user's current password (password change, MFA setup), throttled in the account's
+    login bucket: guesses through a stolen session cost the same as guesses at the login."""
+    account = account_key(user_id)
+    await _throttled(ctx, origin, account, "wrong passwords", "current_password")
+    user = await ctx.db.read(lambda s: UserView.of(users.get_user(s, user_id)))
+    ok, _ = await ctx.hashing.verify(user.password_hash, password)
+    if not ok:
+        await _failed(ctx, origin, account, user_id, "current_password", audit.PASSWORD_CHECK_FAILED)
+        raise InvalidValue("the current password is wrong", field="password")
+    await ctx.throttle.record_success(account)
+    return user
+
+
 async def login(ctx: AuthContext, data: LoginRequest, origin: audit.Origin) -> TokenResponse | MfaChallenge:
-    account = data.login.strip().lower()
-    await _throttled(ctx, origin, account)
     user = await ctx.db.read(lambda s: UserView.of(users.find_by_login(s, data.login)))
+    # One bucket per account, whichever of its login names was typed; unknown names count by name.
+    account = account_key(user.id) if user else data.login.strip().lower()
+    await _throttled(ctx, origin, account)
     ok, new_hash = await ctx.hashing.verify(user.password_hash if user else None, data.password)
     if not ok or user is None:
         await _failed(ctx, origin, account, user.id if user else None, "password")
@@ -140,7 +178,7 @@ async def login_mfa(
     if claims.get("typ") != "mfa_challenge":
         raise NotAuthorizedException("not an MFA challenge token")
     user_id = uuid.UUID(claims["sub"])
-    account = claims.get("acct", "")
+    account = account_key(user_id)
     await _throttled(ctx, origin, account)
     await _second_factor(ctx, user_id, account, code, recovery, origin)
     await ctx.throttle.record_success(account)
@@ -157,7 +195,6 @@ def _challenge_token(ctx: AuthContext, user_id: uuid.UUID, data: LoginRequest) -
             "aud": ctx.settings.jwt_audience,
             "iat": now,
             "exp": now + timedelta(seconds=MFA_CHALLENGE_TTL),
-            "acct": data.login.strip().lower(),
             "ct": data.client_type,
             "dev": data.device_id,
         },
@@ -297,4 +334,13 @@ def link(ctx: AuthContext, path: str, token: str) -> str:
     return f"{ctx.settings.public_base_url.rstrip('/')}{path}?token={token}"
 
 
-__all__ = ["link", "login", "login_mfa", "profile_out", "refresh", "send_mail"]
+__all__ = [
+    "check_current_password",
+    "limited",
+    "link",
+    "login",
+    "login_mfa",
+    "profile_out",
+    "refresh",
+    "send_mail",
+]

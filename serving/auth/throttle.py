@@ -13,15 +13,24 @@ Two independent limits, as OWASP's Authentication Cheat Sheet recommends:
 
 The login handler calls `check` before touching the password and answers 429 with `Retry-After`
 when it returns a number; otherwise it verifies the password and calls `record_failure` or
-`record_success`. Attempts rejected by `check` are not failures and do not extend a lockout. The
-account key is the same for existing and unknown login names, so the limits reveal nothing about
-which accounts exist.
+`record_success`. Attempts rejected by `check` are not failures and do not extend a lockout.
 
 Times come from `now` (wall clock by default, injectable for tests); the store's TTLs only
 garbage-collect keys whose window is over. Limits of this design: a `Store` has no atomic
 increment, so failures recorded concurrently for the same key can overwrite each other and count
 once; and attempts already past `check` when the limit is reached still get their password verified
 (a burst of parallel requests is bounded by the hashing limiter's queue, not here).
+
+The account is named by the caller: `account_key(user_id)` for an existing account, so failures
+through the username, the email address and the current-password checks of signed-in requests
+(password change, MFA setup) all count in one bucket; the login name itself for an unknown one.
+Either way a name gets the same limits and the same answers, so the limits do not tell existing
+accounts from unknown names. (Who already knows both a username and an address can see whether
+they share a bucket, by locking that account: the price of not giving each name its own budget.)
+
+`RequestLimit` caps how often a flow that hashes a password or sends mail may run at all (not only
+its failures): registration and password-reset requests, per client IP and per target address,
+checked before any hashing or mail (`signup` and `reset` on the throttle, in the same store).
 """
 
 from __future__ import annotations
@@ -111,6 +120,83 @@ def client_ip(scope_client_host: str, headers: Mapping[str, str], trusted_proxie
     return str(hop)
 
 
+def _ip_bucket(ip: str) -> str:
+    """The address an IP limit counts: IPv6 per /64 (one subscriber's block), IPv4 as it is."""
+    address = _parse_ip(ip)
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address) if address is not None else ip
+
+
+def _folded_hash(name: str) -> str:
+    """A login name or address as a key: NFKC, trimmed, case-folded, hashed (no address in the store)."""
+    folded = unicodedata.normalize("NFKC", name).strip().casefold()
+    return hashlib.sha256(folded.encode()).hexdigest()
+
+
+def account_key(user_id: object) -> str:
+    """The throttle's account name of an existing account: its id, whichever login name was typed."""
+    return f"user:{user_id}"
+
+
+# Attempts per hour (sliding): a shared office or campus address may register a handful of people
+# in an hour; nobody needs more than a few reset mails.
+SIGNUP_PER_IP = 10
+SIGNUP_PER_TARGET = 3
+RESET_PER_IP = 10
+RESET_PER_TARGET = 3
+REQUEST_WINDOW_S = 3600.0
+
+
+class RequestLimit:
+    """At most `per_ip` attempts per client IP and `per_target` per target (an email address) within
+    a sliding `window_s`. `hit` checks both and, only when both have room, counts the attempt: a
+    refused attempt does not extend the wait. Same store, same clock and same caveat (no atomic
+    increment) as `LoginThrottle`."""
+
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        *,
+        per_ip: int,
+        per_target: int,
+        window_s: float = REQUEST_WINDOW_S,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        if per_ip < 1 or per_target < 1:
+            raise ValueError("per_ip and per_target must be at least 1")
+        self.store, self.name = store, name
+        self.per_ip, self.per_target, self.window_s, self.now = per_ip, per_target, window_s, now
+
+    async def _times(self, key: str, now: float) -> list[float]:
+        raw = await self.store.get(key)
+        try:
+            value = json.loads(raw) if raw is not None else []
+        except ValueError:
+            value = []
+        if not isinstance(value, list):
+            return []
+        return sorted(t for t in value if isinstance(t, int | float) and t > now - self.window_s)
+
+    async def hit(self, ip: str, target: str) -> float | None:
+        """Seconds to wait (for Retry-After) when the IP or the target is at its limit, else None
+        after counting this attempt against both."""
+        now = self.now()
+        keys = (
+            (f"{self.name}-ip:{_ip_bucket(ip)}", self.per_ip),
+            (f"{self.name}-target:{_folded_hash(target)}", self.per_target),
+        )
+        seen = [(key, limit, await self._times(key, now)) for key, limit in keys]
+        waits = [times[-limit] + self.window_s - now for _, limit, times in seen if len(times) >= limit]
+        if waits:
+            return max(max(waits), 1.0)
+        for key, limit, times in seen:
+            kept = (times + [now])[-limit:]
+            await self.store.set(key, json.dumps(kept), expires_in=math.ceil(self.window_s))
+        return None
+
+
 class LoginThrottle:
     def __init__(
         self,
@@ -134,20 +220,21 @@ class LoginThrottle:
         self.max_wait_s = max_wait_s
         self.account_reset_s = account_reset_s
         self.now = now
+        # Flows that hash a password or send mail, limited per attempt (not per failure).
+        self.signup = RequestLimit(
+            store, "signup", per_ip=SIGNUP_PER_IP, per_target=SIGNUP_PER_TARGET, now=now
+        )
+        self.reset = RequestLimit(store, "reset", per_ip=RESET_PER_IP, per_target=RESET_PER_TARGET, now=now)
 
     # --- keys and stored values -------------------------------------------------------------
 
     @staticmethod
     def _ip_key(ip: str) -> str:
-        address = _parse_ip(ip)
-        if isinstance(address, ipaddress.IPv6Address):
-            return f"login-ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
-        return f"login-ip:{address if address is not None else ip}"
+        return f"login-ip:{_ip_bucket(ip)}"
 
     @staticmethod
     def _account_key(account: str) -> str:
-        folded = unicodedata.normalize("NFKC", account).strip().casefold()
-        return f"login-account:{hashlib.sha256(folded.encode()).hexdigest()}"
+        return f"login-account:{_folded_hash(account)}"
 
     async def _load(self, key: str) -> object:
         raw = await self.store.get(key)

@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import content
+from serving.auth.security import AuthContext
 from serving.content import services
 from serving.content.schemas import (
     ContentCreate,
@@ -29,7 +30,9 @@ from serving.permissions import (
     CONTENT_DELETE,
     CONTENT_PUBLISH,
     CONTENT_READ,
+    CONTENT_READ_UNPUBLISHED,
     CONTENT_UPDATE,
+    holds,
     requires,
 )
 
@@ -69,9 +72,17 @@ class ContentController(Controller):
         out = services.to_out(item)
         return _with_etag(out, 201, Location=f"{self.path}/{out.id}")
 
-    @get("/", opt=requires(CONTENT_READ), operation_id="listContent", summary="List and search content")
+    @get(
+        "/",
+        opt=requires(CONTENT_READ),
+        operation_id="listContent",
+        summary="List and search content",
+        description="Published items only, unless you hold content:read_unpublished (drafts, items in "
+        "review, scheduled and archived items).",
+    )
     async def list_content(
         self,
+        request: Request,
         db: NamedDependency[Database],
         status: FromQuery[ContentStatus | None] = None,
         content_type: Annotated[ContentType | None, QueryParameter(name="type")] = None,
@@ -92,11 +103,16 @@ class ContentController(Controller):
             q=q,
             limit=limit,
             cursor=cursor,
+            may_read_unpublished=holds(request, CONTENT_READ_UNPUBLISHED),
         )
         return ContentPage(items=items, next_cursor=next_cursor)
 
     @get(
-        "/{item_id:uuid}", opt=requires(CONTENT_READ), operation_id="getContent", summary="Get a content item"
+        "/{item_id:uuid}",
+        opt=requires(CONTENT_READ),
+        operation_id="getContent",
+        summary="Get a content item",
+        description="An unpublished item is a 404 without content:read_unpublished.",
     )
     async def get_one(
         self,
@@ -104,7 +120,7 @@ class ContentController(Controller):
         item_id: FromPath[uuid.UUID],
         db: NamedDependency[Database],
     ) -> Response[ContentOut]:
-        out = await services.get(db, item_id)
+        out = await services.get(db, item_id, may_read_unpublished=holds(request, CONTENT_READ_UNPUBLISHED))
         tag = services.etag(out.version)
         if request.headers.get("if-none-match") == tag:
             return Response(None, status_code=304, headers={"ETag": tag})  # type: ignore[arg-type]
@@ -115,6 +131,8 @@ class ContentController(Controller):
         opt=requires(CONTENT_UPDATE),
         operation_id="updateContent",
         summary="Update fields of a content item (optimistic concurrency with If-Match)",
+        description="A published or scheduled item (editing, archiving, moving back to draft) needs "
+        "content:publish as well.",
     )
     async def update(
         self,
@@ -122,6 +140,7 @@ class ContentController(Controller):
         item_id: FromPath[uuid.UUID],
         data: JSONBody[ContentUpdate],
         db_session: NamedDependency[AsyncSession],
+        auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> Response[ContentOut]:
         if if_match is None:
@@ -130,10 +149,19 @@ class ContentController(Controller):
             )
         version = services.parse_if_match(if_match)
         changes = data.changes()
-        actor = request.user.user_id
+        actor, origin = request.user.user_id, auth.origin(request)
+        may_publish = request.user.can(CONTENT_PUBLISH)
         item = await services.write(
             db_session,
-            lambda s: content.update_content(s, item_id, changes, expected_version=version, actor=actor),
+            lambda s: content.update_content(
+                s,
+                item_id,
+                changes,
+                expected_version=version,
+                actor=actor,
+                may_publish=may_publish,
+                origin=origin,
+            ),
         )
         return _with_etag(services.to_out(item))
 
@@ -148,12 +176,14 @@ class ContentController(Controller):
         request: Request,
         item_id: FromPath[uuid.UUID],
         db_session: NamedDependency[AsyncSession],
+        auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> None:
         version = services.parse_if_match(if_match)
-        actor = request.user.user_id
+        actor, origin = request.user.user_id, auth.origin(request)
         await services.write(
-            db_session, lambda s: content.soft_delete(s, item_id, expected_version=version, actor=actor)
+            db_session,
+            lambda s: content.soft_delete(s, item_id, expected_version=version, actor=actor, origin=origin),
         )
 
     @post(
@@ -168,12 +198,14 @@ class ContentController(Controller):
         request: Request,
         item_id: FromPath[uuid.UUID],
         db_session: NamedDependency[AsyncSession],
+        auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> Response[ContentOut]:
         version = services.parse_if_match(if_match)
-        actor = request.user.user_id
+        actor, origin = request.user.user_id, auth.origin(request)
         item = await services.write(
-            db_session, lambda s: content.publish(s, item_id, expected_version=version, actor=actor)
+            db_session,
+            lambda s: content.publish(s, item_id, expected_version=version, actor=actor, origin=origin),
         )
         return _with_etag(services.to_out(item))
 
@@ -190,12 +222,15 @@ class ContentController(Controller):
         item_id: FromPath[uuid.UUID],
         data: JSONBody[ScheduleRequest],
         db_session: NamedDependency[AsyncSession],
+        auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> Response[ContentOut]:
         version = services.parse_if_match(if_match)
-        actor = request.user.user_id
+        actor, origin = request.user.user_id, auth.origin(request)
         item = await services.write(
             db_session,
-            lambda s: content.schedule(s, item_id, data.publish_at, expected_version=version, actor=actor),
+            lambda s: content.schedule(
+                s, item_id, data.publish_at, expected_version=version, actor=actor, origin=origin
+            ),
         )
         return _with_etag(services.to_out(item))

@@ -70,9 +70,11 @@ async def write(session: AsyncSession, fn: Callable[[Session], T]) -> T:
         return await session.run_sync(fn)
 
 
-async def get(db: Database, item_id: uuid.UUID) -> ContentOut:
+async def get(db: Database, item_id: uuid.UUID, *, may_read_unpublished: bool) -> ContentOut:
+    """The item; 404 for an unpublished one unless `may_read_unpublished` (the same answer as for an
+    item that does not exist, so its existence does not leak)."""
     row = await db.first(_GET, {"item_id": item_id})
-    if row is None:
+    if row is None or not content.is_visible(row.status, may_read_unpublished=may_read_unpublished):
         raise NotFound(f"content {item_id} does not exist")
     return to_out(row)
 
@@ -103,11 +105,15 @@ async def list_page(
     q: str | None,
     limit: int,
     cursor: str | None,
+    may_read_unpublished: bool,
     published_after: datetime | None = None,
 ) -> tuple[list[ContentOut], str | None]:
     """Newest first. Ids are UUIDv7, so ordering by id is ordering by creation time, and the last
-    id of a page is an exact, stable cursor."""
+    id of a page is an exact, stable cursor. Without `may_read_unpublished` only published items
+    are listed (a filter on another status then finds nothing)."""
     query = sa.select(*_COLUMNS).where(ContentItem.deleted_at.is_(None))
+    if not may_read_unpublished:
+        query = query.where(ContentItem.status == content.PUBLISHED)
     if status:
         query = query.where(ContentItem.status == status)
     if type_:

@@ -1,7 +1,11 @@
 """Published media files behind a signed folder URL (see `domain.media.urls`): what players fetch
 when there is no CDN or the media is private. Byte ranges are served (HLS playlists address the
 single-file fMP4 rungs by `EXT-X-BYTERANGE`), and a master's links to another media's dubbed track
-are re-signed for that media."""
+are re-signed for that media.
+
+A folder signed for public media is honoured only while the media is public (its item published):
+unpublishing or archiving an item ends its public links at once (404, as for a file that does not
+exist). A folder signed private (handed to holders of `content:read_unpublished`) stands for its hour."""
 
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ from litestar.exceptions import ClientException, NotFoundException, PermissionDe
 from litestar.params import FromPath, Parameter
 from litestar.response import Stream
 
+from domain import content
 from domain.media import urls
-from domain.schema import MediaAsset
 from serving.auth.security import AuthContext
 from serving.db import Database
 from serving.deployment import Backends
@@ -77,6 +81,9 @@ class MediaFilesController(Controller):
         key = urls.published_key(media_id, rest.lstrip("/"))
         if key is None:
             raise NotFoundException("no such published file")
+        private = urls.files_private(auth.secret, media_id, expires, sig)
+        if not private and not await db.read(lambda s: content.media_is_public(s, media_id)):
+            raise NotFoundException("no such published file")
         store = backends.object_store
         try:
             size = await anyio.to_thread.run_sync(store.size, key)
@@ -85,7 +92,7 @@ class MediaFilesController(Controller):
         suffix = key[key.rfind(".") :]
         cache = f"private, max-age={max(0, expires - int(time.time()))}"
         if suffix == ".m3u8" and key.endswith("master.m3u8"):
-            private = await db.read(lambda s: bool(getattr(s.get(MediaAsset, media_id), "is_private", True)))
+            # A dubbed track's links take this link's kind: public ones are checked again when fetched.
             text = (await anyio.to_thread.run_sync(store.get_bytes, key)).decode()
             body = urls.sign_cross_media(text, auth.secret, private=private).encode()
             return Response(body, media_type=_TYPES[suffix], headers={"Cache-Control": cache})

@@ -1,24 +1,37 @@
 """`/api/v1/media/transcode` and `/api/v1/media/analyze`: re-processing an uploaded media.
 
 Each request writes a job and an outbox event in one transaction and answers 202 at once; the media
-sensor picks the event up and requests the Dagster run. Progress shows at the job's status URL."""
+sensor picks the event up and requests the Dagster run. Progress shows at the job's status URL.
+
+Only the media's uploader and holders of `content:update` may ask (anyone else: 404, as for an
+unknown media). While a job of the same kind is pending or processing, another request is a 409
+naming it (not a second job). Each user has `THMNAYAH_MEDIA_REPROCESS_PER_HOUR` requests per sliding
+hour (and one client IP five times that), counted before anything else; beyond it, 429 with
+Retry-After."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
+from litestar.exceptions import TooManyRequestsException
 from litestar.params import JSONBody
 from sqlalchemy.orm import Session
 
 from domain.media import processing
 from domain.schema import MediaJob
+from domain.settings import Settings
 from serving.auth.principal import Principal
+from serving.auth.security import AuthContext
+from serving.auth.throttle import RequestLimit
 from serving.db import Database
-from serving.permissions import MEDIA_UPLOAD, requires
+from serving.permissions import CONTENT_UPDATE, MEDIA_UPLOAD, requires
+
+PER_IP_FACTOR = 5  # a client IP (an office behind one address) may make this many users' worth
 
 
 class TranscodeRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,6 +66,20 @@ def _accepted(job: MediaJob) -> JobAccepted:
     )
 
 
+async def _count_request(request: Request, auth: AuthContext, settings: Settings) -> None:
+    """One re-processing request against the caller's hourly allowance; 429 when it is used up."""
+    per_user = settings.media_reprocess_per_hour
+    store = request.app.stores.get("rate_limit")
+    limit = RequestLimit(store, "media-reprocess", per_ip=per_user * PER_IP_FACTOR, per_target=per_user)
+    wait = await limit.hit(auth.origin(request).ip, str(request.user.user_id))
+    if wait:
+        seconds = math.ceil(wait)
+        raise TooManyRequestsException(
+            detail=f"too many re-processing requests (at most {per_user} an hour); try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
 class MediaProcessingController(Controller):
     path = "/api/v1/media"
     tags = ["media"]
@@ -69,14 +96,21 @@ class MediaProcessingController(Controller):
         request: Request[Principal, object, object],
         data: JSONBody[TranscodeRequest],
         db: NamedDependency[Database],
+        auth: NamedDependency[AuthContext],
+        settings: NamedDependency[Settings],
     ) -> JobAccepted:
         """A `transcode` job and its `media.transcode_requested` event, in one transaction. 404 for
-        an unknown media, 422 for an unknown format, 409 when the original failed validation."""
-        user = request.user.user_id
+        an unknown media (or one neither yours nor yours to edit: content:update), 422 for an unknown
+        format, 409 when the original failed validation or a transcode of it is unfinished, 429 past
+        the hourly allowance."""
+        await _count_request(request, auth, settings)
+        user, may_update = request.user.user_id, request.user.can(CONTENT_UPDATE)
 
         def create(session: Session) -> JobAccepted:
             return _accepted(
-                processing.request_transcode(session, data.media_id, data.formats, requested_by=user)
+                processing.request_transcode(
+                    session, data.media_id, data.formats, requested_by=user, may_update_content=may_update
+                )
             )
 
         return await db.write(create)
@@ -93,15 +127,20 @@ class MediaProcessingController(Controller):
         request: Request[Principal, object, object],
         data: JSONBody[AnalyzeRequest],
         db: NamedDependency[Database],
+        auth: NamedDependency[AuthContext],
+        settings: NamedDependency[Settings],
     ) -> JobAccepted:
         """An `analyze` job and its `media.analyze_requested` event, in one transaction. Until the
         transcription and moderation assets are installed the job fails at once, with the reason
-        at its status URL."""
-        user = request.user.user_id
+        at its status URL. Refused as `transcode` is (404, 409, 429)."""
+        await _count_request(request, auth, settings)
+        user, may_update = request.user.user_id, request.user.can(CONTENT_UPDATE)
 
         def create(session: Session) -> JobAccepted:
             return _accepted(
-                processing.request_analysis(session, data.media_id, data.analyses, requested_by=user)
+                processing.request_analysis(
+                    session, data.media_id, data.analyses, requested_by=user, may_update_content=may_update
+                )
             )
 
         return await db.write(create)

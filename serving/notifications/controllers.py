@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
+import anyio
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.channels import ChannelsPlugin
 from litestar.di import NamedDependency
@@ -13,10 +14,11 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 from sqlalchemy.orm import Session
 
-from domain.errors import NotFound
+from domain.errors import InvalidValue, NotFound
 from domain.notifications import contacts, inbox, service, templates
 from domain.schema import User, utcnow
 from domain.settings import Settings
+from resources import webhook_http
 from serving.auth.principal import Principal
 from serving.auth.security import AuthContext
 from serving.content.services import decode_cursor, encode_cursor
@@ -59,6 +61,7 @@ from serving.permissions import (
 from serving.problems import problem
 
 AuthedRequest = Request[Principal, Any, Any]
+SEND_RENDER_SECONDS = 3.0  # all the renders of one send request together (they run on the event loop)
 
 
 def template_error(request: Request, exc: templates.TemplateError) -> Response:
@@ -120,9 +123,16 @@ class NotificationsController(Controller):
 
         def run(session: Session) -> tuple[service.Outcome, list[dict[str, Any]]]:
             now = utcnow()
-            outcome = service.send(
-                session, draft, recipients, now=now, default_language=settings.notification_default_language
-            )
+            # The renders run in the request's transaction, on the event loop: all of them together
+            # get SEND_RENDER_SECONDS (a broadcast renders in a Dagster job instead).
+            with templates.shared_time_limit(SEND_RENDER_SECONDS):
+                outcome = service.send(
+                    session,
+                    draft,
+                    recipients,
+                    now=now,
+                    default_language=settings.notification_default_language,
+                )
             live = [
                 n
                 for n in outcome.notifications
@@ -272,7 +282,9 @@ class NotificationsController(Controller):
         operation_id="putNotificationContact",
         summary="Register your phone (SMS), device token (push) or webhook URL and signing secret",
         description="Phone numbers in E.164 form; webhook URLs http(s) with a signing secret of 16+ "
-        "characters, stored encrypted and never returned. Registering an address again updates it.",
+        "characters, stored encrypted and never returned. Registering an address again updates it. "
+        "A webhook host that is, or resolves to, a loopback, private or link-local address is refused "
+        "(422) unless the deployment allows private networks.",
     )
     async def put_contact(
         self,
@@ -283,8 +295,18 @@ class NotificationsController(Controller):
     ) -> ContactOut:
         new = contacts.NewContact(data.channel, data.address, data.secret, data.is_active)
         user_id = request.user.user_id
+        allow_private = auth.settings.webhook_allow_private_networks
+        if new.channel == "webhook":
+            address = contacts.check_address("webhook", new.address, allow_private_networks=allow_private)
+            refused = await webhook_http.refuse_private_host(address, allow_private_networks=allow_private)
+            if refused:
+                raise InvalidValue(refused, field="address")
         return await db.write(
-            lambda s: services.contact_out(contacts.register(s, user_id, new, secret_key=auth.secret))
+            lambda s: services.contact_out(
+                contacts.register(
+                    s, user_id, new, secret_key=auth.secret, allow_private_networks=allow_private
+                )
+            )
         )
 
     @get(
@@ -360,13 +382,16 @@ class NotificationsController(Controller):
         summary="Save a new version of a template (per name, channel and language)",
         description="Jinja in a sandbox. The template is compiled and rendered with "
         "`template_data.sample` first: a syntax error or an undefined variable is a 422 naming the "
-        "part (subject, text, html) and line. Saving adds version N+1 and deactivates the previous one.",
+        "part (subject, text, html) and line, and so is a render that takes longer than 2 s or makes more "
+        "than 1,000,000 characters. Saving adds version N+1 and deactivates the previous one.",
         status_code=HTTP_201_CREATED,
     )
     async def save_template(
         self, request: AuthedRequest, data: JSONBody[TemplateIn], db: NamedDependency[Database]
     ) -> TemplateOut:
-        services.check_template(data)
+        # Rendered in a worker thread: the event loop serves other requests meanwhile, and the
+        # render's own time and size limits (domain.notifications.templates) end it.
+        await anyio.to_thread.run_sync(services.check_template, data)
         user_id = request.user.user_id
         return await db.write(lambda s: services.template_out(services.save_template(s, data, user_id)))
 
@@ -375,13 +400,19 @@ class NotificationsController(Controller):
         opt=requires(NOTIFICATIONS_MANAGE),
         operation_id="previewNotificationTemplate",
         summary="Render a saved template or given sources with data (subject, text, HTML, direction)",
+        description="A template that cannot be rendered is a 422 naming the part and line, and so is a "
+        "render that takes longer than 2 s or makes more than 1,000,000 characters.",
         status_code=HTTP_200_OK,
     )
     async def preview_template(
         self, data: JSONBody[PreviewRequest], db: NamedDependency[Database]
     ) -> PreviewOut:
         source, sample, language, channel = await db.read(lambda s: services.preview_source(s, data))
-        rendered = templates.validate(source, language=language, channel=channel, sample=sample)
+
+        def render() -> templates.Rendered:  # in a worker thread, as when saving
+            return templates.validate(source, language=language, channel=channel, sample=sample)
+
+        rendered = await anyio.to_thread.run_sync(render)
         return PreviewOut(
             rendered.subject, rendered.text, rendered.html, rendered.language, rendered.direction
         )
@@ -423,17 +454,19 @@ class NotificationsController(Controller):
         "/delivery/{notification_id:uuid}",
         opt=requires(AUTHENTICATED),
         operation_id="getNotificationDelivery",
-        summary="A notification's status and every delivery attempt (its recipient, or senders)",
-        description="Visible to the recipient and to holders of notifications:send or "
-        "notifications:manage; anyone else gets a 404.",
+        summary="A notification's status and every delivery attempt (its recipient, sender, or managers)",
+        description="Visible to the recipient, to the user who sent it and to holders of "
+        "notifications:manage; anyone else gets a 404. Destinations (email, phone, device token, "
+        "webhook URL) appear in full to the recipient only: masked for everyone else "
+        "(`n***@example.test`, `+9665****12`, the webhook's host).",
     )
     async def delivery(
         self, request: AuthedRequest, notification_id: FromPath[uuid.UUID], db: NamedDependency[Database]
     ) -> DeliveryReport:
         principal = request.user
-        may_see_all = principal.can(NOTIFICATIONS_SEND) or principal.can(NOTIFICATIONS_MANAGE)
+        may_manage = principal.can(NOTIFICATIONS_MANAGE)
         return await db.read(
-            lambda s: services.delivery_report(s, notification_id, principal.user_id, may_see_all)
+            lambda s: services.delivery_report(s, notification_id, principal.user_id, may_manage)
         )
 
     @post(

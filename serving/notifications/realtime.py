@@ -4,8 +4,9 @@ Every user has one channel, `notifications:<user id>`. The channels backend is m
 embedded deployment and Redis Pub/Sub in production (`serving.deployment`), so a message published
 by any API process reaches the sockets of every process.
 
-`GET /api/v1/notifications/ws` (a bearer token in the header, or `?token=`) subscribes the user's
-channel, says `{"type": "hello", "unread_count": n}`, then forwards everything published there:
+`GET /api/v1/notifications/ws` (a bearer token in the header, in `Sec-WebSocket-Protocol: bearer,
+<token>`, or `?token=`) subscribes the user's channel, says `{"type": "hello", "unread_count": n}`,
+then forwards everything published there:
 `{"type": "notification", ...}` for a new in-app notification and `{"type": "read", "id", "read",
 "unread_count"}` when one is read or unread elsewhere. The client may send:
 
@@ -13,6 +14,10 @@ channel, says `{"type": "hello", "unread_count": n}`, then forwards everything p
   (answered with `{"type": "acked", "id", "status"}`);
 - `{"type": "read", "id": ..., "read": true|false}`: the same as `PUT .../{id}/read`;
 - `{"type": "ping"}`: answered with `{"type": "pong"}`.
+
+The socket lives no longer than the session of its token (`serving.auth.sockets`): logout, a revoked
+session, a password change or reset, a disabled account or the token's expiry close it with code
+4401, and nothing is forwarded after that.
 
 The pump publishes in-app notifications other processes inserted (broadcast and rule jobs leave
 `pushed_at` empty): every `interval` seconds it claims a batch with one UPDATE (each row is claimed
@@ -42,6 +47,8 @@ from domain.errors import NotFound
 from domain.notifications import inbox
 from domain.schema import Notification
 from serving.auth.principal import Principal
+from serving.auth.security import AuthContext
+from serving.auth.sockets import SocketSession
 from serving.db import Database
 from serving.permissions import AUTHENTICATED, requires
 
@@ -177,39 +184,37 @@ class NotificationsSocket(Controller):
         socket: WebSocket[Principal, object, object],
         channels: NamedDependency[ChannelsPlugin],
         db: NamedDependency[Database],
+        auth: NamedDependency[AuthContext],
     ) -> None:
         """The signed-in user's live notifications (see the module docstring for the messages)."""
-        await socket.accept()
-        user_id = socket.user.user_id
-        lock = asyncio.Lock()
+        live = SocketSession(socket, auth)
+        await live.accept()
+        user_id = live.user_id
 
-        async def send(data: bytes | str) -> None:
-            async with lock:
-                await socket.send_text(data if isinstance(data, str) else data.decode())
+        async def send(message: dict[str, Any]) -> None:
+            await live.send(msgspec.json.encode(message).decode())
 
-        async def forward(data: bytes) -> None:
-            """Published messages: one the client can no longer take is dropped (the connection is
-            closing: the receive loop sees the disconnect); it stays in the inbox."""
-            try:
-                await send(data)
-            except Exception as exc:  # the transport's own error types differ per ASGI server
-                log.debug("dropped a message for a closing socket of %s: %r", user_id, exc)
+        async def receive_loop() -> None:
+            while True:
+                try:
+                    raw = await socket.receive_text()
+                except WebSocketDisconnect:
+                    return
+                if not await live.valid():
+                    await live.end()
+                    return
+                reply = await self._handle(raw, user_id, channels, db)
+                if reply is not None:
+                    await send(reply)
 
-        async with channels.start_subscription(user_channel(user_id)) as subscriber:
+        # One subscription for the user's channel and the session's: a session's end is seen before
+        # anything published after it.
+        async with channels.start_subscription([user_channel(user_id), *live.channels]) as subscriber:
             # Subscribed before counting: nothing published from here on is missed.
             unread = await db.read(lambda s: inbox.unread_count(s, user_id))
-            await send(
-                msgspec.json.encode({"type": "hello", "user_id": str(user_id), "unread_count": unread})
-            )
-            async with subscriber.run_in_background(forward, join=False):
-                while True:
-                    try:
-                        raw = await socket.receive_text()
-                    except WebSocketDisconnect:
-                        return
-                    reply = await self._handle(raw, user_id, channels, db)
-                    if reply is not None:
-                        await send(msgspec.json.encode(reply))
+            await send({"type": "hello", "user_id": str(user_id), "unread_count": unread})
+            async with subscriber.run_in_background(live.forward, join=False):
+                await live.run(receive_loop)
 
     async def _handle(
         self, raw: str, user_id: uuid.UUID, channels: ChannelsPlugin, db: Database

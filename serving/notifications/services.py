@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain.errors import InvalidValue, NotFound
-from domain.notifications import audience, inbox, schedule, templates
+from domain.notifications import audience, inbox, masking, schedule, templates
 from domain.notifications.service import ANY_TYPE, Draft
 from domain.schema import (
     Broadcast,
@@ -342,12 +342,37 @@ def _public_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (metadata or {}).items() if not any(h in k.lower() for h in _HIDDEN_METADATA)}
 
 
+def _delivery_out(log: DeliveryLog, reveal: bool) -> DeliveryOut:
+    """One delivery; its destination (and error text naming it) in full only when `reveal`."""
+    destination, error = log.destination, log.error_message
+    if not reveal:
+        error = masking.mask_text(error, log.channel, destination)
+        destination = masking.mask_destination(log.channel, destination)
+    return DeliveryOut(
+        id=log.id,
+        channel=log.channel,
+        destination=destination,
+        status=log.status,
+        attempts=log.attempt_count,
+        last_attempt=log.last_attempt,
+        next_retry=log.next_retry,
+        error_message=error,
+        metadata=_public_metadata(log.delivery_metadata),
+        created_at=log.created_at,
+        updated_at=log.updated_at,
+    )
+
+
 def delivery_report(
-    session: Session, notification_id: uuid.UUID, viewer: uuid.UUID, may_see_all: bool
+    session: Session, notification_id: uuid.UUID, viewer: uuid.UUID, may_manage: bool
 ) -> DeliveryReport:
+    """The report for its recipient, its sender, or a manager (`notifications:manage`); anyone else
+    gets the 404 an unknown id gets. Destinations (and error text naming them) are masked for all
+    but the recipient."""
     n = session.get(Notification, notification_id)
-    if n is None or not (may_see_all or n.recipient_id == viewer):
+    if n is None or not (may_manage or viewer in (n.recipient_id, n.sender_id)):
         raise NotFound(f"notification {notification_id} does not exist")
+    reveal = n.recipient_id == viewer
     logs = session.scalars(
         sa.select(DeliveryLog)
         .where(DeliveryLog.notification_id == n.id)
@@ -366,22 +391,7 @@ def delivery_report(
         delivered_at=n.delivered_at,
         read_at=n.read_at,
         pushed_at=n.pushed_at,
-        deliveries=[
-            DeliveryOut(
-                id=log.id,
-                channel=log.channel,
-                destination=log.destination,
-                status=log.status,
-                attempts=log.attempt_count,
-                last_attempt=log.last_attempt,
-                next_retry=log.next_retry,
-                error_message=log.error_message,
-                metadata=_public_metadata(log.delivery_metadata),
-                created_at=log.created_at,
-                updated_at=log.updated_at,
-            )
-            for log in logs
-        ],
+        deliveries=[_delivery_out(log, reveal) for log in logs],
     )
 
 

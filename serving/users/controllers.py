@@ -196,7 +196,7 @@ class UsersController(Controller):
         data: JSONBody[MfaEnableRequest],
         auth: NamedDependency[AuthContext],
     ) -> MfaSetup:
-        await _check_password(auth, user_id, data.password)
+        await services.check_current_password(auth, user_id, data.password, auth.origin(request))
         secret, uri = await auth.db.write(
             lambda s: mfa.begin_setup(s, users.get_user(s, user_id), auth.secret)
         )
@@ -240,10 +240,10 @@ class UsersController(Controller):
         data: JSONBody[PasswordChange],
         auth: NamedDependency[AuthContext],
     ) -> dict:
-        user = await _check_password(auth, user_id, data.current_password)
+        origin, current = auth.origin(request), request.user.session_id
+        user = await services.check_current_password(auth, user_id, data.current_password, origin)
         passwords.check_password_policy(data.new_password, username=user.username, email=user.email)
         password_hash = await auth.hashing.hash(data.new_password)
-        origin, current = auth.origin(request), request.user.session_id
 
         def apply(session: Session) -> list[uuid.UUID]:
             users.set_password(
@@ -254,14 +254,6 @@ class UsersController(Controller):
         revoked = await auth.db.write(apply)
         await auth.principals.mark_revoked(revoked)
         return {"detail": "password changed", "sessions_ended": len(revoked)}
-
-
-async def _check_password(auth: AuthContext, user_id: uuid.UUID, password: str) -> services.UserView:
-    user = await auth.db.read(lambda s: services.UserView.of(users.get_user(s, user_id)))
-    ok, _ = await auth.hashing.verify(user.password_hash, password)
-    if not ok:
-        raise InvalidValue("the current password is wrong", field="password")
-    return user
 
 
 def _roles_out(session: Session, user_id: uuid.UUID) -> RolesOut:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from assets.analytics_reports import build_report_files_asset, report_partitions
 from domain import content
-from domain.analytics import report_jobs
+from domain.analytics import report_jobs, reports
 from domain.content import NewContent
 from domain.db import sync_engine
 from domain.migrate import upgrade
@@ -79,7 +79,7 @@ async def test_a_generated_report_is_rendered_stored_downloadable_and_notified(
     upgrade(sqlite_url)
     settings = Settings(deployment="local", data_dir=data_dir, database_url=sqlite_url)
     _seed(sqlite_url)
-    manager = make_user(sqlite_url, "manager-1", ["analyst"], preferences={"locale": "ar"})
+    manager = make_user(sqlite_url, "manager-1", ["editor"], preferences={"locale": "ar"})
     app = create_app(settings)
     async with AsyncTestClient(app=app) as client:
         token = mint_token(app, sqlite_url, manager)
@@ -205,4 +205,76 @@ def test_a_cron_schedule_queues_one_job_per_due_time_on_a_controlled_clock(sqlit
     with Session(engine) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(ReportRun)) == 1
         assert session.scalar(sa.select(Report.last_generated)) is None
+    engine.dispose()
+
+
+def _queue_job(url: str, formats: list[str]) -> tuple[str, str, uuid.UUID]:
+    owner = make_user(url, f"owner-{uuid.uuid4().hex[:6]}", ["editor"])
+    engine = sync_engine(url)
+    with Session(engine) as session, session.begin():
+        report = report_jobs.create_report(
+            session,
+            report_jobs.NewReport(name="Daily", report_type="content", configuration={"formats": formats}),
+            created_by=owner,
+        )
+        run = report_jobs.request_run(session, report, trigger="manual", requested_by=owner)
+        ids = (str(report.id), str(run.id))
+    engine.dispose()
+    return *ids, owner
+
+
+def _render_job(settings: Settings, report_id: str, job_id: str) -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(report_partitions.name, [report_id])
+    return dg.materialize(
+        [build_report_files_asset("https://cms.example.test")],
+        partition_key=report_id,
+        run_config={"ops": {"analytics_report_files": {"config": {"job_id": job_id}}}},
+        resources=build_resources(settings),
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def test_a_format_that_fails_loses_neither_the_others_nor_the_notification(
+    data_dir: Path, sqlite_url: str, monkeypatch
+):
+    """The PDF renderer failing (fault injected: since math text is off no known input fails it)
+    leaves the CSV and the workbook stored, downloadable and announced, and the job names the PDF's
+    failure; when every format fails the job is failed with each reason."""
+    upgrade(sqlite_url)
+    settings = Settings(deployment="local", data_dir=data_dir, database_url=sqlite_url)
+    _seed(sqlite_url)
+
+    def broken(doc: reports.ReportDocument) -> bytes:
+        raise ValueError("the PDF cannot be drawn")
+
+    monkeypatch.setattr(reports, "render_pdf", broken)
+    report_id, job_id, owner = _queue_job(sqlite_url, ["csv", "pdf", "xlsx"])
+    done = _render_job(settings, report_id, job_id)
+    assert done.success
+    (materialization,) = done.get_asset_materialization_events()
+    metadata = materialization.materialization.metadata
+    assert metadata["formats"].value == "csv, xlsx"
+    assert metadata["failed_formats"].value == {"pdf": "ValueError: the PDF cannot be drawn"}
+    engine = sync_engine(sqlite_url)
+    with Session(engine) as session:
+        run = session.get(ReportRun, uuid.UUID(job_id))
+        assert (run.status, sorted(run.files)) == ("completed", ["csv", "xlsx"])
+        assert run.error == "pdf failed: ValueError: the PDF cannot be drawn"
+        (event,) = session.scalars(sa.select(OutboxEvent).where(OutboxEvent.event_type == "report.ready"))
+        assert (event.payload["formats"], event.payload["failed_formats"]) == (["csv", "xlsx"], ["pdf"])
+        assert event.payload["recipients"] == [str(owner)]
+    store = build_resources(settings)["object_store"]
+    rows = list(csv.reader(io.StringIO(store.get_bytes(run.files["csv"]).decode("utf-8-sig"))))
+    assert any("Ramadan" in cell for row in rows for cell in row)
+    assert openpyxl.load_workbook(io.BytesIO(store.get_bytes(run.files["xlsx"]))).sheetnames
+
+    report_id, job_id, _ = _queue_job(sqlite_url, ["pdf"])
+    done = _render_job(settings, report_id, job_id)
+    assert not done.success
+    with Session(engine) as session:
+        run = session.get(ReportRun, uuid.UUID(job_id))
+        assert (run.status, run.files) == ("failed", {})
+        assert run.error == "pdf failed: ValueError: the PDF cannot be drawn"
     engine.dispose()

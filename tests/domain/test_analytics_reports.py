@@ -507,3 +507,26 @@ def test_an_empty_period_renders_zeros_in_every_format(engine, report_type):
     pdf = pdfium.PdfDocument(render(doc, "pdf"))
     assert len(pdf) == 1 + len(doc.charts) + len(doc.tables)
     assert json.loads(render(doc, "json"))["tables"][0]["rows"] == []
+
+
+def test_spreadsheets_quote_formula_text_but_keep_numbers():
+    """Text a spreadsheet would run (`=`, `+`, `-`, `@`, tab, CR first) is quoted in the CSV and a plain
+    string in the workbook; numbers, negative ones and text that is a plain number, stay as they are."""
+    table = reports.ReportTable(
+        "Queries",
+        ["query", "change"],
+        [["=1+1", -3], ["-2+3", -2.5], ["-5.0%", 0], ["@SUM(A1)", 1], ["\tx", 2], ["\rx", 3], ["a=b", 4]],
+        ["text", "float"],
+    )
+    doc = ReportDocument("T", "S", "en", START, END, [("change", "-1,234")], [], [table])
+
+    rows = list(csv.reader(io.StringIO(render(doc, "csv").decode("utf-8-sig"))))
+    assert ["change", "-1,234"] in rows
+    body = rows[rows.index(["query", "change"]) + 1 :]
+    assert body == [["'=1+1", "-3"], ["'-2+3", "-2.5"], ["-5.0%", "0"], ["'@SUM(A1)", "1"], ["'\tx", "2"],
+                    ["'\rx", "3"], ["a=b", "4"]]  # fmt: skip
+    sheet = openpyxl.load_workbook(io.BytesIO(render(doc, "xlsx")))["Queries"]
+    assert [(c.value, c.data_type) for c in sheet["A"][1:3]] == [("=1+1", "s"), ("-2+3", "s")]
+    assert sheet["A2"].quotePrefix and sheet["A3"].quotePrefix and not sheet["A8"].quotePrefix
+    assert [c.value for c in sheet["B"][1:3]] == [-3, -2.5]
+    assert {c.data_type for c in sheet["B"][1:]} == {"n"}

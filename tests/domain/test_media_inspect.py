@@ -440,3 +440,34 @@ def test_sanitize_filename_keeps_the_extension_within_120_characters() -> None:
     long = sanitize_filename("ب" * 300 + ".mp4")
     assert len(long) == 120 and long.endswith("ب.mp4")
     assert len(sanitize_filename("x" * 300)) == 120
+
+
+# ffmpeg never guesses the format of an upload.
+
+
+@pytest.mark.parametrize(
+    ("name", "demuxer"),
+    [("av.mp4", "mov"), ("vfr.mkv", "matroska"), ("audio.mp3", "mp3"), ("photo.png", "png_pipe"),
+     ("photo.jpg", "jpeg_pipe"), ("anim.gif", "gif"), ("lossy.webp", "webp_pipe"), ("photo.tiff", "tiff_pipe")],
+)  # fmt: skip
+def test_input_args_pin_the_sniffed_demuxer_and_the_file_protocol(media, name, demuxer) -> None:
+    from domain.media.inspect import input_args
+
+    assert input_args(media[name]) == [
+        "-protocol_whitelist", "file", "-f", demuxer, "-i", f"file:{media[name].resolve()}"
+    ]  # fmt: skip
+    assert probe(media[name]).container  # and ffprobe reads it that way
+
+
+def test_a_playlist_behind_an_id3_tag_is_not_read_as_a_playlist(media, tmp_path) -> None:
+    """An ID3 tag makes it sniff as MP3; ffmpeg, left to guess, would read the HLS playlist behind
+    it and open the media file it names (any file of the server ffmpeg can read)."""
+    playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1,\n{media['audio.mp3']}\n#EXT-X-ENDLIST\n"
+    path = tmp_path / "talk.mp3"
+    path.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x10" + b"\x00" * 16 + playlist.encode())
+    with pytest.raises(InvalidMedia):
+        validate(path)
+    plain = tmp_path / "notes.m3u8"
+    plain.write_text(playlist)
+    with pytest.raises(UnsupportedMedia):  # without the tag it is text, refused by its first bytes
+        validate(plain)

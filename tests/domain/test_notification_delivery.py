@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from domain.auth import audit, users
-from domain.notifications import contacts, delivery, service, webhooks
+from domain.notifications import contacts, delivery, rules, service, templates, webhooks
 from domain.notifications.outgoing import Delivered, DeliveryFailed
-from domain.schema import DeliveryLog, Notification, NotificationPreference, OutboxEvent
+from domain.schema import DeliveryLog, Notification, NotificationPreference, NotificationTemplate, OutboxEvent
 from resources.database import OperationalDatabase as DB
 from resources.notifiers import (
     FcmPushTransport,
@@ -63,7 +63,10 @@ def make_user(db: DB, name: str, *, locale: str | None = None) -> uuid.UUID:
 
 def add_contact(db: DB, user_id: uuid.UUID, channel: str, address: str, secret: str | None = None) -> None:
     with db.session() as session:
-        contacts.register(session, user_id, contacts.NewContact(channel, address, secret), secret_key=KEY)
+        contacts.register(  # the receivers of these tests listen on loopback
+            session, user_id, contacts.NewContact(channel, address, secret), secret_key=KEY,
+            allow_private_networks=True,
+        )  # fmt: skip
 
 
 def prefer(db: DB, user_id: uuid.UUID, channel: str, **values: Any) -> None:
@@ -492,6 +495,37 @@ def test_hourly_digest_merges_notifications_into_one_email(
     assert path.name == f"{rows[0].id}.eml"  # the oldest delivery leads the digest
     assert {notification(db, i).status for i in ids} == {"delivered"}
     assert len(events(db, "notification.delivered")) == 3
+
+
+def test_a_runaway_digest_template_fails_its_digest_within_the_time_limit(
+    db: DB, file_email: FileEmailTransport, mail_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A digest template saved by staff that would loop for hours (10^10 iterations) fails that digest
+    with the time limit as its reason once the limit is spent; the drain goes on and delivers the rest."""
+    monkeypatch.setattr(templates, "RENDER_SECONDS", 0.5)
+    forever = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}{{ count }}"
+    with db.session() as session:
+        session.execute(
+            sa.update(NotificationTemplate)
+            .where(NotificationTemplate.name == rules.DIGEST_TEMPLATE)
+            .values(is_active=False)
+        )
+        session.add(
+            NotificationTemplate(name=rules.DIGEST_TEMPLATE, template_type="email", language="en",
+                                 subject_template="Digest", content_template=forever, version=99)
+        )  # fmt: skip
+    zaid, omar = make_user(db, "zaid"), make_user(db, "omar")
+    prefer(db, zaid, "email", frequency="hourly")
+    digested = [notify(db, zaid, "email", at=T0 + timedelta(minutes=m)) for m in (5, 20)]
+    single = notify(db, omar, "email", at=T0 + timedelta(minutes=30))
+
+    tally = drain(db, {"email": file_email}, T0 + timedelta(hours=1))
+    assert tally.total("failed") == 2 and tally.total("sent") == 1
+    for nid in digested:
+        (log,) = logs(db, nid)
+        assert log.status == "failed" and "longer than 0.5 s" in log.error_message, log.error_message
+    assert logs(db, single)[0].status == "delivered"
+    assert len(list(mail_dir.glob("*.eml"))) == 1
 
 
 def test_claims_exclude_concurrent_drains_and_reclaim_abandoned_rows(db: DB) -> None:

@@ -10,6 +10,7 @@ import pytest
 from jinja2.exceptions import UndefinedError
 from jinja2.sandbox import SecurityError
 
+from domain.notifications import templates
 from domain.notifications.templates import (
     Rendered,
     TemplateError,
@@ -323,6 +324,65 @@ def test_sandbox_bounds_repetition_and_powers() -> None:
         render(TemplateSource("s", "{{ '-' * 3 }}{{ 2 ** 10 }}"), {}, language="en", channel="sms").text
         == "---1024"
     )
+
+
+BIG = '{% set big = "x" * 100000 %}'
+RUNAWAY = [
+    # (source, what the error names)
+    ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "longer than 0.2 s"),
+    ("{% for a in range(100000) recursive %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "longer than"),
+    ("{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}", "longer than"),
+    ("{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}", "1,000,000 characters"),
+    (BIG + "{% set b %}{% for i in range(100000) %}{{ big }}{% endfor %}{% endset %}.", "1,000,000 characters"),
+    (BIG + "{% set ns = namespace(s=big) %}{% for i in range(99) %}{% set ns.s = ns.s ~ big %}{% endfor %}.",
+     "1,100,000 characters"),
+    (BIG + '{{ range(100000) | map("center", 999999) | list | length }}', "20,000,000 characters"),
+    ('{{ "x" | center(10**9) }}', "1,000,000,000"),
+    ('{{ "x".rjust(10**9) }}', "1,000,000,000"),
+    ('{{ "%0*d" % (10**9, 1) }}', "1,000,000,000"),
+    ('{{ "%.1000000000f" | format(1.5) }}', "1,000,000,000"),
+    ('{{ "{:>{}}".format("x", 10**9) }}', "1,000,000,000"),
+    (BIG + '{{ big | replace("", big) }}', "10,000,200,000 characters"),
+    (BIG + "{{ ([big] * 100000) | join }}", "10,000,000,000 characters"),
+    (BIG + "{{ (big | list) | join(big) }}", "characters"),
+    (BIG + '{{ "-".join([big] * 100000) }}', "characters"),
+    (BIG + "{{ big | wordwrap(1, wrapstring=big) }}", "characters"),
+    (BIG + "{{ [big] * 100000 }}", "printing this value"),
+    (BIG + '{{ "%s" % ([big] * 100000,) }}', "printing this value"),
+    (BIG + "{{ ([big] * 100000) | tojson }}", "printing this value"),
+    (BIG + "{{ ([big] * 100000) | upper }}", "printing this value"),
+    (BIG + '{{ "" ~ [big] * 100000 }}', "printing this value"),
+    ("{{ ([[1]] * 100000) | sum(start=[]) }}", "numbers only"),
+    ("{% set a = 10 ** 1000 %}{{ a ** 1000 }}", "100,000 bits"),
+    ("{% set a = 10 ** 1000 %}{% set b = a * a %}{% set c = b * b %}{% set d = c * c %}{% set e = d * d %}"
+     "{% set f = e * e %}{% set g = f * f %}{{ g > 0 }}", "100,000 bits"),
+    ("{{ lipsum(1000000) }}", "'lipsum' is undefined"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("source", "says"), RUNAWAY)
+def test_a_render_is_bounded_in_time_and_size(monkeypatch, source: str, says: str) -> None:
+    # Only the limit under test may stop it: a short time limit for the time cases, a long one for the
+    # size cases (on a busy machine a short one could end those first).
+    monkeypatch.setattr(templates, "RENDER_SECONDS", 0.2 if "longer than" in says else 60.0)
+    with pytest.raises(TemplateError) as caught:
+        render(TemplateSource("s", source), {}, language="en", channel="sms")
+    assert says in caught.value.message and caught.value.part == "text", caught.value
+
+
+def test_the_limits_leave_ordinary_templates_alone() -> None:
+    source = TemplateSource(
+        "{{ 'Order %d' % 5000000 }}",
+        "{% for x in items %}{{ loop.index }}/{{ loop.length }}{{ ',' if not loop.last }}{% else %}none"
+        "{% endfor %} {{ items | map('string') | join('-') }} {{ '+'.join(items | map('string')) }}"
+        " {{ '{}:{:>5}'.format('a', 5000000) }} {{ 'ab' | center(6) }}|{{ ([1] * 3) | sum }}"
+        " {% for n in tree recursive %}{{ n.name }}{% if n.kids %}({{ loop(n.kids) }}){% endif %}{% endfor %}"
+        " {{ ('x' * 100000) | length }}",
+    )
+    data = {"items": [3, 1, 2], "tree": [{"name": "a", "kids": [{"name": "b", "kids": []}]}]}
+    rendered = render(source, data, language="en", channel="sms")
+    assert rendered.subject == "Order 5000000"
+    assert rendered.text == "1/3,2/3,3/3 3-1-2 3+1+2 a:5000000   ab  |3 a(b) 100000"
 
 
 def test_dict_keys_shadowing_dict_methods_keep_jinja_semantics() -> None:

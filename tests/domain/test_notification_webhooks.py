@@ -124,3 +124,40 @@ def test_module_docstring_tells_receivers_what_to_do() -> None:
     doc = webhooks.__doc__ or ""
     for needle in (TIMESTAMP_HEADER, SIGNATURE_HEADER, DELIVERY_HEADER, "compare_digest", "HMAC-SHA256"):
         assert needle in doc
+
+
+# Where a webhook may go.
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.0.0.1", False),
+        ("100.64.0.1", False),  # shared address space (carrier-grade NAT)
+        ("169.254.169.254", False),  # cloud metadata
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),  # multicast
+        ("::1", False),
+        ("fe80::1", False),
+        ("fd00::2", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped
+        ("2002:7f00:1::", False),  # 6to4 around 127.0.0.1
+        ("2002:808:808::", True),  # 6to4 around 8.8.8.8
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 around 169.254.169.254
+        ("64:ff9b::808:808", True),  # NAT64 around 8.8.8.8
+        ("64:ff9b:1::1", False),  # local-use NAT64
+    ],
+)
+def test_only_public_addresses_are_public(address: str, public: bool) -> None:
+    assert webhooks.is_public_address(webhooks.parse_address(address)) is public
+
+
+def test_non_public_names_the_address_and_the_setting() -> None:
+    assert webhooks.non_public("hooks.example.com", ["93.184.216.34", "2606:2800:220:1::"]) is None
+    reason = webhooks.non_public("hooks.example.com", ["93.184.216.34", "10.0.0.7"])
+    assert "non-public address" in reason and "THMNAYAH_WEBHOOK_ALLOW_PRIVATE_NETWORKS" in reason
+    assert "10.0.0.7" not in reason  # no map of the internal network for whoever registers names
+    assert "non-public address" in webhooks.non_public("[::1]", ["::1"])

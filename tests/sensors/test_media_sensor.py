@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from assets.media import MEDIA_GROUP, media_metadata, media_partitions, media_thumbnails
 from domain.db import sync_engine
+from domain.errors import Conflict
 from domain.ids import new_id
 from domain.media import processing
 from domain.media.jobs import JOB_TAG
@@ -205,24 +206,28 @@ def test_transcode_re_adds_a_removed_partition_and_runs_only_the_renditions(
     assert media_id not in partitions(instance)
 
     with database.session() as session:
-        job = processing.request_transcode(session, uuid.UUID(media_id), ["hls", "thumbnails"])
-        hls_only = processing.request_transcode(session, uuid.UUID(media_id), ["mp4"])
-        job_id, mp4_job = str(job.id), str(hls_only.id)
+        job_id = str(processing.request_transcode(session, uuid.UUID(media_id), ["hls", "thumbnails"]).id)
     result = tick()
     assert media_id in partitions(instance)
     assert [
         (r.partition_key, r.run_key, r.tags[JOB_TAG], r.asset_selection) for r in result.run_requests
-    ] == [
-        (media_id, f"transcode-{job_id}", job_id, [RENDITIONS, THUMBNAILS]),
-        (media_id, f"transcode-{mp4_job}", mp4_job, [RENDITIONS]),
-    ]
+    ] == [(media_id, f"transcode-{job_id}", job_id, [RENDITIONS, THUMBNAILS])]
+    # One unfinished transcode per media: a second waits for this one.
+    with pytest.raises(Conflict), database.session() as session:
+        processing.request_transcode(session, uuid.UUID(media_id), ["mp4"])
 
-    # Pending jobs keep the partition through later retention passes; once they finish, the media
-    # leaves again `retention_days` after that.
+    # A pending job keeps the partition through later retention passes; once the media's jobs finish,
+    # it leaves again `retention_days` after that.
     clock.now += timedelta(days=40)
     tick()
     assert media_id in partitions(instance)
     finish(database, job_id, clock.now)
+    with database.session() as session:
+        mp4_job = str(processing.request_transcode(session, uuid.UUID(media_id), ["mp4"]).id)
+    result = tick()
+    assert [(r.run_key, r.tags[JOB_TAG], r.asset_selection) for r in result.run_requests] == [
+        (f"transcode-{mp4_job}", mp4_job, [RENDITIONS])
+    ]
     finish(database, mp4_job, clock.now)
     clock.now += timedelta(days=29)
     tick()

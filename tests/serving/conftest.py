@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,25 @@ async def login(client: AsyncTestClient, username: str, password: str = PASSWORD
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def self_register(client: AsyncTestClient, data_dir: Path, username: str) -> tuple[uuid.UUID, str]:
+    """An account made the way anyone on the internet makes one, through the public API: register,
+    confirm with the token of the emailed link, sign in. (user id, access token)."""
+    email = f"{username}@example.test"
+    body = {"username": username, "email": email, "password": PASSWORD}
+    assert (await client.post("/api/v1/auth/register", json=body)).status_code == 202
+    mails = [
+        message_from_bytes(p.read_bytes(), policy=policy.default) for p in (data_dir / "mail").glob("*.eml")
+    ]
+    [mail] = [m for m in mails if m["To"] == email]
+    link = re.search(r"token=([A-Za-z0-9_.~-]+)", mail.get_body(preferencelist=("plain",)).get_content())
+    verified = await client.post("/api/v1/auth/verify-email", json={"token": link.group(1)})
+    assert verified.status_code == 200, verified.text
+    token = (await login(client, username))["access_token"]
+    me = (await client.get("/api/v1/auth/me", headers=bearer(token))).json()
+    assert me["roles"] == [rbac.DEFAULT_ROLE] == ["viewer"], me
+    return uuid.UUID(me["user_id"]), token
 
 
 @pytest.fixture

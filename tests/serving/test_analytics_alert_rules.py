@@ -2,7 +2,9 @@
 each operational DB. A rule is created through the API, evaluated by the real evaluator
 (`domain.analytics.alerts`, what `analytics_alerts_sensor` runs every 30 s) on live minutes at a fixed
 clock, and its alerts read back through the API. Bad rules are problem details naming the field and
-store nothing; the routes need `analytics:read`."""
+store nothing; reading needs `analytics:read` (the analyst), creating and deactivating rules
+`analytics:manage` (an editor; only the rule's creator or an admin deactivates it, see
+test_security_analytics_management.py)."""
 
 from __future__ import annotations
 
@@ -52,10 +54,17 @@ def analyst(new_user) -> tuple[uuid.UUID, dict[str, str]]:
     return user_id, bearer(token)
 
 
+@pytest.fixture
+def editor(new_user) -> tuple[uuid.UUID, dict[str, str]]:
+    user_id, token = new_user("alert-editor", ["editor"])
+    return user_id, bearer(token)
+
+
 async def test_a_valid_rule_is_stored_with_its_fields(
-    anonymous: AsyncTestClient, analyst, new_user, db_sessions: sessionmaker[Session]
+    anonymous: AsyncTestClient, analyst, editor, new_user, db_sessions: sessionmaker[Session]
 ) -> None:
-    analyst_id, headers = analyst
+    analyst_id, _ = analyst  # a recipient
+    editor_id, headers = editor
     oncall_id, _ = new_user("oncall", ["admin"])
     res = await anonymous.post(
         RULES,
@@ -98,7 +107,7 @@ async def test_a_valid_rule_is_stored_with_its_fields(
             "below",
             -50.0,
         )
-        assert (stored.window_minutes, stored.escalate_after, stored.created_by) == (15, 2, analyst_id)
+        assert (stored.window_minutes, stored.escalate_after, stored.created_by) == (15, 2, editor_id)
         assert stored.recipients == [str(oncall_id), str(analyst_id)]
 
     # Only name, metric and threshold are required; the rest has the documented defaults.
@@ -149,9 +158,9 @@ INVALID: list[tuple[dict[str, Any], int, str]] = [
 
 
 async def test_an_invalid_rule_is_a_problem_naming_the_field_and_stores_nothing(
-    anonymous: AsyncTestClient, analyst, db_sessions: sessionmaker[Session]
+    anonymous: AsyncTestClient, editor, db_sessions: sessionmaker[Session]
 ) -> None:
-    _, headers = analyst
+    _, headers = editor
     wrong = []
     for change, status, field in INVALID:  # one app and database for all the cases
         payload = {k: v for k, v in (VALID | change).items() if v is not DROP}
@@ -164,16 +173,17 @@ async def test_an_invalid_rule_is_a_problem_naming_the_field_and_stores_nothing(
 
 
 async def test_rules_fire_into_the_alert_history_and_deactivating_one_resolves_its_alert(
-    anonymous: AsyncTestClient, analyst, db_sessions: sessionmaker[Session]
+    anonymous: AsyncTestClient, analyst, editor, db_sessions: sessionmaker[Session]
 ) -> None:
-    _, headers = analyst
+    _, headers = analyst  # reads
+    _, writer = editor  # creates and deactivates
     assert (await anonymous.get(RULES, headers=headers)).json() == []
-    views = (await anonymous.post(RULES, json=VALID, headers=headers)).json()
+    views = (await anonymous.post(RULES, json=VALID, headers=writer)).json()
     searches = (
         await anonymous.post(
             RULES,
             json={"name": "Search burst", "metric": "events.search", "threshold": 10, "window_minutes": 2},
-            headers=headers,
+            headers=writer,
         )
     ).json()
     listed = (await anonymous.get(RULES, headers=headers)).json()
@@ -221,7 +231,7 @@ async def test_rules_fire_into_the_alert_history_and_deactivating_one_resolves_i
     _assert_problem(await anonymous.get(ALERTS, params={"limit": 0}, headers=headers), 400, "limit")
 
     # Deactivating "Search burst": 204, its open alert resolved, the rule kept (inactive) with its history.
-    res = await anonymous.delete(f"{RULES}/{searches['rule_id']}", headers=headers)
+    res = await anonymous.delete(f"{RULES}/{searches['rule_id']}", headers=writer)
     assert res.status_code == 204, res.text
     assert (await anonymous.get(ALERTS, params={"status": "firing"}, headers=headers)).json() == []
     closed = (await anonymous.get(ALERTS, params={"status": "resolved"}, headers=headers)).json()
@@ -243,8 +253,8 @@ async def test_rules_fire_into_the_alert_history_and_deactivating_one_resolves_i
         ]
 
     # Deactivating again changes nothing; an unknown rule is a 404 problem.
-    assert (await anonymous.delete(f"{RULES}/{searches['rule_id']}", headers=headers)).status_code == 204
-    missing = await anonymous.delete(f"{RULES}/{uuid.uuid4()}", headers=headers)
+    assert (await anonymous.delete(f"{RULES}/{searches['rule_id']}", headers=writer)).status_code == 204
+    missing = await anonymous.delete(f"{RULES}/{uuid.uuid4()}", headers=writer)
     assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem")
     assert _count(db_sessions, AlertRule) == 2
 
@@ -252,10 +262,10 @@ async def test_rules_fire_into_the_alert_history_and_deactivating_one_resolves_i
 async def test_a_viewer_may_not_read_or_manage_alert_rules(
     anonymous: AsyncTestClient,
     token_for: Callable[[str], str],
-    analyst,
+    editor,
     db_sessions: sessionmaker[Session],
 ) -> None:
-    _, headers = analyst
+    _, headers = editor
     rule = (await anonymous.post(RULES, json=VALID, headers=headers)).json()
     viewer = bearer(token_for("viewer"))
     for method, url, body in [

@@ -2,7 +2,8 @@
 operational DB (the rendering by `analytics_report_files` is tested in
 tests/assets/test_analytics_reports_asset.py). A definition is saved or queued, listed, read with its
 latest jobs; a job is read and its files are 404 until rendered; bad definitions are problem details
-naming the field and store nothing; the routes need `analytics:read`."""
+naming the field and store nothing; reading needs `analytics:read` (the analyst), saving and generating
+`analytics:manage` (an editor; see test_security_analytics_management.py for the limits)."""
 
 from __future__ import annotations
 
@@ -52,10 +53,17 @@ def analyst(new_user) -> tuple[uuid.UUID, dict[str, str]]:
     return user_id, bearer(token)
 
 
+@pytest.fixture
+def editor(new_user) -> tuple[uuid.UUID, dict[str, str]]:
+    user_id, token = new_user("report-editor", ["editor"])
+    return user_id, bearer(token)
+
+
 async def test_a_definition_is_saved_queued_listed_and_read_with_its_jobs(
-    anonymous: AsyncTestClient, analyst, new_user, db_sessions: sessionmaker[Session]
+    anonymous: AsyncTestClient, analyst, editor, new_user, db_sessions: sessionmaker[Session]
 ) -> None:
-    analyst_id, headers = analyst
+    _, reader = analyst  # reads
+    editor_id, headers = editor  # writes
     manager_id, _ = new_user("manager", ["analyst"])
 
     # Saved only (run_now false): no job, the next time of its schedule (Mondays 06:00 UTC).
@@ -91,7 +99,7 @@ async def test_a_definition_is_saved_queued_listed_and_read_with_its_jobs(
     searches = res.json()
     assert searches["status"] == "queued" and searches["next_run_at"] is None
 
-    listed = (await anonymous.get(API, headers=headers)).json()
+    listed = (await anonymous.get(API, headers=reader)).json()
     assert [r["report_id"] for r in listed] == [searches["report_id"], weekly_id]  # newest first
     weekly = listed[1]
     assert datetime.fromisoformat(weekly.pop("created_at")).tzinfo is not None
@@ -109,9 +117,9 @@ async def test_a_definition_is_saved_queued_listed_and_read_with_its_jobs(
         "jobs": [],  # the list leaves jobs out
     }
     assert listed[0]["configuration"]["formats"] == ["json"]
-    newest = (await anonymous.get(API, params={"limit": 1}, headers=headers)).json()
+    newest = (await anonymous.get(API, params={"limit": 1}, headers=reader)).json()
     assert [r["report_id"] for r in newest] == [searches["report_id"]]
-    _assert_problem(await anonymous.get(API, params={"limit": 0}, headers=headers), 400, "limit")
+    _assert_problem(await anonymous.get(API, params={"limit": 0}, headers=reader), 400, "limit")
 
     # Generating the saved definition now, twice: two queued manual jobs over the last 7 whole days.
     jobs = []
@@ -122,12 +130,12 @@ async def test_a_definition_is_saved_queued_listed_and_read_with_its_jobs(
         queued = res.json()
         assert (queued["report_id"], queued["status"]) == (weekly_id, "queued")
         jobs.append((queued["job_id"], today))
-    detail = (await anonymous.get(f"{API}/{weekly_id}", headers=headers)).json()
+    detail = (await anonymous.get(f"{API}/{weekly_id}", headers=reader)).json()
     assert [j["job_id"] for j in detail["jobs"]] == [jobs[1][0], jobs[0][0]]  # newest first
     assert detail | {"jobs": []} == weekly | {"created_at": detail["created_at"]}
 
     job_id, today = jobs[0]
-    job = (await anonymous.get(f"{API}/jobs/{job_id}", headers=headers)).json()
+    job = (await anonymous.get(f"{API}/jobs/{job_id}", headers=reader)).json()
     assert datetime.fromisoformat(job.pop("created_at")).tzinfo is not None
     assert date.fromisoformat(job["period_end"]) in (today, today + timedelta(days=1))  # midnight
     assert date.fromisoformat(job["period_end"]) - date.fromisoformat(job["period_start"]) == timedelta(7)
@@ -140,12 +148,12 @@ async def test_a_definition_is_saved_queued_listed_and_read_with_its_jobs(
     }
     assert (job["started_at"], job["finished_at"], job["error"], job["files"]) == (None, None, None, {})
     # Nothing is rendered yet: its files are 404s that say why.
-    body = _assert_problem(await anonymous.get(f"{API}/jobs/{job_id}/files/csv", headers=headers), 404)
+    body = _assert_problem(await anonymous.get(f"{API}/jobs/{job_id}/files/csv", headers=reader), 404)
     assert "status: queued" in body["detail"]
 
     with db_sessions() as session:
-        assert session.get(Report, uuid.UUID(weekly_id)).created_by == analyst_id
-        assert set(session.scalars(sa.select(ReportRun.requested_by))) == {analyst_id}
+        assert session.get(Report, uuid.UUID(weekly_id)).created_by == editor_id
+        assert set(session.scalars(sa.select(ReportRun.requested_by))) == {editor_id}
     assert _counts(db_sessions) == (2, 3)
 
 
@@ -166,9 +174,9 @@ INVALID: list[tuple[dict[str, Any], int, str]] = [
 
 
 async def test_an_invalid_definition_or_unknown_report_is_a_problem_and_stores_nothing(
-    anonymous: AsyncTestClient, analyst, db_sessions: sessionmaker[Session]
+    anonymous: AsyncTestClient, editor, db_sessions: sessionmaker[Session]
 ) -> None:
-    _, headers = analyst
+    _, headers = editor
     wrong = []
     for payload, status, field in INVALID:  # one app and database for all the cases
         try:
@@ -188,9 +196,9 @@ async def test_an_invalid_definition_or_unknown_report_is_a_problem_and_stores_n
 
 
 async def test_a_viewer_may_not_read_or_generate_reports(
-    anonymous: AsyncTestClient, token_for, analyst, db_sessions: sessionmaker[Session]
+    anonymous: AsyncTestClient, token_for, editor, db_sessions: sessionmaker[Session]
 ) -> None:
-    _, headers = analyst
+    _, headers = editor
     queued = (
         await anonymous.post(
             f"{API}/generate", json={"name": "Daily", "report_type": "system"}, headers=headers

@@ -16,7 +16,9 @@ from serving.permissions import PUBLIC
 
 
 async def test_health_reports_each_backend(sqlite_client: AsyncTestClient) -> None:
-    res = await sqlite_client.get("/api/v1/health")
+    live = await sqlite_client.get("/api/v1/health", headers={"Authorization": ""})
+    assert live.status_code == 200 and live.json() == {"status": "ok"}  # public, and nothing more
+    res = await sqlite_client.get("/api/v1/health/backends")  # the client is an admin's (health:read)
     assert res.status_code == 200, res.text
     body = res.json()
     assert body["status"] == "ok" and body["deployment"] == "local"

@@ -25,6 +25,7 @@ from domain.db import sync_engine
 from domain.schema import OutboxEvent, User, UserActivity, UserSession
 from domain.settings import Settings
 from serving.app import create_app
+from serving.auth.throttle import account_key
 from tests.serving.conftest import PASSWORD, bearer, login
 
 API = "/api/v1"
@@ -198,10 +199,10 @@ async def test_brute_force_from_one_ip_is_throttled(anonymous, new_user, passwor
 
 async def test_failures_against_one_account_delay_it(anonymous, new_user, password_hash) -> None:
     """Credential stuffing spreads over IPs; the per-account delay does not depend on the IP."""
-    new_user("popular", ["viewer"], password_hash=password_hash)
+    user_id, _ = new_user("popular", ["viewer"], password_hash=password_hash)
     throttle = anonymous.app.state.auth.throttle
-    for i in range(3):  # three failures from three different addresses
-        await throttle.record_failure(f"203.0.113.{i}", "popular")
+    for i in range(3):  # three failures from three different addresses (the account's bucket: its id)
+        await throttle.record_failure(f"203.0.113.{i}", account_key(user_id))
     res = await anonymous.post(f"{API}/auth/login", json={"login": "popular", "password": PASSWORD})
     assert res.status_code == 429 and int(res.headers["retry-after"]) >= 1
 
@@ -257,11 +258,13 @@ async def test_registration_verification_and_reset(anonymous, migrated_url, data
     [verification] = _mail(data_dir)
     assert verification["To"] == "newcomer@example.test" and "Confirm your email" in verification["Subject"]
     token = _link_token(verification)
-    assert (await anonymous.get(f"{API}/auth/verify-email", params={"token": token + "x"})).status_code == 422
-    verified = await anonymous.get(f"{API}/auth/verify-email", params={"token": token})
+    assert (await anonymous.post(f"{API}/auth/verify-email", json={"token": token + "x"})).status_code == 422
+    # Opening the link shows a confirm button and changes nothing (mail scanners fetch links).
+    assert (await anonymous.get(f"{API}/auth/verify-email", params={"token": token})).status_code == 200
+    verified = await anonymous.post(f"{API}/auth/verify-email", json={"token": token})
     assert verified.status_code == 200, verified.text
     assert (
-        await anonymous.get(f"{API}/auth/verify-email", params={"token": token})
+        await anonymous.post(f"{API}/auth/verify-email", json={"token": token})
     ).status_code == 422  # single use
     assert len(_mail(data_dir)) == 1  # the welcome goes through the notifications (user.verified)
     session = await login(anonymous, "newcomer")
@@ -637,7 +640,8 @@ async def test_registration_mail_goes_out_over_smtp(migrated_url: str, data_dir:
                 "https://media.example/api/v1/auth/verify-email?token="
                 in message.get_body(("plain",)).get_content()
             )
-            assert (await client.get(f"{API}/auth/verify-email", params={"token": token})).status_code == 200
+            verified = await client.post(f"{API}/auth/verify-email", json={"token": token})
+            assert verified.status_code == 200
             assert len(received) == 1  # the welcome goes through the notifications (user.verified)
     finally:
         controller.stop()

@@ -124,8 +124,18 @@ def member(sqlite_url: str, password_hash: str) -> Callable[[str, list[str]], uu
     return lambda username, roles: make_user(sqlite_url, username, roles, password_hash=password_hash)
 
 
+def csrf_field(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "the sign-in form carries no CSRF token"
+    return found.group(1)
+
+
 async def sign_in(client: AsyncTestClient, login: str, password: str = PASSWORD, **fields: str):
-    return await client.post("/dashboard/login", data={"login": login, "password": password, **fields})
+    """Open the sign-in page (its cookie and token), then post the form as the browser would."""
+    csrf = csrf_field((await client.get("/dashboard/login")).text)
+    return await client.post(
+        "/dashboard/login", data={"login": login, "password": password, "csrf": csrf, **fields}
+    )
 
 
 def kpi(page: str, key: str) -> str:
@@ -200,9 +210,12 @@ async def test_an_mfa_account_signs_in_with_its_code(web, member, sqlite_url: st
     assert "set-cookie" not in step.headers and PASSWORD not in step.text
     challenge = re.search(r'name="challenge" value="([^"]+)"', step.text).group(1)
     later = totp.at(datetime.now(UTC) + timedelta(seconds=30))
-    wrong = await web.post("/dashboard/login", data={"challenge": challenge, "mfa_code": "000000"})
+    csrf = csrf_field(step.text)
+    wrong = await web.post(
+        "/dashboard/login", data={"challenge": challenge, "mfa_code": "000000", "csrf": csrf}
+    )
     assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
-    done = await web.post("/dashboard/login", data={"challenge": challenge, "mfa_code": later})
+    done = await web.post("/dashboard/login", data={"challenge": challenge, "mfa_code": later, "csrf": csrf})
     assert done.status_code == 303 and done.headers["set-cookie"].startswith(DASHBOARD_COOKIE)
 
 
@@ -298,3 +311,36 @@ async def test_the_period_and_the_live_endpoint(web, member, sqlite_url: str) ->
     assert live["views"] == 7 and live["total_events"] == 9 and live["events"] == {"search": 2, "view": 7}
     assert len(live["views_per_minute"]) == 30 and live["views_per_minute"][-1]["views"] == 7
     assert live["chart"].startswith("<svg") and "المشاهدات" in live["chart"]
+
+
+# --- login CSRF (security issue, finding 15) ------------------------------------------------------
+
+
+async def test_a_cross_site_form_cannot_sign_the_browser_in(web, member, sqlite_url: str, data_dir) -> None:
+    """A page elsewhere auto-submits the sign-in form with the attacker's credentials, so the
+    victim's browser would use the dashboard as the attacker (login CSRF). Refused: the form needs
+    the token of this browser's own sign-in page."""
+    member("attacker", ["analyst"])
+    forged = {"login": "attacker", "password": PASSWORD}
+    cross_site = {**HTML, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+
+    refused = await web.post("/dashboard/login", data=forged, headers=cross_site)
+    assert refused.status_code == 403, refused.text
+    assert DASHBOARD_COOKIE not in refused.cookies
+    # An older browser without Fetch Metadata headers: no token, no sign-in.
+    assert (await web.post("/dashboard/login", data=forged)).status_code == 403
+    # The token the attacker got from their own visit does not go with this browser's cookie.
+    app = create_app(Settings(deployment="local", data_dir=data_dir, database_url=sqlite_url))
+    async with AsyncTestClient(app=app) as attacker:
+        theirs = csrf_field((await attacker.get("/dashboard/login")).text)
+    await web.get("/dashboard/login")  # the victim has a sign-in cookie of their own
+    mixed = await web.post("/dashboard/login", data={**forged, "csrf": theirs})
+    assert mixed.status_code == 403 and DASHBOARD_COOKIE not in mixed.cookies
+    # Even with this browser's own token, a post another site made is refused.
+    mine = csrf_field((await web.get("/dashboard/login")).text)
+    assert (
+        await web.post("/dashboard/login", data={**forged, "csrf": mine}, headers=cross_site)
+    ).status_code == 403
+    assert (await web.get("/dashboard/live")).status_code == 401  # the browser is not signed in
+    # The browser's own form still works.
+    assert (await web.post("/dashboard/login", data={**forged, "csrf": mine})).status_code == 303

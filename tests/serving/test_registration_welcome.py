@@ -60,7 +60,10 @@ async def test_one_welcome_after_verification_in_the_users_language(
     [verification] = _mails(data_dir / "mail")
     text = verification.get_body(preferencelist=("plain",)).get_content()
     token = text.split("token=", 1)[1].split()[0]
-    assert (await anonymous.get(f"{API}/verify-email", params={"token": token})).status_code == 200
+    assert (
+        await anonymous.get(f"{API}/verify-email", params={"token": token})
+    ).status_code == 200  # the page
+    assert (await anonymous.post(f"{API}/verify-email", json={"token": token})).status_code == 200
     assert len(_mails(data_dir / "mail")) == 1  # the account mail sent the link only
 
     rules.process_events(db_sessions.begin, after=0, now=now)

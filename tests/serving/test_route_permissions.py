@@ -1,11 +1,13 @@
 """Every route of the application, for every role: 401 without a token, 403 without the permission
 the route declares, and through the guard with it; never a server error, whoever asks. New routes
-join this test by existing."""
+join this test by existing. One of the "roles" is an account made the way anyone on the internet
+makes one (register, follow the emailed link, sign in): it must get exactly a viewer's answers."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 from litestar.handlers import HTTPRouteHandler
@@ -13,8 +15,10 @@ from litestar.testing import AsyncTestClient
 
 from domain.auth import rbac
 from serving.permissions import AUTHENTICATED, PUBLIC, SELF
+from tests.serving.conftest import self_register
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+SELF_REGISTERED = "self-registered"  # answered as a viewer
 
 
 def http_routes(app) -> list[tuple[str, str, HTTPRouteHandler]]:
@@ -42,11 +46,12 @@ def allowed(handler: HTTPRouteHandler, role: str) -> bool:
 
 
 async def test_every_route_answers_only_the_roles_it_declares(
-    anonymous: AsyncTestClient, new_user, mint
+    anonymous: AsyncTestClient, new_user, mint, data_dir: Path
 ) -> None:
     routes = http_routes(anonymous.app)
     assert len(routes) >= 25
     members = {role: new_user(f"member-{role}", [role])[0] for role in rbac.SYSTEM_ROLES}
+    members[SELF_REGISTERED] = (await self_register(anonymous, data_dir, "newcomer"))[0]
     problems = []
     for method, path, handler in routes:
         needed = handler.opt.get("permission")
@@ -61,11 +66,19 @@ async def test_every_route_answers_only_the_roles_it_declares(
                 problems.append(f"{method} {path}: public but answered {anon.status_code} without a token")
         elif anon.status_code != 401:
             problems.append(f"{method} {path}: {anon.status_code} without a token (want 401)")
+        answers = {}
         for role, user_id in members.items():
             token = mint(user_id)  # a fresh session each time: some routes end the session they run in
             res = await anonymous.request(
                 method, url, json=body, headers={"Authorization": f"Bearer {token}"}
             )
+            answers[role] = res.status_code
+            if role == SELF_REGISTERED:
+                if res.status_code != answers["viewer"]:
+                    problems.append(
+                        f"{method} {path} self-registered: {res.status_code}, a viewer got {answers['viewer']}"
+                    )
+                continue
             if res.status_code >= 500:
                 problems.append(f"{method} {path} as {role}: {res.status_code} (a server error)")
             elif allowed(handler, role):

@@ -11,7 +11,7 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from redis.asyncio import Redis
 
-from serving.auth.throttle import LoginThrottle, client_ip, parse_trusted_proxies
+from serving.auth.throttle import LoginThrottle, RequestLimit, client_ip, parse_trusted_proxies
 
 
 class Clock:
@@ -246,3 +246,24 @@ def test_bad_trusted_proxy_setting_is_an_error():
     assert len(parse_trusted_proxies(" 10.0.0.0/8 ,, ::1 ")) == 2
     with pytest.raises(ValueError, match="not-an-ip"):
         parse_trusted_proxies("10.0.0.0/8, not-an-ip")
+
+
+# --- per-attempt limits of the flows that hash or mail (registration, reset) --------------------
+
+
+async def test_request_limit_counts_attempts_per_ip_and_per_target(store, clock: Clock):
+    limit = RequestLimit(store, "signup", per_ip=3, per_target=2, window_s=3600, now=clock)
+    assert await limit.hit("203.0.113.1", "a@example.test") is None
+    clock.advance(10)
+    assert await limit.hit("203.0.113.2", "A@Example.test ") is None, "another IP: only the target counts"
+    wait = await limit.hit("203.0.113.3", "a@example.test")
+    assert wait == pytest.approx(3590), "the target's first attempt leaves the window in 3590 s"
+    assert await limit.hit("203.0.113.1", "b@example.test") is None
+    assert await limit.hit("203.0.113.1", "c@example.test") is None
+    assert await limit.hit("203.0.113.1", "d@example.test") == pytest.approx(3590), "the IP's limit"
+    clock.advance(3600)
+    assert await limit.hit("203.0.113.1", "d@example.test") is None, "refusals did not extend it"
+    assert await limit.hit("2001:db8::1", "e@example.test") is None
+    assert await limit.hit("2001:db8::2", "f@example.test") is None
+    assert await limit.hit("2001:db8::3", "g@example.test") is None
+    assert await limit.hit("2001:db8::ffff", "h@example.test") is not None, "IPv6 counts per /64"
