@@ -179,7 +179,19 @@ class Settings:
         **_s(
             "THMNAYAH_SECRET_KEY",
             "<generated into data_dir/secret_key>",
-            "Signs access tokens and links, encrypts TOTP secrets. Required in prod (32+ random bytes).",
+            "The platform secret: keys derived from it sign access tokens, links and media URLs and encrypt "
+            "TOTP and webhook secrets. Required in prod (32+ random bytes).",
+            secret=True,
+        ),
+    )
+    secret_key_previous: str = field(
+        default="",
+        **_s(
+            "THMNAYAH_SECRET_KEY_PREVIOUS",
+            "",
+            "Earlier platform secrets, comma-separated, newest first, during a rotation: what they signed "
+            "or encrypted is still accepted, nothing new uses them. Drop one when what it made has expired "
+            "and `thmnayah rotate-keys` has re-encrypted the stored secrets.",
             secret=True,
         ),
     )
@@ -387,6 +399,11 @@ class Settings:
             ]
             if missing:
                 raise SettingsError(f"THMNAYAH_DEPLOYMENT=prod needs {', '.join(missing)}")
+
+    @property
+    def previous_secret_keys(self) -> tuple[str, ...]:
+        """`THMNAYAH_SECRET_KEY_PREVIOUS` as a list (blank entries and surrounding spaces dropped)."""
+        return tuple(s.strip() for s in self.secret_key_previous.split(",") if s.strip())
 
     # Derived paths of the embedded backends.
     @property

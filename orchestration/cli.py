@@ -6,6 +6,7 @@ thmnayah api           migrate and serve the API only
 thmnayah demo          migrate and seed the demo data only
 thmnayah create-admin  create an administrator (the password from a prompt or a file)
 thmnayah migrate       apply database migrations
+thmnayah rotate-keys   re-encrypt stored TOTP and webhook secrets under the current platform secret
 thmnayah settings      list every setting (environment variable), its default and meaning
 """
 
@@ -32,7 +33,9 @@ from domain.analytics.demo import demo_events, seed_demo_reports_and_alerts, val
 from domain.analytics.events import LAKE_PREFIX
 from domain.analytics.lake import parquet_files, read_buffer_lines
 from domain.auth import audit, rbac
+from domain.auth.keys import platform_keyring
 from domain.auth.passwords import check_password_policy, hash_password, verify_password
+from domain.auth.rotation import reencrypt_stored_secrets
 from domain.auth.users import NewUser, create_user
 from domain.db import safe_url, sync_engine
 from domain.demo import (
@@ -48,7 +51,7 @@ from domain.errors import DomainError, InvalidValue
 from domain.ids import new_id
 from domain.media import inspect
 from domain.media.uploads import original_key, record_upload
-from domain.migrate import upgrade
+from domain.migrate import require_current, upgrade
 from domain.schema import ContentItem, MediaAsset, User, utcnow
 from domain.settings import Settings
 from orchestration.deployment import build_resources, child_process_env, load_settings
@@ -335,6 +338,34 @@ def create_admin(settings: Settings, username: str, email: str, password_file: P
     return 0
 
 
+def rotate_keys(settings: Settings) -> int:
+    """Re-encrypt the secrets stored at rest under `THMNAYAH_SECRET_KEY` (see `domain.auth.rotation`);
+    1 when some value is under no secret of the ring (nothing else is changed for it)."""
+    require_current(settings.database_url)
+    keys = platform_keyring(settings)
+    engine = sync_engine(settings.database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            tallies = reencrypt_stored_secrets(session, keys)
+    finally:
+        engine.dispose()
+    for where, tally in tallies.items():
+        print(
+            f"{where}: {tally.rotated} re-encrypted, {tally.current} already current, {tally.unreadable} unreadable"
+        )
+    unreadable = sum(t.unreadable for t in tallies.values())
+    if unreadable:
+        print(
+            f"rotate-keys: {unreadable} stored secret(s) decrypt under neither THMNAYAH_SECRET_KEY nor "
+            "THMNAYAH_SECRET_KEY_PREVIOUS: add the secret that encrypted them to THMNAYAH_SECRET_KEY_PREVIOUS "
+            "and run again (or those users enrol MFA and register their webhooks again)",
+            file=sys.stderr,
+        )
+        return 1
+    print("every stored secret is under the current platform secret")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="thmnayah", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -371,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         "without it, you are asked at a prompt",
     )
     sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser(
+        "rotate-keys",
+        help="re-encrypt stored TOTP and webhook secrets under THMNAYAH_SECRET_KEY (after a secret rotation)",
+    )
     sub.add_parser("settings", help="list every setting")
     args = parser.parse_args(argv)
 
@@ -386,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         migrate(settings)
         print(f"seeded {seed(settings, args.schedule_delay)} demo item(s)")
         return 0
+    if args.command == "rotate-keys":
+        return rotate_keys(settings)
     if args.command == "create-admin":
         return create_admin(settings, args.username, args.email, args.password_file)
     if args.command == "api":

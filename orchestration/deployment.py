@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from domain.auth.keys import platform_secret
+from domain.auth.keys import platform_keyring
 from domain.notifications import delivery
 from domain.settings import Settings
 from resources.database import OperationalDatabase
@@ -166,11 +166,11 @@ def build_notifiers(settings: Settings) -> dict[str, DeliveryTransport]:
 
 def notification_policy(settings: Settings) -> delivery.Policy:
     """The delivery drain's policy: attempts, backoff, per-channel rate limits, default language,
-    and the platform secret that decrypts webhook signing secrets."""
+    and the platform keyring that decrypts webhook signing secrets."""
     return delivery.Policy(
         max_attempts=settings.notification_max_attempts,
         retry_base_seconds=float(settings.notification_retry_base_seconds),
         rate_limits=delivery.parse_rate_limits(settings.notification_rate_limits),
         default_language=settings.notification_default_language,
-        secret_key=platform_secret(settings),
+        keys=platform_keyring(settings),
     )

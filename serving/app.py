@@ -16,7 +16,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Tag
 
 from domain.auth import rbac
-from domain.auth.keys import platform_secret
+from domain.auth.keys import platform_keyring
 from domain.migrate import require_current
 from domain.notifications import rules as notification_rules
 from domain.settings import Settings
@@ -56,14 +56,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     parse_trusted_proxies(settings.trusted_proxies)  # a malformed setting fails at start, not per request
     database = Database(settings.database_url)
     backends = build_backends(settings)
-    secret = platform_secret(settings)
+    keys = platform_keyring(settings)  # the process's one keyring: current and previous secrets' keys
     staging = UploadStaging(root=str((settings.data_dir / "uploads").resolve()))
     Path(staging.root).mkdir(parents=True, exist_ok=True)
-    jwt_auth = build_jwt_auth(settings, secret)
+    jwt_auth = build_jwt_auth(settings)
     channels = channels_plugin(backends.channels)
     auth = AuthContext(
         settings=settings,
-        secret=secret,
+        keys=keys,
         db=database,
         # A revoked session's open WebSockets are told through the channels (any API process).
         principals=PrincipalCache(backends.stores["auth"], on_revoked=session_end_publisher(channels)),

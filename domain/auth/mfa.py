@@ -7,23 +7,33 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain.auth import audit, totp
+from domain.auth.keys import TOTP, Keyring
 from domain.errors import Conflict, InvalidValue
 from domain.schema import RecoveryCode, User, utcnow
 
 
-def begin_setup(session: Session, user: User, secret_key: str) -> tuple[str, str]:
+def _totp_secret(user: User, keys: Keyring) -> str:
+    """The user's TOTP secret, decrypted; one still encrypted under a previous platform secret is
+    re-encrypted under the current one on the way (the caller's transaction stores it)."""
+    secret = keys.decrypt(TOTP, user.totp_secret_encrypted)
+    if not keys.is_current(TOTP, user.totp_secret_encrypted):
+        user.totp_secret_encrypted = keys.encrypt(TOTP, secret)
+    return secret
+
+
+def begin_setup(session: Session, user: User, keys: Keyring) -> tuple[str, str]:
     """A new secret for the user (not active until confirmed); returns (secret, provisioning URI)."""
     if user.mfa_enabled:
         raise Conflict("MFA is already enabled for this account", field="mfa")
     secret = totp.new_totp_secret()
-    user.totp_secret_encrypted = totp.encrypt_secret(secret, totp.totp_key(secret_key))
+    user.totp_secret_encrypted = keys.encrypt(TOTP, secret)
     user.totp_last_step = None
     user.updated_at = utcnow()
     return secret, totp.provisioning_uri(secret, user.email or user.username)
 
 
 def confirm_setup(
-    session: Session, user: User, code: str, secret_key: str, *, origin: audit.Origin
+    session: Session, user: User, code: str, keys: Keyring, *, origin: audit.Origin
 ) -> list[str]:
     """Turn MFA on once a code from the authenticator checks out; returns fresh recovery codes
     (shown once; only their hashes are kept)."""
@@ -31,7 +41,7 @@ def confirm_setup(
         raise Conflict("MFA is already enabled for this account", field="mfa")
     if not user.totp_secret_encrypted:
         raise InvalidValue("start with POST .../mfa/enable", field="code")
-    secret = totp.decrypt_secret(user.totp_secret_encrypted, totp.totp_key(secret_key))
+    secret = _totp_secret(user, keys)
     step = totp.verify_totp(secret, code, last_step=user.totp_last_step)
     if step is None:
         raise InvalidValue("the code does not match; check the authenticator's clock", field="code")
@@ -49,7 +59,7 @@ def confirm_setup(
 def check_second_factor(
     session: Session,
     user: User,
-    secret_key: str,
+    keys: Keyring,
     *,
     code: str | None = None,
     recovery_code: str | None = None,
@@ -58,7 +68,7 @@ def check_second_factor(
     """True when the TOTP code (newer than any accepted before) or an unused recovery code matches."""
     ok = False
     if code and user.totp_secret_encrypted:
-        secret = totp.decrypt_secret(user.totp_secret_encrypted, totp.totp_key(secret_key))
+        secret = _totp_secret(user, keys)
         step = totp.verify_totp(secret, code, last_step=user.totp_last_step)
         if step is not None:
             user.totp_last_step = step

@@ -3,9 +3,10 @@
 * A code is accepted at most once: `verify_totp` returns the time step it matched, the caller
   stores it, and passes it back as `last_step` next time; a step at or before it is refused, so a
   code seen over a shoulder or replayed from a log cannot be used again, even within its window.
-* TOTP secrets are stored encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under a key derived
-  from the platform secret key with HKDF-SHA256, so a copy of the database alone does not reveal
-  them. Rotating the platform secret key makes stored secrets undecryptable (users re-enrol).
+* TOTP secrets are stored encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under the keyring's
+  `keys.TOTP` key, derived from the platform secret with HKDF-SHA256, so a copy of the database alone
+  does not reveal them. While a rotation is staged they still decrypt under a previous secret
+  (`THMNAYAH_SECRET_KEY_PREVIOUS`); `thmnayah rotate-keys` re-encrypts them under the current one.
 * Recovery codes carry 80 random bits each, so they are stored as a plain SHA-256 of the
   normalized code: with that much entropy a slow password hash adds nothing (there is no
   dictionary to walk), and a fast hash lets the code be looked up by equality.
@@ -13,7 +14,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -22,11 +22,7 @@ import time
 import unicodedata
 
 import pyotp
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-TOTP_KEY_INFO = b"thmnayah-totp"
 TOTP_INTERVAL = 30
 TOTP_DIGITS = 6
 _CODE = re.compile(rf"[0-9]{{{TOTP_DIGITS}}}")
@@ -39,10 +35,6 @@ RECOVERY_GROUPS = 4
 RECOVERY_GROUP_LENGTH = 4  # 4 groups x 4 chars x 5 bits = 80 bits per code
 _LOOKALIKES = str.maketrans({"o": "0", "i": "1", "l": "1"})
 _RECOVERY_SEPARATORS = re.compile(r"[\s\-]+")
-
-
-class SecretDecryptionError(ValueError):
-    """A stored secret cannot be decrypted: tampered with, or encrypted under another key."""
 
 
 def _ascii_digits(text: str) -> str:
@@ -87,35 +79,6 @@ def verify_totp(
         if hmac.compare_digest(totp.generate_otp(step), code):
             return step
     return None
-
-
-def derive_key(secret_key: str, purpose: bytes) -> bytes:
-    """A Fernet key (urlsafe base64 of 32 bytes) for one purpose, derived from the platform secret.
-
-    HKDF-SHA256 with `purpose` as its info, so keys for different uses are independent.
-    """
-    if not secret_key:
-        raise ValueError("the platform secret key is empty")
-    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret_key.encode())
-    return base64.urlsafe_b64encode(raw)
-
-
-def totp_key(secret_key: str) -> bytes:
-    """The key TOTP secrets are encrypted with."""
-    return derive_key(secret_key, TOTP_KEY_INFO)
-
-
-def encrypt_secret(secret: str, key: bytes) -> str:
-    return Fernet(key).encrypt(secret.encode()).decode("ascii")
-
-
-def decrypt_secret(token: str, key: bytes) -> str:
-    try:
-        return Fernet(key).decrypt(token.encode("ascii")).decode()
-    except (InvalidToken, UnicodeError) as exc:
-        raise SecretDecryptionError(
-            "the stored secret cannot be decrypted (tampered with, or the platform secret key changed)"
-        ) from exc
 
 
 def new_recovery_codes(n: int = 10) -> list[str]:

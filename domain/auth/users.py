@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain.auth import audit, rbac
-from domain.auth.keys import sha256_hex, sign
+from domain.auth.keys import LINK_TOKEN, Keyring, sha256_hex
 from domain.errors import Conflict, InvalidValue, NotFound
 from domain.outbox import record_event
 from domain.schema import OneTimeToken, User, utcnow
@@ -123,13 +123,19 @@ def register(session: Session, new: NewUser, *, origin: audit.Origin) -> User | 
     return user
 
 
+def _link_message(purpose: str, raw: str) -> str:
+    return f"{purpose}:{raw}"
+
+
 def issue_link_token(
-    session: Session, user: User, purpose: str, secret: str, now: datetime | None = None
+    session: Session, user: User, purpose: str, keys: Keyring, now: datetime | None = None
 ) -> str:
-    """A single-use, expiring token for an emailed link: `<random>.<hmac>`; only its hash is stored."""
+    """A single-use, expiring token for an emailed link: `<random>.<kid>.<hmac>` under the keyring's
+    link key (`kid` names the key, so a link outlives a staged secret rotation); only its hash is stored."""
     now = now or utcnow()
     raw = secrets.token_urlsafe(32)
-    token = f"{raw}.{sign(secret, purpose, raw)}"
+    key = keys.current(LINK_TOKEN)
+    token = f"{raw}.{key.kid}.{key.mac(_link_message(purpose, raw))}"
     session.add(
         OneTimeToken(
             token_hash=sha256_hex(token),
@@ -143,11 +149,23 @@ def issue_link_token(
     return token
 
 
+def _signed(token: str, purpose: str, keys: Keyring) -> bool:
+    parts = token.split(".")
+    if len(parts) == 2 and parts[0]:  # made before the keyring; its row expires within a day anyway
+        return keys.legacy_link_ok(purpose, *parts)
+    if len(parts) != 3 or not parts[0]:
+        return False
+    raw, kid, signature = parts
+    key = keys.find(LINK_TOKEN, kid)
+    return key is not None and secrets.compare_digest(
+        signature.encode(), key.mac(_link_message(purpose, raw)).encode()
+    )
+
+
 def _usable_link(
-    session: Session, token: str, purpose: str, secret: str, now: datetime, *, lock: bool
+    session: Session, token: str, purpose: str, keys: Keyring, now: datetime, *, lock: bool
 ) -> tuple[OneTimeToken, User]:
-    raw, _, signature = token.partition(".")
-    if not raw or not secrets.compare_digest(signature, sign(secret, purpose, raw)):
+    if not _signed(token, purpose, keys):
         raise InvalidValue("the link is invalid", field="token")
     row = session.get(OneTimeToken, sha256_hex(token), with_for_update=lock)
     if row is None or row.purpose != purpose:
@@ -163,18 +181,18 @@ def _usable_link(
 
 
 def check_link_token(
-    session: Session, token: str, purpose: str, secret: str, now: datetime | None = None
+    session: Session, token: str, purpose: str, keys: Keyring, now: datetime | None = None
 ) -> User:
     """The user of a usable link token, without spending it (the page a link opens, before the
     person confirms). Raises `InvalidValue` as `consume_link_token` does."""
-    return _usable_link(session, token, purpose, secret, now or utcnow(), lock=False)[1]
+    return _usable_link(session, token, purpose, keys, now or utcnow(), lock=False)[1]
 
 
 def consume_link_token(
-    session: Session, token: str, purpose: str, secret: str, now: datetime | None = None
+    session: Session, token: str, purpose: str, keys: Keyring, now: datetime | None = None
 ) -> User:
     now = now or utcnow()
-    row, user = _usable_link(session, token, purpose, secret, now, lock=True)
+    row, user = _usable_link(session, token, purpose, keys, now, lock=True)
     row.used_at = now
     return user
 
@@ -194,8 +212,8 @@ def void_link_tokens(session: Session, user_id: uuid.UUID, purpose: str, now: da
     ).rowcount
 
 
-def verify_email(session: Session, token: str, secret: str, *, origin: audit.Origin) -> User:
-    user = consume_link_token(session, token, "verify_email", secret)
+def verify_email(session: Session, token: str, keys: Keyring, *, origin: audit.Origin) -> User:
+    user = consume_link_token(session, token, "verify_email", keys)
     user.is_verified = True
     user.is_active = True
     user.updated_at = utcnow()

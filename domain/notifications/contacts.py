@@ -1,6 +1,6 @@
 """Where a user's SMS, push and webhook notifications go: phone numbers, device tokens, webhook URLs.
 
-A webhook's signing secret is stored encrypted with a key derived from the platform secret (the same
+A webhook's signing secret is stored encrypted under the keyring's `keys.WEBHOOK_SECRET` key (the same
 Fernet scheme as TOTP secrets, under its own HKDF purpose), never returned by the API; the delivery
 job decrypts it with `decrypt` right before signing a request.
 """
@@ -15,32 +15,27 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from domain.auth import totp
+from domain.auth.keys import WEBHOOK_SECRET, Keyring
 from domain.errors import InvalidValue, NotFound
 from domain.notifications import webhooks
 from domain.schema import NotificationContact, utcnow
 
 CONTACT_CHANNELS = ("sms", "push", "webhook")
-WEBHOOK_KEY_INFO = b"thmnayah notification webhook secret v1"
 ADDRESS_MAX = 1000
 SECRET_MIN, SECRET_MAX = 16, 200
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _TOKEN = re.compile(r"^[!-~]{8,1000}$")  # printable ASCII, no spaces (FCM tokens are ~160 chars)
 
 
-def _key(secret_key: str) -> bytes:
-    return totp.derive_key(secret_key, WEBHOOK_KEY_INFO)
-
-
-def encrypt(secret: str, secret_key: str) -> str:
+def encrypt(secret: str, keys: Keyring) -> str:
     """The webhook signing `secret` encrypted for `NotificationContact.secret_encrypted`."""
-    return totp.encrypt_secret(secret, _key(secret_key))
+    return keys.encrypt(WEBHOOK_SECRET, secret)
 
 
-def decrypt(token: str, secret_key: str) -> str:
-    """The signing secret back from `secret_encrypted`; raises `totp.SecretDecryptionError` when the
-    value was tampered with or the platform secret changed."""
-    return totp.decrypt_secret(token, _key(secret_key))
+def decrypt(token: str, keys: Keyring) -> str:
+    """The signing secret back from `secret_encrypted` (made under the current or a previous platform
+    secret); raises `keys.SecretDecryptionError` when it was tampered with or its secret is gone."""
+    return keys.decrypt(WEBHOOK_SECRET, token)
 
 
 def normalize_phone(value: str) -> str:
@@ -111,7 +106,7 @@ def register(
     user_id: uuid.UUID,
     new: NewContact,
     *,
-    secret_key: str,
+    keys: Keyring,
     allow_private_networks: bool = False,
 ) -> NotificationContact:
     """Add a contact, or update the one with the same channel and address (its secret, its state).
@@ -135,7 +130,7 @@ def register(
         row = NotificationContact(user_id=user_id, channel=new.channel, address=address, created_at=utcnow())
         session.add(row)
     row.is_active = new.is_active
-    row.secret_encrypted = encrypt(new.secret, secret_key) if new.secret else None
+    row.secret_encrypted = encrypt(new.secret, keys) if new.secret else None
     session.flush()
     return row
 

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain import outbox
+from domain.auth.keys import Keyring
 from domain.notifications import contacts, service, templates
 from domain.notifications.outgoing import DELIVERED_CHANNELS, Delivered, DeliveryFailed, Outgoing
 from domain.notifications.rules import DEFAULT_TEMPLATES, DIGEST_TEMPLATE
@@ -84,13 +85,13 @@ def parse_rate_limits(text: str) -> dict[str, float]:
 @dataclass(frozen=True)
 class Policy:
     """How the drain behaves (from settings: `notification_max_attempts`, `_retry_base_seconds`,
-    `_rate_limits`, `_default_language`, and the platform secret for webhook secrets)."""
+    `_rate_limits`, `_default_language`, and the platform keyring that decrypts webhook secrets)."""
 
     max_attempts: int = 6
     retry_base_seconds: float = 30.0
     rate_limits: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     default_language: str = "en"
-    secret_key: str = ""
+    keys: Keyring | None = None
     jitter: float = 0.1  # up to +10 % on each backoff delay, so retries of a burst spread out
     batch_size: int = 500
     stale_after: timedelta = STALE_SENDING
@@ -227,11 +228,13 @@ def _payload(notification: Notification) -> dict[str, Any]:
     }
 
 
-def _secret(row: DeliveryLog, secret_key: str) -> str | None:
+def _secret(row: DeliveryLog, keys: Keyring | None) -> str | None:
     token = (row.delivery_metadata or {}).get("secret_encrypted")
     if not token:
         return None
-    return contacts.decrypt(token, secret_key)
+    if keys is None:
+        raise ValueError("the delivery policy has no keyring to decrypt it with")
+    return contacts.decrypt(token, keys)
 
 
 def _digest_source(
@@ -312,7 +315,7 @@ def build_messages(session: Session, delivery_ids: Sequence[uuid.UUID], *, polic
     messages: list[Message] = []
     for row, notification in singles:
         try:
-            secret = _secret(row, policy.secret_key)
+            secret = _secret(row, policy.keys)
         except Exception as exc:  # noqa: BLE001 - a stored secret we cannot read fails this row only
             messages.append(_unbuildable(row.channel, [row.id], f"webhook secret: {exc}"))
             continue
@@ -336,7 +339,7 @@ def build_messages(session: Session, delivery_ids: Sequence[uuid.UUID], *, polic
         if len(group) == 1:  # a digest of one: the notification itself
             row, notification = group[0]
             try:
-                secret = _secret(row, policy.secret_key)
+                secret = _secret(row, policy.keys)
             except Exception as exc:  # noqa: BLE001
                 messages.append(_unbuildable(row.channel, ids, f"webhook secret: {exc}"))
                 continue
@@ -348,7 +351,7 @@ def build_messages(session: Session, delivery_ids: Sequence[uuid.UUID], *, polic
             continue
         notifications = [n for _, n in group]
         try:
-            secret = _secret(lead, policy.secret_key)
+            secret = _secret(lead, policy.keys)
             rendered = render_digest(
                 session,
                 lead.channel,

@@ -13,9 +13,9 @@ API, so the cookie cannot be used to change anything. The session lasts as long 
 
 Login CSRF (another site posting the form with its own credentials, so the victim works in the
 attacker's account): the sign-in page sets a random `CSRF_COOKIE` (HttpOnly, SameSite=Strict) and puts
-its HMAC under the platform secret in a hidden field (a signed double-submit token); a post needs
-both to match, and one a browser marks as cross-site or same-site (`Sec-Fetch-Site`) is refused too.
-A refused post answers 403 with a fresh form.
+its HMAC under the keyring's `keys.DASHBOARD_CSRF` key, prefixed with the key's id, in a hidden field (a
+signed double-submit token); a post needs both to match, and one a browser marks as cross-site or
+same-site (`Sec-Fetch-Site`) is refused too. A refused post answers 403 with a fresh form.
 
 Errors: a browser (a request that accepts `text/html`) without a valid cookie is sent to the sign-in
 page, and one without `analytics:read` gets an HTML 403 page; any other client gets the API's problem
@@ -46,14 +46,14 @@ from sqlalchemy.orm import Session
 
 from domain.analytics import dashboard
 from domain.auth import audit, sessions
-from domain.auth.keys import sign
+from domain.auth.keys import ACCESS_TOKEN, DASHBOARD_CSRF
 from domain.errors import InvalidValue
 from domain.schema import UserSession
 from serving.analytics import svg
 from serving.analytics.services import period
 from serving.auth import services
 from serving.auth.schemas import LoginRequest, MfaChallenge
-from serving.auth.security import ALGORITHM, DASHBOARD_COOKIE, DASHBOARD_PATH, AuthContext
+from serving.auth.security import ALGORITHM, DASHBOARD_COOKIE, DASHBOARD_PATH, AuthContext, signing_key
 from serving.db import Database
 from serving.permissions import ANALYTICS_READ, PUBLIC, requires
 from serving.problems import http_handler
@@ -266,7 +266,7 @@ def csrf_ok(request: Request, auth: AuthContext, field: str) -> bool:
     nonce = _csrf_nonce(request)
     if nonce is None or not field:
         return False
-    return secrets.compare_digest(field.encode(), sign(auth.secret, CSRF_PURPOSE, nonce).encode())
+    return auth.keys.verify(DASHBOARD_CSRF, f"{CSRF_PURPOSE}:{nonce}", field)
 
 
 def login_page(
@@ -281,7 +281,7 @@ def login_page(
         lang=lang,
         switch_url=_url(LOGIN_PATH, _other(lang)),
         status_code=status_code,
-        csrf=sign(auth.secret, CSRF_PURPOSE, nonce),
+        csrf=auth.keys.sign(DASHBOARD_CSRF, f"{CSRF_PURPOSE}:{nonce}"),
         **context,
     )
     if new:
@@ -593,7 +593,7 @@ async def _end_session(auth: AuthContext, encoded: str, origin: audit.Origin) ->
     try:
         token = Token.decode(
             encoded,
-            secret=auth.secret,
+            secret=signing_key(auth.keys, ACCESS_TOKEN, encoded),
             algorithm=ALGORITHM,
             audience=auth.settings.jwt_audience,
             issuer=auth.settings.jwt_issuer,

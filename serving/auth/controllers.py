@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from domain.auth import audit, passwords, sessions, users
 from domain.auth import emails as templates
+from domain.auth.keys import Keyring
 from domain.errors import InvalidValue
 from domain.schema import User, UserSession
 from serving.auth import pages, services
@@ -217,7 +218,7 @@ class AuthController(Controller):
             )
             if user is None:
                 return None
-            return user.email, users.issue_link_token(session, user, "verify_email", auth.secret)
+            return user.email, users.issue_link_token(session, user, "verify_email", auth.keys)
 
         created = await auth.db.write(create)
         if created is not None:
@@ -237,7 +238,7 @@ class AuthController(Controller):
         self, token: Annotated[str, QueryParameter(max_length=256)], auth: NamedDependency[AuthContext]
     ) -> Response[str]:
         try:
-            await auth.db.read(lambda s: users.check_link_token(s, token, "verify_email", auth.secret))
+            await auth.db.read(lambda s: users.check_link_token(s, token, "verify_email", auth.keys))
         except InvalidValue as exc:
             return pages.verify_email_page("invalid", detail=exc.detail, status_code=422)
         return pages.verify_email_page("confirm", token=token)
@@ -295,7 +296,7 @@ class AuthController(Controller):
             if user is None or not user.is_active or user.password_hash is None:
                 return None
             audit.record(session, audit.PASSWORD_RESET_REQUESTED, user_id=user.id, origin=origin)
-            return user.email, users.issue_link_token(session, user, "reset_password", auth.secret)
+            return user.email, users.issue_link_token(session, user, "reset_password", auth.keys)
 
         issued = await auth.db.write(issue)
         if issued is not None:
@@ -315,12 +316,12 @@ class AuthController(Controller):
         self, request: Request, data: JSONBody[PasswordResetConfirm], auth: NamedDependency[AuthContext]
     ) -> Accepted:
         origin = auth.origin(request)
-        user = await auth.db.read(lambda s: services.UserView.of(_token_owner(s, data.token, auth.secret)))
+        user = await auth.db.read(lambda s: services.UserView.of(_token_owner(s, data.token, auth.keys)))
         passwords.check_password_policy(data.new_password, username=user.username, email=user.email)
         password_hash = await auth.hashing.hash(data.new_password)
 
         def apply(session: Session) -> list[uuid.UUID]:
-            owner = users.consume_link_token(session, data.token, "reset_password", auth.secret)
+            owner = users.consume_link_token(session, data.token, "reset_password", auth.keys)
             # Also voids the account's other reset links.
             users.set_password(session, owner, password_hash, origin=origin, reason="reset")
             return sessions.revoke_all(session, owner.id, "password_reset")
@@ -338,12 +339,12 @@ class VerifyForm:
 
 async def _verify(auth: AuthContext, token: str, origin: audit.Origin) -> User:
     # The welcome goes out through the notifications (the `user.verified` event), in the user's language.
-    return await auth.db.write(lambda s: users.verify_email(s, token, auth.secret, origin=origin))
+    return await auth.db.write(lambda s: users.verify_email(s, token, auth.keys, origin=origin))
 
 
-def _token_owner(session: Session, token: str, secret: str) -> User:
+def _token_owner(session: Session, token: str, keys: Keyring) -> User:
     """Check the reset token without consuming it (it is consumed with the change)."""
-    return users.check_link_token(session, token, "reset_password", secret)
+    return users.check_link_token(session, token, "reset_password", keys)
 
 
 __all__ = ["AuthController"]

@@ -3,7 +3,9 @@ the one app-wide guard that enforces the permission every route declares."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 from sqlalchemy.orm import Session
 
 from domain.auth import audit, rbac
+from domain.auth.keys import ACCESS_TOKEN, Keyring
 from domain.auth.users import provision_external_user
 from domain.settings import Settings
 from serving.auth.principal import Principal, PrincipalCache, load_principal_row, session_is_active
@@ -38,7 +41,7 @@ class AuthContext:
         self,
         *,
         settings: Settings,
-        secret: str,
+        keys: Keyring,
         db: Database,
         principals: PrincipalCache,
         jwt: JWTAuth,
@@ -47,7 +50,7 @@ class AuthContext:
         mailer: Any,  # resources.email.Mailer
         oidc: Any | None,  # serving.auth.oidc.OidcVerifier
     ) -> None:
-        self.settings, self.secret, self.db, self.principals, self.jwt = settings, secret, db, principals, jwt
+        self.settings, self.keys, self.db, self.principals, self.jwt = settings, keys, db, principals, jwt
         self.hashing, self.throttle, self.mailer, self.oidc = hashing, throttle, mailer, oidc
         self.verified_tokens: dict[str, tuple[Token, uuid.UUID, uuid.UUID]] = {}
 
@@ -61,16 +64,20 @@ class AuthContext:
         )
 
     def issue_access_token(self, user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[str, str]:
+        """An access token (Litestar's claims) signed with the current access-token key, its `kid` in
+        the header; and its `jti`."""
         jti = uuid.uuid4().hex
-        token = self.jwt.create_token(
-            identifier=str(user_id),
-            token_expiration=timedelta(seconds=self.settings.access_token_ttl_seconds),
-            token_issuer=self.settings.jwt_issuer,
-            token_audience=self.settings.jwt_audience,
-            token_unique_jwt_id=jti,
-            token_extras={"sid": str(session_id), "typ": "access"},
+        token = self.jwt.token_cls(
+            sub=str(user_id),
+            exp=datetime.now(UTC) + timedelta(seconds=self.settings.access_token_ttl_seconds),
+            iss=self.settings.jwt_issuer,
+            aud=self.settings.jwt_audience,
+            jti=jti,
+            extras={"sid": str(session_id), "typ": "access"},
         )
-        return token, jti
+        key = self.keys.current(ACCESS_TOKEN)
+        payload = {k: v for k, v in asdict(token).items() if v is not None}
+        return pyjwt.encode(payload, key.material, algorithm=ALGORITHM, headers={"kid": key.kid}), jti
 
     async def principal(
         self, user_id: uuid.UUID, session_id: uuid.UUID | None, via: str = "password"
@@ -85,6 +92,20 @@ class AuthContext:
 
 def _ctx(connection: ASGIConnection) -> AuthContext:
     return connection.app.state.auth
+
+
+def signing_key(keys: Keyring, purpose: str, encoded_token: str) -> bytes:
+    """The key that the JWT's `kid` header names, among the current and previous platform secrets'
+    keys of `purpose`; a token without one, or naming one we do not hold, is refused like a bad
+    signature (401)."""
+    try:
+        kid = pyjwt.get_unverified_header(encoded_token).get("kid")
+    except pyjwt.PyJWTError as exc:
+        raise NotAuthorizedException("Invalid token") from exc
+    key = keys.find(purpose, kid)
+    if key is None:
+        raise NotAuthorizedException("Invalid token")
+    return key.material
 
 
 def _ids(token: Token) -> tuple[uuid.UUID, uuid.UUID] | None:
@@ -124,9 +145,11 @@ class PlatformAuthMiddleware(JWTAuthenticationMiddleware):
     `?token=` on WebSocket handshakes and the `DASHBOARD_COOKIE` on GET pages under /dashboard
     (browsers cannot set headers there).
 
-    A token string whose signature and claims were verified is remembered until its `exp`: the
-    same bytes verify the same way, so each request after the first skips the HMAC and claim
-    parsing. Revocation and the user's current roles are still checked on every request.
+    The token's `kid` header picks the access-token key it is checked with (current or previous
+    platform secret); a token without a kid we hold is refused. A token string whose signature and
+    claims were verified is remembered until its `exp`: the same bytes verify the same way, so each
+    request after the first skips the HMAC and claim parsing. Revocation and the user's current roles
+    are still checked on every request.
     """
 
     async def authenticate_token(
@@ -138,7 +161,7 @@ class PlatformAuthMiddleware(JWTAuthenticationMiddleware):
         if hit is None or hit[0].exp <= datetime.now(UTC):
             token = self.token_cls.decode(
                 encoded_token=encoded_token,
-                secret=self.token_secret,
+                secret=signing_key(ctx.keys, ACCESS_TOKEN, encoded_token),
                 algorithm=self.algorithm,
                 audience=self.token_audience,
                 issuer=self.token_issuer,
@@ -266,9 +289,12 @@ async def permission_guard(connection: ASGIConnection, handler: BaseRouteHandler
     )
 
 
-def build_jwt_auth(settings: Settings, secret: str) -> JWTAuth:
+def build_jwt_auth(settings: Settings) -> JWTAuth:
     return JWTAuth(
-        token_secret=secret,
+        # Not used: `AuthContext.issue_access_token` signs with the keyring's current access-token key
+        # and `PlatformAuthMiddleware` verifies with the key the token's `kid` names. A random value,
+        # so nothing Litestar would sign with it on its own (its `login`, `create_token`) is accepted.
+        token_secret=secrets.token_urlsafe(32),
         retrieve_user_handler=retrieve_principal,
         revoked_token_handler=token_revoked,
         algorithm=ALGORITHM,

@@ -14,11 +14,12 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from sqlalchemy.orm import Session
 
 from domain.auth import audit, mfa, rbac, sessions, users
+from domain.auth.keys import MFA_CHALLENGE
 from domain.errors import InvalidValue
 from domain.schema import User, UserSession
 from resources.email import OutgoingEmail
 from serving.auth.schemas import LoginRequest, MfaChallenge, ProfileOut, TokenResponse
-from serving.auth.security import AuthContext
+from serving.auth.security import AuthContext, signing_key
 from serving.auth.throttle import account_key
 
 MFA_CHALLENGE_TTL = 300
@@ -167,13 +168,13 @@ async def login_mfa(
     try:
         claims = pyjwt.decode(
             challenge,
-            ctx.secret,
+            signing_key(ctx.keys, MFA_CHALLENGE, challenge),
             algorithms=["HS256"],
             audience=ctx.settings.jwt_audience,
             issuer=ctx.settings.jwt_issuer,
             options={"require": ["exp", "sub", "typ"]},
         )
-    except pyjwt.PyJWTError as exc:
+    except (pyjwt.PyJWTError, NotAuthorizedException) as exc:
         raise NotAuthorizedException("the MFA challenge is invalid or expired; log in again") from exc
     if claims.get("typ") != "mfa_challenge":
         raise NotAuthorizedException("not an MFA challenge token")
@@ -187,6 +188,7 @@ async def login_mfa(
 
 def _challenge_token(ctx: AuthContext, user_id: uuid.UUID, data: LoginRequest) -> str:
     now = datetime.now(UTC)
+    key = ctx.keys.current(MFA_CHALLENGE)
     return pyjwt.encode(
         {
             "sub": str(user_id),
@@ -198,8 +200,9 @@ def _challenge_token(ctx: AuthContext, user_id: uuid.UUID, data: LoginRequest) -
             "ct": data.client_type,
             "dev": data.device_id,
         },
-        ctx.secret,
+        key.material,
         algorithm="HS256",
+        headers={"kid": key.kid},
     )
 
 
@@ -217,7 +220,7 @@ async def _second_factor(
         if user is None:
             return False
         return mfa.check_second_factor(
-            session, user, ctx.secret, code=code, recovery_code=recovery, origin=origin
+            session, user, ctx.keys, code=code, recovery_code=recovery, origin=origin
         )
 
     if not await ctx.db.write(check):

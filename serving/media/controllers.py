@@ -269,7 +269,7 @@ class MediaController(Controller):
             return VariantsOut(media_id=media_id, upload_status=asset.upload_status, variants=[
                 VariantOut(id=v.id, variant_type=v.variant_type, format=v.format, quality=v.quality, width=v.width,
                            height=v.height, duration_s=v.duration_s, file_size=v.file_size,
-                           url=urls.variant_url(auth.settings.cdn_base_url, v.s3_key, auth.secret, v.id,
+                           url=urls.variant_url(auth.settings.cdn_base_url, v.s3_key, auth.keys, v.id,
                                                 private=not public))
                 for v in rows
             ])  # fmt: skip
@@ -291,13 +291,13 @@ class MediaController(Controller):
         backends: NamedDependency[Backends],
         auth: NamedDependency[AuthContext],
     ) -> Stream:
-        refused = urls.check(auth.secret, variant_id, expires, sig)
+        refused = urls.check(auth.keys, variant_id, expires, sig)
         if refused:
             raise PermissionDeniedException(refused)
         variant = await db.read(lambda s: s.get(MediaVariant, variant_id))
         if variant is None:
             raise NotFoundException(f"variant {variant_id} does not exist")
-        if not urls.signed_private(auth.secret, variant_id, expires, sig) and not await db.read(
+        if not urls.signed_private(auth.keys, variant_id, expires, sig) and not await db.read(
             lambda s: content.media_is_public(s, variant.media_asset_id)
         ):  # a public link outlives its media's publication by nothing
             raise NotFoundException(f"variant {variant_id} does not exist")

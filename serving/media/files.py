@@ -75,13 +75,13 @@ class MediaFilesController(Controller):
         backends: NamedDependency[Backends],
         auth: NamedDependency[AuthContext],
     ) -> Response:
-        refused = urls.check_files(auth.secret, media_id, expires, sig)
+        refused = urls.check_files(auth.keys, media_id, expires, sig)
         if refused:
             raise PermissionDeniedException(refused)
         key = urls.published_key(media_id, rest.lstrip("/"))
         if key is None:
             raise NotFoundException("no such published file")
-        private = urls.files_private(auth.secret, media_id, expires, sig)
+        private = urls.files_private(auth.keys, media_id, expires, sig)
         if not private and not await db.read(lambda s: content.media_is_public(s, media_id)):
             raise NotFoundException("no such published file")
         store = backends.object_store
@@ -94,7 +94,7 @@ class MediaFilesController(Controller):
         if suffix == ".m3u8" and key.endswith("master.m3u8"):
             # A dubbed track's links take this link's kind: public ones are checked again when fetched.
             text = (await anyio.to_thread.run_sync(store.get_bytes, key)).decode()
-            body = urls.sign_cross_media(text, auth.secret, private=private).encode()
+            body = urls.sign_cross_media(text, auth.keys, private=private).encode()
             return Response(body, media_type=_TYPES[suffix], headers={"Cache-Control": cache})
         wanted = parse_range(request.headers.get("range"), size)
         start, end = wanted or (0, size - 1)

@@ -303,9 +303,7 @@ class NotificationsController(Controller):
                 raise InvalidValue(refused, field="address")
         return await db.write(
             lambda s: services.contact_out(
-                contacts.register(
-                    s, user_id, new, secret_key=auth.secret, allow_private_networks=allow_private
-                )
+                contacts.register(s, user_id, new, keys=auth.keys, allow_private_networks=allow_private)
             )
         )
 

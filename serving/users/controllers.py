@@ -197,9 +197,7 @@ class UsersController(Controller):
         auth: NamedDependency[AuthContext],
     ) -> MfaSetup:
         await services.check_current_password(auth, user_id, data.password, auth.origin(request))
-        secret, uri = await auth.db.write(
-            lambda s: mfa.begin_setup(s, users.get_user(s, user_id), auth.secret)
-        )
+        secret, uri = await auth.db.write(lambda s: mfa.begin_setup(s, users.get_user(s, user_id), auth.keys))
         return MfaSetup(
             secret=secret,
             provisioning_uri=uri,
@@ -222,7 +220,7 @@ class UsersController(Controller):
     ) -> RecoveryCodes:
         origin = auth.origin(request)
         codes = await auth.db.write(
-            lambda s: mfa.confirm_setup(s, users.get_user(s, user_id), data.code, auth.secret, origin=origin)
+            lambda s: mfa.confirm_setup(s, users.get_user(s, user_id), data.code, auth.keys, origin=origin)
         )
         return RecoveryCodes(recovery_codes=codes, detail="store these somewhere safe; each works once")
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from assets.notifications import NOTIFICATIONS_GROUP, build_notification_assets
 from domain.auth import audit, rbac, users
+from domain.auth.keys import Keyring
 from domain.db import sync_engine
 from domain.notifications import delivery, rules
 from domain.schema import Broadcast, DeliveryLog, Notification, NotificationSubscription, utcnow
@@ -45,7 +46,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 @pytest.fixture
 def notifications():
-    return build_notification_assets(delivery.Policy(secret_key="k" * 40))
+    return build_notification_assets(delivery.Policy(keys=Keyring("k" * 40)))
 
 
 @pytest.fixture

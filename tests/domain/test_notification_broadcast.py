@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from domain.auth import rbac
+from domain.auth.keys import Keyring
 from domain.ids import new_id
 from domain.notifications import broadcast, contacts, service
 from domain.schema import (
@@ -181,7 +182,7 @@ def test_delivered_channels_respect_preferences_quiet_hours_and_missing_destinat
             NotificationPreference(user_id=muted, notification_type="*", channel="email", is_enabled=False)
         )
         contacts.register(
-            session, device, contacts.NewContact("push", "device-token-0001"), secret_key="k" * 40
+            session, device, contacts.NewContact("push", "device-token-0001"), keys=Keyring("k" * 40)
         )
     calls: list[tuple[str, str]] = []
     compose = service.compose

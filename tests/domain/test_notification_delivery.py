@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from domain.auth import audit, users
+from domain.auth.keys import Keyring
 from domain.notifications import contacts, delivery, rules, service, templates, webhooks
 from domain.notifications.outgoing import Delivered, DeliveryFailed
 from domain.schema import DeliveryLog, Notification, NotificationPreference, NotificationTemplate, OutboxEvent
@@ -39,7 +40,7 @@ from resources.notifiers import (
 )
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-KEY = "platform-secret-for-tests-0123456789abcdef"
+KEY = Keyring("platform-secret-for-tests-0123456789abcdef")
 HOOK_SECRET = "whsec-0123456789abcdef"
 SENDER = "thmnayah <no-reply@thmnayah.test>"
 PROJECT = "demo-project"
@@ -64,7 +65,7 @@ def make_user(db: DB, name: str, *, locale: str | None = None) -> uuid.UUID:
 def add_contact(db: DB, user_id: uuid.UUID, channel: str, address: str, secret: str | None = None) -> None:
     with db.session() as session:
         contacts.register(  # the receivers of these tests listen on loopback
-            session, user_id, contacts.NewContact(channel, address, secret), secret_key=KEY,
+            session, user_id, contacts.NewContact(channel, address, secret), keys=KEY,
             allow_private_networks=True,
         )  # fmt: skip
 
@@ -117,7 +118,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-POLICY = delivery.Policy(secret_key=KEY, jitter=0.0, retry_base_seconds=30, max_attempts=4)
+POLICY = delivery.Policy(keys=KEY, jitter=0.0, retry_base_seconds=30, max_attempts=4)
 
 
 def drain(
@@ -399,7 +400,7 @@ def test_permanent_refusal_and_giving_up_after_max_attempts_are_failures(db: DB)
         texted = notify(db, nadia, "sms")
         transports = {"webhook": WebhookTransport(timeout_seconds=5, allow_private_networks=True),
                       "sms": SmsGatewayTransport(url=f"{server.base}/sms", timeout_seconds=5)}  # fmt: skip
-        policy = delivery.Policy(secret_key=KEY, jitter=0.0, retry_base_seconds=10, max_attempts=3)
+        policy = delivery.Policy(keys=KEY, jitter=0.0, retry_base_seconds=10, max_attempts=3)
         at = T0
         for _ in range(3):
             drain(db, transports, at, policy)
@@ -434,7 +435,7 @@ def test_unconfigured_channel_and_unreadable_secret_fail_with_a_reason(db: DB) -
     transports = {"push": UnconfiguredTransport(channel="push", reason="push is not configured"),
                   "webhook": WebhookTransport(timeout_seconds=1, allow_private_networks=True)}  # fmt: skip
     tally = drain(
-        db, transports, T0, delivery.Policy(secret_key="another-platform-key-000000000000", jitter=0)
+        db, transports, T0, delivery.Policy(keys=Keyring("another-platform-key-000000000000"), jitter=0)
     )
     assert tally.total("failed") == 2
     assert logs(db, pushed)[0].error_message == "push is not configured"

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from domain import content, outbox
 from domain.auth import audit, users
+from domain.auth.keys import Keyring
 from domain.ids import new_id
 from domain.media import jobs as media_jobs
 from domain.media.uploads import record_upload
@@ -204,12 +205,12 @@ def test_a_verified_account_is_welcomed_once(seeded: DB) -> None:
             origin=audit.Origin(),
         )
         user_id = user.id
-        token = users.issue_link_token(session, user, "verify_email", "secret")
+        token = users.issue_link_token(session, user, "verify_email", Keyring("secret"))
     make_user(db, "someone")
     process(db)
     assert notifications(db) == []  # registered, not yet verified: no welcome
     with db.session() as session:
-        users.verify_email(session, token, "secret", origin=audit.Origin())
+        users.verify_email(session, token, Keyring("secret"), origin=audit.Origin())
     process(db)
     welcome = notifications(db, channel="in_app")
     assert [(n.recipient_id, n.category, n.subject) for n in welcome] == [

@@ -7,18 +7,14 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pyotp
 import pytest
 
+from domain.auth.keys import TOTP, WEBHOOK_SECRET, Keyring, SecretDecryptionError, derive
 from domain.auth.totp import (
     RECOVERY_ALPHABET,
-    SecretDecryptionError,
-    decrypt_secret,
-    derive_key,
-    encrypt_secret,
     hash_recovery_code,
     new_recovery_codes,
     new_totp_secret,
     normalize_recovery_code,
     provisioning_uri,
-    totp_key,
     verify_totp,
 )
 
@@ -105,33 +101,32 @@ def test_wrong_code_and_wrong_secret(secret: str) -> None:
 
 
 def test_encrypt_round_trip_and_tamper(secret: str) -> None:
-    key = totp_key("platform-secret-" + "x" * 32)
-    token = encrypt_secret(secret, key)
+    keys = Keyring("platform-secret-" + "x" * 32)
+    token = keys.encrypt(TOTP, secret)
     assert secret not in token
-    assert token != encrypt_secret(secret, key)  # random IV per encryption
-    assert decrypt_secret(token, key) == secret
+    assert token != keys.encrypt(TOTP, secret)  # random IV per encryption
+    assert keys.decrypt(TOTP, token) == secret
 
     tampered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
     with pytest.raises(SecretDecryptionError):
-        decrypt_secret(tampered, key)
+        keys.decrypt(TOTP, tampered)
     with pytest.raises(SecretDecryptionError):
-        decrypt_secret(token, totp_key("another-platform-secret" + "y" * 32))
+        Keyring("another-platform-secret" + "y" * 32).decrypt(TOTP, token)
 
 
 def test_derive_key_is_deterministic_and_purpose_bound() -> None:
-    assert derive_key("s" * 40, b"thmnayah-totp") == derive_key("s" * 40, b"thmnayah-totp")
-    assert derive_key("s" * 40, b"thmnayah-totp") == totp_key("s" * 40)
-    assert derive_key("s" * 40, b"thmnayah-totp") != derive_key("s" * 40, b"other")
-    assert derive_key("s" * 40, b"thmnayah-totp") != derive_key("t" * 40, b"thmnayah-totp")
-    # HKDF-SHA256 (RFC 5869, no salt) computed independently with hmac/hashlib.
-    import base64
+    assert derive("s" * 40, TOTP) == derive("s" * 40, TOTP)
+    assert derive("s" * 40, TOTP).material != derive("s" * 40, WEBHOOK_SECRET).material
+    assert derive("s" * 40, TOTP).material != derive("t" * 40, TOTP).material
+    # HKDF-SHA256 (RFC 5869, no salt) computed independently with hmac/hashlib, with the info TOTP
+    # secrets were encrypted under before the keyring: those stored then still decrypt.
     import hmac
 
     prk = hmac.new(b"\x00" * 32, b"s" * 40, hashlib.sha256).digest()
     okm = hmac.new(prk, b"thmnayah-totp" + b"\x01", hashlib.sha256).digest()
-    assert derive_key("s" * 40, b"thmnayah-totp") == base64.urlsafe_b64encode(okm)
+    assert derive("s" * 40, TOTP).material == okm
     with pytest.raises(ValueError):
-        derive_key("", b"thmnayah-totp")
+        derive("", TOTP)
 
 
 def test_recovery_codes_shape_and_uniqueness() -> None:

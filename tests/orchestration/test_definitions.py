@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from assets.media import media_partitions
 from domain import content
+from domain.auth.keys import Keyring
 from domain.db import sync_engine
 from domain.ids import new_id
 from domain.media.uploads import record_upload
@@ -241,8 +242,8 @@ def test_auth_housekeeping_purges_only_what_ended_long_ago(migrated_url: str) ->
         session.add(
             UsedRefreshToken(token_hash="a" * 64, session_id=old.session_id, used_at=now - timedelta(days=40))
         )
-        users.issue_link_token(session, user, "verify_email", "secret", now=now - timedelta(days=3))
-        fresh_link = users.issue_link_token(session, user, "reset_password", "secret")
+        users.issue_link_token(session, user, "verify_email", Keyring("secret"), now=now - timedelta(days=3))
+        fresh_link = users.issue_link_token(session, user, "reset_password", Keyring("secret"))
         current_id = current.session_id
     run = auth_housekeeping_job.execute_in_process(
         resources={"database": OperationalDatabase(url=migrated_url)}

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from domain.auth import audit, rbac, users
+from domain.auth.keys import Keyring
 from domain.notifications import delivery, service
 from domain.schema import OutboxEvent
 from resources.database import OperationalDatabase
@@ -59,7 +60,7 @@ def test_notification_events_are_published_once_with_their_event_ids(
         )
     transport = FileEmailTransport(directory=str(tmp_path / "mail"), sender="t <t@example.test>")
     tally = delivery.drain(
-        database.session, {"email": transport}, now=T0, policy=delivery.Policy(secret_key="k" * 40)
+        database.session, {"email": transport}, now=T0, policy=delivery.Policy(keys=Keyring("k" * 40))
     )
     assert tally.total("sent") == 1
     with database.session() as session:

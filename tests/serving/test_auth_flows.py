@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from litestar.testing import AsyncTestClient
 
+from domain.auth.keys import ACCESS_TOKEN
 from domain.db import sync_engine
 from domain.schema import OutboxEvent, User, UserActivity, UserSession
 from domain.settings import Settings
@@ -145,8 +146,8 @@ async def test_revoking_another_session(anonymous, new_user, password_hash) -> N
     assert stranger.status_code == 404
 
 
-def _forge(payload: dict, key: str, alg: str = "HS256") -> str:
-    return jwt.encode(payload, key, algorithm=alg)
+def _forge(payload: dict, key: str | bytes, alg: str = "HS256", kid: str | None = None) -> str:
+    return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid} if kid else None)
 
 
 async def test_forged_and_broken_tokens_are_refused(anonymous, new_user, migrated_url) -> None:
@@ -167,14 +168,19 @@ async def test_forged_and_broken_tokens_are_refused(anonymous, new_user, migrate
         ]
     )
     now = int(time.time())
+    key = auth.keys.current(ACCESS_TOKEN)  # the real key and its id: only the claims are wrong below
+    resigned = _forge(claims, key.material, kid=key.kid)
+    assert (await anonymous.get(f"{API}/auth/me", headers=bearer(resigned))).status_code == 200
     cases = {
         "tampered": tampered,
         "alg none": alg_none,
-        "wrong key": _forge(claims, "not-the-platform-secret-but-long-enough-xx"),
-        "expired": _forge({**claims, "exp": now - 60, "iat": now - 1000}, auth.secret),
-        "wrong audience": _forge({**claims, "aud": "someone-else"}, auth.secret),
-        "wrong issuer": _forge({**claims, "iss": "evil"}, auth.secret),
-        "not an access token": _forge({**claims, "typ": "mfa_challenge"} | {"extras": {}}, auth.secret),
+        "wrong key": _forge(claims, "not-the-platform-secret-but-long-enough-xx", kid=key.kid),
+        "expired": _forge({**claims, "exp": now - 60, "iat": now - 1000}, key.material, kid=key.kid),
+        "wrong audience": _forge({**claims, "aud": "someone-else"}, key.material, kid=key.kid),
+        "wrong issuer": _forge({**claims, "iss": "evil"}, key.material, kid=key.kid),
+        "not an access token": _forge(
+            {**claims, "typ": "mfa_challenge"} | {"extras": {}}, key.material, kid=key.kid
+        ),
         "garbage": "a.b.c",
     }
     for name, forged in cases.items():

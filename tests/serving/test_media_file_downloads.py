@@ -23,6 +23,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session
 
+from domain.auth.keys import Keyring
 from domain.db import sync_engine
 from domain.media import urls
 from domain.migrate import upgrade
@@ -39,13 +40,13 @@ DATA = random.Random(20260301).randbytes(300_000)
 @dataclass
 class Media:
     client: AsyncTestClient
-    secret: str
+    keys: Keyring
     store: LocalObjectStore
     media_id: uuid.UUID
     settings: Settings
 
     def folder(self, media_id: uuid.UUID | None = None, *, now: float | None = None) -> str:
-        return urls.files_base(self.secret, media_id or self.media_id, private=True, now=now)
+        return urls.files_base(self.keys, media_id or self.media_id, private=True, now=now)
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ async def media(data_dir: Path, sqlite_url: str) -> AsyncIterator[Media]:
     store.put_bytes(f"media/{media_id}/thumbnails/poster_320.jpg", b"\xff\xd8\xff poster \xff\xd9")
     store.put_bytes(f"media/{media_id}/original", b"the uploaded original: never served here")
     async with AsyncTestClient(app=app) as client:  # no Authorization header
-        yield Media(client, app.state.auth.secret, store, media_id, settings)
+        yield Media(client, app.state.auth.keys, store, media_id, settings)
 
 
 async def raw_get(app: Litestar, path: str) -> tuple[int, bytes]:
@@ -232,7 +233,7 @@ async def test_the_per_variant_signed_link_streams_the_variant_and_refuses_a_bad
 ) -> None:
     key = f"media/{media.media_id}/{RUNG}"
     variant_id = add_variant(media.settings, media.media_id, key, len(DATA))
-    link = urls.signed_path(media.secret, variant_id, private=True)
+    link = urls.signed_path(media.keys, variant_id, private=True)
     path, query = link.split("?")
     expires, sig = (part.split("=")[1] for part in query.split("&"))
     stale = int(time.time()) - 60
@@ -242,14 +243,14 @@ async def test_the_per_variant_signed_link_streams_the_variant_and_refuses_a_bad
         "flipped": await media.client.get(f"{path}?expires={expires}&sig={'0' * len(sig)}"),
         "extended": await media.client.get(f"{path}?expires={int(expires) + 60}&sig={sig}"),
         "expired": await media.client.get(
-            f"{path}?expires={stale}&sig={urls.signature(media.secret, variant_id, stale)}"
+            f"{path}?expires={stale}&sig={urls.signature(media.keys, variant_id, stale)}"
         ),
         "other variant": await media.client.get(
             f"{urls.FILES_PREFIX.rsplit('/', 1)[0]}/variants/{uuid.uuid4()}/file?expires={expires}&sig={sig}"
         ),
     }
     ghost = uuid.uuid4()
-    unknown = await media.client.get(urls.signed_path(media.secret, ghost, private=True))
+    unknown = await media.client.get(urls.signed_path(media.keys, ghost, private=True))
 
     assert res.status_code == 200, res.text
     assert res.content == DATA and res.headers["content-type"] == "video/mp4"

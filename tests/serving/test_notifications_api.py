@@ -430,7 +430,7 @@ async def test_contacts_validate_and_never_return_the_webhook_secret(
             sa.select(NotificationContact).where(NotificationContact.channel == "webhook")
         )
     assert secret not in stored.secret_encrypted
-    assert contacts.decrypt(stored.secret_encrypted, anonymous.app.state.auth.secret) == secret
+    assert contacts.decrypt(stored.secret_encrypted, anonymous.app.state.auth.keys) == secret
 
     other_delete = await anonymous.delete(f"{API}/contacts/{phone.json()['id']}", headers=people["other"][1])
     deleted = await anonymous.delete(f"{API}/contacts/{phone.json()['id']}", headers=headers)

@@ -29,6 +29,7 @@ import anyio
 import pytest
 from litestar.testing import AsyncTestClient
 
+from domain.auth.keys import Keyring
 from domain.notifications import delivery
 from domain.settings import Settings
 from resources.database import OperationalDatabase
@@ -142,7 +143,7 @@ async def _send(client: AsyncTestClient, editor: str, recipient) -> str:
     return notification["id"]
 
 
-def _deliver(url: str, secret_key: str, *, allow_private_networks: bool = False) -> delivery.Tally:
+def _deliver(url: str, keys: Keyring, *, allow_private_networks: bool = False) -> delivery.Tally:
     """One pass of the delivery job's drain with the real webhook transport (blocking)."""
     database = OperationalDatabase(url=url)
     transport = WebhookTransport(timeout_seconds=3, allow_private_networks=allow_private_networks)
@@ -151,7 +152,7 @@ def _deliver(url: str, secret_key: str, *, allow_private_networks: bool = False)
             database.session,
             {"webhook": transport},
             now=datetime.now(UTC) + timedelta(seconds=1),
-            policy=delivery.Policy(secret_key=secret_key),
+            policy=delivery.Policy(keys=keys),
         )
     finally:
         database.engine().dispose()
@@ -175,7 +176,7 @@ async def test_dns_rebinding_cannot_turn_a_checked_public_host_into_loopback(
     # TTL 0: the next lookup answers the public address, every later one the loopback receiver.
     fake_net.answers[host] = [PUBLIC, "127.0.0.1"]
     fake_net.lookups.clear()
-    tally = await anyio.to_thread.run_sync(_deliver, migrated_url, anonymous.app.state.auth.secret)
+    tally = await anyio.to_thread.run_sync(_deliver, migrated_url, anonymous.app.state.auth.keys)
 
     assert receiver.requests == [], "the delivery connected to an address it never checked"
     assert fake_net.connections == [(PUBLIC, receiver.port)]  # the checked address, and only it
@@ -256,7 +257,7 @@ async def test_an_internal_answer_is_not_read_back_through_the_delivery_report(
         assert res.status_code == 200, res.text
         notification_id = await _send(private_ok, token_for("editor"), user_id)
         await anyio.to_thread.run_sync(
-            lambda: _deliver(migrated_url, private_ok.app.state.auth.secret, allow_private_networks=True)
+            lambda: _deliver(migrated_url, private_ok.app.state.auth.keys, allow_private_networks=True)
         )
         assert len(server.requests) == 1
     report = await private_ok.get(f"{API}/delivery/{notification_id}", headers=bearer(token))
@@ -291,6 +292,6 @@ async def test_a_proxy_from_the_environment_is_not_used(
     )
     assert res.status_code == 200, res.text
     await _send(anonymous, token_for("editor"), user_id)
-    await anyio.to_thread.run_sync(_deliver, migrated_url, anonymous.app.state.auth.secret)
+    await anyio.to_thread.run_sync(_deliver, migrated_url, anonymous.app.state.auth.keys)
     assert receiver.requests == [], "the request went to the proxy named by the environment"
     assert fake_net.connections == [(PUBLIC, 80)]
