@@ -111,8 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(self.server.body)
 
-    def log_message(self, *args) -> None:  # quiet
-        pass
+    def log_message(self, *args) -> None:
+        """Quiet: the test reads what it needs from the recorded requests."""
 
 
 @pytest.fixture
