@@ -130,3 +130,16 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Never pick up a developer's real AWS configuration.
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+def prod_settings(database_url: str, data_dir: Path, **extra) -> Settings:
+    """Settings of the production deployment for a test: the services it does not reach are only
+    named (`.invalid` hosts), the ones it does come in `extra` (redis_url=..., nats_url=...)."""
+    named = {
+        "clickhouse_host": "clickhouse.invalid",
+        "s3_bucket": "unused",
+        "nats_url": "nats://nats.invalid:4222",
+        "redis_url": "redis://redis.invalid:6379/0",
+        "secret_key": "prod-test-secret-" + "s" * 32,
+    }
+    return Settings(deployment="prod", data_dir=data_dir, database_url=database_url, **{**named, **extra})

@@ -26,24 +26,11 @@ from domain.migrate import upgrade
 from domain.schema import User
 from domain.settings import Settings
 from orchestration.cli import dagster_commands, prepare
+from tests.conftest import prod_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "orchestration.cli"]
 PROD_DB = "postgresql://thmnayah@db.invalid:5432/thmnayah"  # only named, never reached
-
-
-def prod_settings(database_url: str, data_dir: Path, **extra) -> Settings:
-    return Settings(
-        deployment="prod",
-        data_dir=data_dir,
-        database_url=database_url,
-        clickhouse_host="clickhouse.invalid",
-        s3_bucket="media",
-        nats_url="nats://nats.invalid:4222",
-        redis_url="redis://redis.invalid:6379/0",
-        secret_key="s" * 40,
-        **extra,
-    )
 
 
 def prod_env(database_url: str, data_dir: Path) -> dict[str, str]:

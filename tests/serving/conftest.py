@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -156,3 +160,27 @@ async def sqlite_client(sqlite_url: str, data_dir: Path) -> AsyncIterator[AsyncT
         user_id = make_user(sqlite_url, "sqlite-admin", ["admin"])
         client.headers["Authorization"] = f"Bearer {mint_token(app, sqlite_url, user_id)}"
         yield client
+
+
+@contextmanager
+def served(app: Litestar) -> Iterator[str]:
+    """The app under uvicorn in a thread (a real event loop serving real connections): its
+    `127.0.0.1:<port>`, for as long as the block runs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        thread.join(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -27,6 +27,7 @@ from domain.schema import OutboxEvent, User, UserActivity, UserSession
 from domain.settings import Settings
 from serving.app import create_app
 from serving.auth.throttle import account_key
+from tests.conftest import prod_settings
 from tests.serving.conftest import PASSWORD, bearer, login
 
 API = "/api/v1"
@@ -549,16 +550,8 @@ async def test_prod_processes_share_revocations_and_role_changes_through_redis(
     from serving.auth.principal import LOCAL_TTL
 
     upgrade(postgres_url)
-    settings = Settings(
-        deployment="prod",
-        data_dir=data_dir,
-        database_url=postgres_url,
-        clickhouse_host="127.0.0.1",
-        s3_bucket="unused",
-        s3_endpoint_url=s3_endpoint,
-        nats_url=nats_url,
-        redis_url=redis_url,
-        secret_key="prod-test-secret-" + "k" * 32,
+    settings = prod_settings(
+        postgres_url, data_dir, s3_endpoint_url=s3_endpoint, nats_url=nats_url, redis_url=redis_url
     )
     user_id = _account(postgres_url, ["viewer"], password_hash)
     admin_id = _account(postgres_url, ["admin"], password_hash)

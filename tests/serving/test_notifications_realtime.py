@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 import websockets
-from litestar import Litestar
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,7 +23,8 @@ from domain.notifications.service import Draft, send
 from domain.schema import Notification
 from domain.settings import Settings
 from serving.app import create_app
-from tests.serving.conftest import bearer, make_user, mint_token
+from tests.conftest import prod_settings
+from tests.serving.conftest import bearer, make_user, mint_token, served
 
 API = "/api/v1/notifications"
 WAIT = 10  # seconds a socket may take to see a message (far more than it needs)
@@ -213,32 +208,6 @@ def test_concurrent_claimers_never_take_the_same_notification(db_sessions, peopl
 # --- over a real server: uvicorn + the `websockets` client ---------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _serve(app: Litestar) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        thread.join(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 async def test_over_a_real_server_with_the_websockets_client(sqlite_url: str, data_dir: Path) -> None:
     upgrade(sqlite_url)
     app = create_app(Settings(deployment="local", data_dir=data_dir, database_url=sqlite_url))
@@ -246,7 +215,7 @@ async def test_over_a_real_server_with_the_websockets_client(sqlite_url: str, da
     editor = make_user(sqlite_url, "ws-editor", ["editor"])
     reader_token, editor_token = mint_token(app, sqlite_url, reader), mint_token(app, sqlite_url, editor)
 
-    with _serve(app) as host:
+    with served(app) as host:
         async with (
             websockets.connect(f"ws://{host}{API}/ws", additional_headers=bearer(reader_token)) as ws,
             httpx.AsyncClient(base_url=f"http://{host}") as http,
@@ -268,16 +237,7 @@ async def test_two_api_processes_fan_out_through_redis(
     postgres_url: str, redis_url: str, data_dir: Path
 ) -> None:
     upgrade(postgres_url)
-    settings = Settings(
-        deployment="prod",
-        data_dir=data_dir,
-        database_url=postgres_url,
-        redis_url=redis_url,
-        clickhouse_host="127.0.0.1",  # required by prod settings, never reached by these routes
-        nats_url="nats://127.0.0.1:4222",
-        s3_bucket="unused",
-        secret_key="prod-test-secret-" + "n" * 32,
-    )
+    settings = prod_settings(postgres_url, data_dir, redis_url=redis_url)
     reader = make_user(postgres_url, f"r-{uuid.uuid4().hex[:6]}", ["viewer"], preferences={"locale": "ar"})
     editor = make_user(postgres_url, f"e-{uuid.uuid4().hex[:6]}", ["editor"])
     engine = sync_engine(postgres_url)

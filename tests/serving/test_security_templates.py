@@ -6,18 +6,12 @@ while such a preview renders (rendering runs off the event loop)."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import anyio
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,7 +19,7 @@ from domain.notifications import templates
 from domain.schema import NotificationTemplate
 from domain.settings import Settings
 from serving.app import create_app
-from tests.serving.conftest import bearer, make_user, mint_token
+from tests.serving.conftest import bearer, make_user, mint_token, served
 
 API = "/api/v1/notifications"
 # 10^10 iterations that print nothing: only a time limit stops it.
@@ -41,27 +35,6 @@ def editor(new_user) -> dict[str, str]:
     return bearer(new_user(f"editor-{uuid.uuid4().hex[:6]}", ["editor"])[1])
 
 
-@contextmanager
-def _serve(app: Litestar) -> Iterator[str]:
-    """The app under uvicorn in a thread (a real event loop serving real connections)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        thread.join(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 async def test_a_runaway_preview_is_stopped_while_the_api_keeps_answering(
     settings: Settings, migrated_url: str
 ) -> None:
@@ -70,8 +43,8 @@ async def test_a_runaway_preview_is_stopped_while_the_api_keeps_answering(
     so the first of them was never answered), and the preview ends with a 422 naming the time limit."""
     app = create_app(settings)
     editor = bearer(mint_token(app, migrated_url, make_user(migrated_url, "runaway-editor", ["editor"])))
-    with _serve(app) as base:
-        async with httpx.AsyncClient(base_url=base, timeout=60, headers=editor) as http:
+    with served(app) as host:
+        async with httpx.AsyncClient(base_url=f"http://{host}", timeout=60, headers=editor) as http:
             preview = asyncio.ensure_future(http.post(f"{API}/templates/preview", json=_preview(FOREVER)))
             answered = 0
             with anyio.fail_after(30):

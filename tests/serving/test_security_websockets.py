@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from domain.migrate import upgrade
 from domain.settings import Settings
 from serving.app import create_app
+from tests.conftest import prod_settings
 from tests.serving.conftest import PASSWORD, bearer, login, make_user, mint_token
 from tests.serving.test_security_account_flows import link_token, mails
 
@@ -207,16 +208,7 @@ async def test_a_logout_on_one_api_process_closes_the_socket_on_another(
 ) -> None:
     """The revocation is pushed through the shared channels (Redis in production)."""
     upgrade(postgres_url)
-    settings = Settings(
-        deployment="prod",
-        data_dir=data_dir,
-        database_url=postgres_url,
-        redis_url=redis_url,
-        clickhouse_host="127.0.0.1",  # required by prod settings, never reached by these routes
-        nats_url="nats://127.0.0.1:4222",
-        s3_bucket="unused",
-        secret_key="prod-test-secret-" + "w" * 32,
-    )
+    settings = prod_settings(postgres_url, data_dir, redis_url=redis_url)
     name = f"twoproc-{uuid.uuid4().hex[:6]}"
     user_id = make_user(postgres_url, name, ["viewer"], password_hash=password_hash)
     editor_id = make_user(postgres_url, f"ed-{uuid.uuid4().hex[:6]}", ["editor"])
