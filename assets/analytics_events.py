@@ -72,7 +72,9 @@ def _hour_label(hours: list[datetime]) -> str:
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def analytics_raw_events(
-    context: dg.AssetExecutionContext, object_store: ObjectStore, warehouse: Warehouse
+    context: dg.AssetExecutionContext,
+    object_store: dg.ResourceParam[ObjectStore],
+    warehouse: dg.ResourceParam[Warehouse],
 ) -> dg.MaterializeResult:
     """The tracked events of one UTC hour, from the event lake (`events/dt=.../hour=.../*.parquet`)
     into the warehouse table `raw_events` (ReplacingMergeTree, monthly partitions). Each hour is
@@ -113,7 +115,9 @@ def analytics_raw_events(
 
 @dg.asset_check(asset=analytics_raw_events, pool=WAREHOUSE_POOL, blocking=True)
 def raw_events_match_lake(
-    context: dg.AssetCheckExecutionContext, object_store: ObjectStore, warehouse: Warehouse
+    context: dg.AssetCheckExecutionContext,
+    object_store: dg.ResourceParam[ObjectStore],
+    warehouse: dg.ResourceParam[Warehouse],
 ) -> dg.AssetCheckResult:
     """The hour in the warehouse holds exactly one row per distinct event id of the hour's files."""
     if not (context.has_partition_key or context.has_partition_key_range):

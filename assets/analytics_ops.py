@@ -47,7 +47,11 @@ PROCESSING_JOBS_KEY = dg.AssetKey("analytics_raw_processing_jobs")
     partitions_def=events_hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def analytics_ops_raw(context: dg.AssetExecutionContext, database: OperationalDatabase, warehouse: Warehouse):
+def analytics_ops_raw(
+    context: dg.AssetExecutionContext,
+    database: dg.ResourceParam[OperationalDatabase],
+    warehouse: dg.ResourceParam[Warehouse],
+):
     """Both tables for the run's hours, each hour replaced (a reload changes nothing)."""
     hours = hours_of_window(context.partition_time_window)
     routes = jobs = requests = failed = 0

@@ -43,8 +43,8 @@ def build_report_files_asset(public_base_url: str) -> dg.AssetsDefinition:
     def analytics_report_files(
         context: dg.AssetExecutionContext,
         config: ReportJobConfig,
-        database: OperationalDatabase,
-        object_store: ObjectStore,
+        database: dg.ResourceParam[OperationalDatabase],
+        object_store: dg.ResourceParam[ObjectStore],
     ) -> dg.MaterializeResult:
         """A report's files for one generation (CSV, Excel and PDF with charts, JSON), rendered from
         the serving tables for the job's period and language, stored in the object store, and announced

@@ -158,7 +158,9 @@ def _mapped(
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def analytics_serving_tables(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, database: OperationalDatabase
+    context: dg.AssetExecutionContext,
+    warehouse: dg.ResourceParam[Warehouse],
+    database: dg.ResourceParam[OperationalDatabase],
 ) -> dg.MaterializeResult:
     """ContentMetrics, UserEngagement and SearchAnalytics for the API: the days of this run's hours,
     read from the warehouse marts and written over the same days of `analytics_content_metrics`,
@@ -188,7 +190,9 @@ def analytics_serving_tables(
 
 @dg.asset_check(asset=analytics_serving_tables, pool=WAREHOUSE_POOL, blocking=True)
 def serving_tables_match_marts(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, database: OperationalDatabase
+    context: dg.AssetCheckExecutionContext,
+    warehouse: dg.ResourceParam[Warehouse],
+    database: dg.ResourceParam[OperationalDatabase],
 ) -> dg.AssetCheckResult:
     """Each serving table holds, for the run's days, as many rows as its mart has publishable rows."""
     if not (context.has_partition_key or context.has_partition_key_range):

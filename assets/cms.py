@@ -37,7 +37,9 @@ def _tallied(
 
 @dg.asset(group_name=CMS_GROUP, kinds={"python", "clickhouse"}, pool=WAREHOUSE_POOL)
 def content_items_snapshot(
-    context: dg.AssetExecutionContext, database: OperationalDatabase, warehouse: Warehouse
+    context: dg.AssetExecutionContext,
+    database: dg.ResourceParam[OperationalDatabase],
+    warehouse: dg.ResourceParam[Warehouse],
 ) -> dg.MaterializeResult:
     """Every content item of the operational DB, soft-deleted ones included (`is_deleted`), loaded
     into the warehouse table `raw_content_items` (one column per title/description language, UTC
@@ -95,7 +97,7 @@ def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> Mapping[
 
 @dg.asset_check(asset=content_items_snapshot, pool=WAREHOUSE_POOL, blocking=True)
 def raw_content_items_row_count(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    context: dg.AssetCheckExecutionContext, warehouse: dg.ResourceParam[Warehouse]
 ) -> dg.AssetCheckResult:
     """The warehouse table holds exactly as many rows as the latest snapshot read from the
     operational DB (a short load or a concurrent writer would show up here)."""

@@ -69,7 +69,9 @@ class MediaRun:
     pool=FFMPEG_POOL,
 )
 def media_metadata(
-    context: dg.AssetExecutionContext, database: OperationalDatabase, object_store: ObjectStore
+    context: dg.AssetExecutionContext,
+    database: dg.ResourceParam[OperationalDatabase],
+    object_store: dg.ResourceParam[ObjectStore],
 ) -> dg.MaterializeResult:
     """What the uploaded original holds, read by ffprobe: container, duration, codecs, resolution
     (short side), fps, rotation, audio channels and sample rate, chapters. Stored on the media asset
@@ -123,7 +125,7 @@ def media_metadata(
     asset=media_metadata, description="Timed media has a positive duration; pictures have both sides."
 )
 def media_metadata_is_complete(
-    context: dg.AssetCheckExecutionContext, database: OperationalDatabase
+    context: dg.AssetCheckExecutionContext, database: dg.ResourceParam[OperationalDatabase]
 ) -> dg.AssetCheckResult:
     with database.session() as session:
         rows = session.execute(
@@ -152,7 +154,9 @@ def media_metadata_is_complete(
     deps=[media_metadata],
 )
 def media_thumbnails(
-    context: dg.AssetExecutionContext, database: OperationalDatabase, object_store: ObjectStore
+    context: dg.AssetExecutionContext,
+    database: dg.ResourceParam[OperationalDatabase],
+    object_store: dg.ResourceParam[ObjectStore],
 ) -> dg.MaterializeResult:
     """Posters at 320/640/1280 px (never upscaled) as WebP and JPEG. For video, the most detailed of
     five candidate frames between 10% and 90% of the running time, each read by seeking the input so

@@ -201,7 +201,9 @@ def rewrite_master(database: OperationalDatabase, object_store: ObjectStore, vid
     tags={"service": "media"},
 )
 def media_renditions(
-    context: dg.AssetExecutionContext, database: OperationalDatabase, object_store: ObjectStore
+    context: dg.AssetExecutionContext,
+    database: dg.ResourceParam[OperationalDatabase],
+    object_store: dg.ResourceParam[ObjectStore],
 ) -> dg.MaterializeResult:
     """Playable renditions. Video: an HLS ladder with fMP4 segments (1080p/720p/480p/360p by the
     short side, never upscaled, 4 s GOPs on 4 s segments, capped CRF under a bitrate target) from one
@@ -298,7 +300,7 @@ def _videos_of_same_item(database: OperationalDatabase, media_id: uuid.UUID) -> 
     description="Every processed video has an HLS master and a progressive MP4 that is one of its rungs "
     "(no second copy of a rung), and no rendition file is empty.",
 )
-def media_renditions_are_complete(database: OperationalDatabase) -> dg.AssetCheckResult:
+def media_renditions_are_complete(database: dg.ResourceParam[OperationalDatabase]) -> dg.AssetCheckResult:
     with database.session() as session:
         rows = session.execute(
             sa.select(MediaVariant.media_asset_id, MediaVariant.variant_type, MediaVariant.format,

@@ -106,7 +106,9 @@ def build_notification_assets(policy: delivery.Policy) -> NotificationDefinition
 
     @dg.asset(name="notification_events", group_name=NOTIFICATIONS_GROUP, kinds={"python"})
     def notification_events(
-        context: dg.AssetExecutionContext, config: NotificationEventsConfig, database: OperationalDatabase
+        context: dg.AssetExecutionContext,
+        config: NotificationEventsConfig,
+        database: dg.ResourceParam[OperationalDatabase],
     ) -> dg.MaterializeResult:
         """Domain events from the outbox (content published, media processed or failed, import
         completed, user verified, report ready, alert fired, escalated or resolved) turned into
@@ -163,11 +165,11 @@ def build_notification_assets(policy: delivery.Policy) -> NotificationDefinition
     )
     def notification_deliveries(
         context: dg.AssetExecutionContext,
-        database: OperationalDatabase,
-        notifier_email: DeliveryTransport,
-        notifier_push: DeliveryTransport,
-        notifier_sms: DeliveryTransport,
-        notifier_webhook: DeliveryTransport,
+        database: dg.ResourceParam[OperationalDatabase],
+        notifier_email: dg.ResourceParam[DeliveryTransport],
+        notifier_push: dg.ResourceParam[DeliveryTransport],
+        notifier_sms: dg.ResourceParam[DeliveryTransport],
+        notifier_webhook: dg.ResourceParam[DeliveryTransport],
     ) -> dg.MaterializeResult:
         """The delivery drain: every due email, push, SMS and webhook delivery (queued, next_retry
         passed; also `sending` ones abandoned by a crashed run) claimed in batches, digests merged
@@ -195,7 +197,7 @@ def build_notification_assets(policy: delivery.Policy) -> NotificationDefinition
 
     @dg.asset_check(asset=notification_deliveries, name="notification_deliveries_not_stuck", blocking=False)
     def notification_deliveries_not_stuck(
-        context: dg.AssetCheckExecutionContext, database: OperationalDatabase
+        context: dg.AssetCheckExecutionContext, database: dg.ResourceParam[OperationalDatabase]
     ) -> dg.AssetCheckResult:
         """No delivery has been `sending` for more than 15 minutes (a drain that died and was not
         reclaimed) and no queued delivery is more than an hour past due (the drain is not running)."""
@@ -228,7 +230,9 @@ def build_notification_assets(policy: delivery.Policy) -> NotificationDefinition
         description="Fan a broadcast out in batches from its cursor; each batch commits its progress.",
     )
     def fan_out_broadcast(
-        context: dg.OpExecutionContext, config: BroadcastConfig, database: OperationalDatabase
+        context: dg.OpExecutionContext,
+        config: BroadcastConfig,
+        database: dg.ResourceParam[OperationalDatabase],
     ) -> dg.Output:
         broadcast_id = uuid.UUID(config.broadcast_id)
 

@@ -322,7 +322,7 @@ def rollup_build(count: int, days: int, *, verbose: bool) -> tuple[float, int]:
 
     from assets.analytics import event_models_assets
     from domain.analytics import warehouse_ops as ops
-    from orchestration.deployment import build_resources
+    from orchestration.deployment import build_client, build_resources
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(deployment="local", data_dir=Path(tmp), database_url=f"sqlite:///{tmp}/bench.db")
@@ -332,7 +332,7 @@ def rollup_build(count: int, days: int, *, verbose: bool) -> tuple[float, int]:
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         start = end - timedelta(days=days)
         started = time.perf_counter()
-        with resources["warehouse"].client() as client:
+        with build_client(resources["warehouse"]).client() as client:
             client.command(ops.route_minutes_ddl(database))
             client.command(ops.processing_jobs_ddl(database))
             client.command(raw_events_ddl(database))
@@ -365,7 +365,7 @@ def rollup_build(count: int, days: int, *, verbose: bool) -> tuple[float, int]:
             file=sys.stderr,
         )
         if verbose:
-            with resources["warehouse"].client() as client:
+            with build_client(resources["warehouse"]).client() as client:
                 for mart in MARTS:
                     rows = client.command(f"SELECT count() FROM `{database}`.`{mart}`")
                     print(f"rollup: {mart}: {rows:,} rows", file=sys.stderr)

@@ -54,7 +54,7 @@ from domain.media.uploads import original_key, record_upload
 from domain.migrate import require_current, upgrade
 from domain.schema import ContentItem, MediaAsset, User, utcnow
 from domain.settings import Settings
-from orchestration.deployment import build_resources, child_process_env, load_settings
+from orchestration.deployment import build_client, build_resources, child_process_env, load_settings
 from orchestration.instance import apply_pool_limits, write_dagster_home
 from resources.event_lake import PARQUET_CONTENT_TYPE
 
@@ -105,7 +105,7 @@ def seed_demo_media(settings: Settings, engine) -> None:
         items = dict(session.execute(sa.select(ContentItem.slug, ContentItem.id)).tuples().all())
         # The editor "uploaded" the demo media, so media.processed lands in the editor's inbox.
         editor = session.scalar(sa.select(User.id).where(User.username == DEMO_EDITOR))
-    store = build_resources(settings)["object_store"]
+    store = build_client(build_resources(settings)["object_store"])
     with tempfile.TemporaryDirectory() as tmp:
         for name, args, language, slug in DEMO_MEDIA:
             if name in done:
@@ -145,7 +145,7 @@ def seed_demo_analytics(settings: Settings, engine, report_delay: timedelta) -> 
             ).all()
         )
         seed_demo_reports_and_alerts(session, users_by_name, now, report_delay)
-    store = build_resources(settings)["object_store"]
+    store = build_client(build_resources(settings)["object_store"])
     if next(iter(store.list(f"{LAKE_PREFIX}/")), None) is not None or not published:
         return
     demo_users = {name: users_by_name[name] for name, *_ in DEMO_USERS if name in users_by_name}

@@ -11,9 +11,11 @@ import dagster as dg
 from domain.auth.keys import platform_keyring
 from domain.notifications import delivery
 from domain.settings import Settings
-from resources.database import OperationalDatabase
+from resources.dagster.database import OperationalDatabaseResource
+from resources.dagster.event_bus import NatsEventBusResource, OutboxEventBusResource
+from resources.dagster.storage import LocalObjectStoreResource, S3ObjectStoreResource, UploadStagingResource
+from resources.dagster.warehouse import ChdbWarehouseResource, ClickHouseWarehouseResource
 from resources.dbt import build_dbt_resource
-from resources.event_bus import NatsEventBus, OutboxEventBus
 from resources.notifiers import (
     DeliveryTransport,
     FcmPushTransport,
@@ -24,9 +26,6 @@ from resources.notifiers import (
     UnconfiguredTransport,
     WebhookTransport,
 )
-from resources.object_store import LocalObjectStore, S3ObjectStore
-from resources.upload_staging import UploadStaging
-from resources.warehouse import ChdbWarehouse, ClickHouseWarehouse
 
 RESOURCE_KEYS = (
     "database",
@@ -55,23 +54,23 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     """The same resource keys for every deployment; secrets reach prod resources as `dg.EnvVar`."""
     if settings.deployment == "local":
         resources: dict[str, Any] = {
-            "database": OperationalDatabase(url=settings.database_url),
-            "object_store": LocalObjectStore(root=str(settings.object_store_dir.resolve())),
-            "warehouse": ChdbWarehouse(
+            "database": OperationalDatabaseResource(url=settings.database_url),
+            "object_store": LocalObjectStoreResource(root=str(settings.object_store_dir.resolve())),
+            "warehouse": ChdbWarehouseResource(
                 path=str(settings.chdb_path.resolve()), database=settings.warehouse_database
             ),
-            "event_bus": OutboxEventBus(),
+            "event_bus": OutboxEventBusResource(),
         }
     else:
         resources = {
-            "database": OperationalDatabase(url=dg.EnvVar("THMNAYAH_DATABASE_URL")),
-            "object_store": S3ObjectStore(
+            "database": OperationalDatabaseResource(url=dg.EnvVar("THMNAYAH_DATABASE_URL")),
+            "object_store": S3ObjectStoreResource(
                 bucket=settings.s3_bucket,
                 endpoint_url=settings.s3_endpoint_url or None,
                 region_name=settings.s3_region,
                 prefix=settings.s3_prefix,
             ),
-            "warehouse": ClickHouseWarehouse(
+            "warehouse": ClickHouseWarehouseResource(
                 host=settings.clickhouse_host,
                 port=settings.clickhouse_port,
                 user=settings.clickhouse_user,
@@ -79,18 +78,24 @@ def build_resources(settings: Settings) -> dict[str, Any]:
                 secure=settings.clickhouse_secure,
                 database=settings.warehouse_database,
             ),
-            "event_bus": NatsEventBus(
+            "event_bus": NatsEventBusResource(
                 url=settings.nats_url,
                 stream=settings.nats_stream,
                 subject_prefix=settings.nats_subject_prefix,
             ),
         }
     resources.update(build_notifiers(settings))
-    resources["upload_staging"] = UploadStaging(root=str((settings.data_dir / "uploads").resolve()))
+    resources["upload_staging"] = UploadStagingResource(root=str((settings.data_dir / "uploads").resolve()))
     # dbt target = deployment: chDB through the launcher (local) or the ClickHouse server (prod).
     resources["dbt"] = build_dbt_resource(settings)
     assert tuple(sorted(resources)) == tuple(sorted(RESOURCE_KEYS))
     return resources
+
+
+def build_client(resource: dg.ConfigurableResource) -> Any:
+    """The plain client that `resource` hands runs, for work outside a run (the CLI's demo data,
+    tests). The caller owns it: an `OperationalDatabase`'s engine is the caller's to dispose."""
+    return resource.create_resource(dg.build_init_resource_context())
 
 
 def _secret(value: str, env: str) -> Any:

@@ -15,7 +15,9 @@ from sensors.cms import AUTH_HOUSEKEEPING_JOB, OUTBOX_RELAY_JOB, PUBLISH_DUE_JOB
 @dg.op(
     description="Publish every scheduled item whose publish_at has passed, with its content.published event."
 )
-def publish_due_content(context: dg.OpExecutionContext, database: OperationalDatabase) -> dg.Output:
+def publish_due_content(
+    context: dg.OpExecutionContext, database: dg.ResourceParam[OperationalDatabase]
+) -> dg.Output:
     with database.session() as session:
         published = content.publish_due(session)
     context.log.info("published %d scheduled item(s)", len(published))
@@ -29,7 +31,9 @@ def publish_due_content(context: dg.OpExecutionContext, database: OperationalDat
     description="Relay unrelayed outbox events to the event bus (NATS JetStream, de-duplicated by event id)."
 )
 def relay_outbox(
-    context: dg.OpExecutionContext, database: OperationalDatabase, event_bus: EventBus
+    context: dg.OpExecutionContext,
+    database: dg.ResourceParam[OperationalDatabase],
+    event_bus: dg.ResourceParam[EventBus],
 ) -> dg.Output:
     result = event_bus.relay(database)
     if result.skipped_reason:
@@ -51,7 +55,9 @@ def outbox_relay_job() -> None:
 
 
 @dg.op(description="Delete ended sessions, spent refresh tokens and expired emailed-link tokens.")
-def purge_expired_auth_rows(context: dg.OpExecutionContext, database: OperationalDatabase) -> dg.Output:
+def purge_expired_auth_rows(
+    context: dg.OpExecutionContext, database: dg.ResourceParam[OperationalDatabase]
+) -> dg.Output:
     with database.session() as session:
         counts = auth_sessions.purge_expired(session)
     context.log.info("purged %s", counts)
@@ -73,9 +79,9 @@ def auth_housekeeping_job() -> None:
 )
 def purge_expired_uploads(
     context: dg.OpExecutionContext,
-    database: OperationalDatabase,
-    upload_staging: UploadStaging,
-    object_store: ObjectStore,
+    database: dg.ResourceParam[OperationalDatabase],
+    upload_staging: dg.ResourceParam[UploadStaging],
+    object_store: dg.ResourceParam[ObjectStore],
 ) -> dg.Output:
     removed = aborted = freed = 0
     with database.session() as session:

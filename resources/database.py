@@ -1,4 +1,5 @@
-"""The operational database as a Dagster resource (synchronous engine for run workers and sensors)."""
+"""The operational database for run workers and sensors: a synchronous SQLAlchemy engine, opened on
+first use and disposed by whoever built the client (its Dagster wrapper, after each execution)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import dagster as dg
 import sqlalchemy as sa
-from pydantic import PrivateAttr
 from sqlalchemy.orm import Session
 
 from domain.db import backend_name, safe_url, sync_engine
 
 
-class OperationalDatabase(dg.ConfigurableResource):
+class OperationalDatabase:
     """SQLite file (embedded) or PostgreSQL (production), chosen by the URL's scheme."""
 
-    url: str
+    def __init__(self, *, url: str) -> None:
+        self.url = url
+        self._engine: sa.Engine | None = None
 
-    _engine: sa.Engine | None = PrivateAttr(default=None)
+    def __repr__(self) -> str:
+        return f"OperationalDatabase(url={safe_url(self.url)!r})"
 
     @property
     def backend(self) -> str:
@@ -41,6 +43,8 @@ class OperationalDatabase(dg.ConfigurableResource):
             conn.execute(sa.text("SELECT 1"))
         return {"backend": self.backend, "url": safe_url(self.url)}
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+    def dispose(self) -> None:
+        """Close the engine's pooled connections (the next use opens a new engine)."""
         if self._engine is not None:
             self._engine.dispose()
+            self._engine = None

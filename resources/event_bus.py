@@ -15,8 +15,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-import dagster as dg
-
 from domain import outbox
 from domain.schema import OutboxEvent
 from resources.database import OperationalDatabase
@@ -46,7 +44,9 @@ def encode_event(event: OutboxEvent) -> bytes:
     ).encode()
 
 
-class EventBus(dg.ConfigurableResource, ABC):
+class EventBus(ABC):
+    """Where the outbox's events go once committed (the relay's destination, if any)."""
+
     @property
     @abstractmethod
     def relays(self) -> bool:
@@ -77,7 +77,10 @@ class OutboxEventBus(EventBus):
         return {"backend": "outbox"}
 
 
+@dataclass(kw_only=True)
 class NatsEventBus(EventBus):
+    """Production: the outbox relayed to a JetStream stream (created on first relay if missing)."""
+
     url: str
     stream: str = "THMNAYAH_EVENTS"
     subject_prefix: str = "thmnayah"

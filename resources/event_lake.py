@@ -6,6 +6,10 @@ Appends of concurrent requests are group-committed: while one write + fsync runs
 the next requests queue up, and all of them share the following write + fsync. `start()` first
 adopts and flushes the segments a dead process left (crash recovery); `stop()` flushes what is left.
 A flush that fails (object store unreachable) keeps its segments on disk and is retried next tick.
+
+pyarrow (and, through its first conversion of Python values, pandas: about 80 MB together) is loaded
+when the first event arrives, not when the API starts, so a worker that never takes tracked events
+never holds it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-import pyarrow as pa
 
 from domain.analytics.lake import EventBuffer, Segment, parquet_files, read_lines
 from resources.object_store import ObjectStore
@@ -49,8 +52,11 @@ def flush_segment(store: ObjectStore, segment: Segment) -> tuple[int, int]:
 
 
 def _load_arrow_conversions() -> None:
-    """Make pyarrow's first conversion of Python values now: it imports pandas then (seconds, most
-    of it holding the GIL), which in the first flush would stall the requests being served."""
+    """Make pyarrow's first conversion of Python values now, in a worker thread as soon as the first
+    event is accepted: it imports pandas then (seconds), which would otherwise happen inside the
+    first flush and hold that flush up."""
+    import pyarrow as pa
+
     pa.array([], type=pa.string())
 
 
@@ -71,6 +77,7 @@ class EventLake:
         self._pending: list[tuple[bytes, int, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._warmup: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._flushing = threading.Lock()
 
@@ -78,6 +85,8 @@ class EventLake:
 
     async def append(self, data: bytes, rows: int) -> None:
         """Return once `rows` encoded lines are on disk (fsynced) in the buffer."""
+        if self._warmup is None:
+            self._warmup = asyncio.create_task(anyio.to_thread.run_sync(_load_arrow_conversions))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((data, rows, future))
         if self._committer is None or self._committer.done():
@@ -148,7 +157,6 @@ class EventLake:
 
     async def start(self) -> None:
         """Recover leftovers, then flush in the background until `stop()`."""
-        await anyio.to_thread.run_sync(_load_arrow_conversions)
         await anyio.to_thread.run_sync(self.recover)
         self._wake = asyncio.Event()
         self._flusher = asyncio.create_task(self._flush_loop(), name="event-lake-flusher")
@@ -160,8 +168,9 @@ class EventLake:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-        if self._committer is not None:
-            with contextlib.suppress(Exception):
-                await self._committer
+        for task in (self._warmup, self._committer):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await task
         await anyio.to_thread.run_sync(self.flush)
         self.buffer.close()

@@ -16,11 +16,9 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-
-import dagster as dg
-from pydantic import PrivateAttr
 
 _KEY = re.compile(r"^[A-Za-z0-9!_.*'()=\-]+(/[A-Za-z0-9!_.*'()=\-]+)*$")
 # S3's rules for multipart uploads: every part but the last is at least 5 MiB; parts are numbered 1..10000.
@@ -37,7 +35,7 @@ def check_key(key: str) -> str:
     return key
 
 
-class ObjectStore(dg.ConfigurableResource, ABC):
+class ObjectStore(ABC):
     """Where uploads, media variants, the event lake and reports are kept."""
 
     @abstractmethod
@@ -162,7 +160,10 @@ def copy_stream(source: IO[bytes], target: IO[bytes], size: int) -> int:
     return copied
 
 
+@dataclass(kw_only=True)
 class LocalObjectStore(ObjectStore):
+    """Embedded: objects are files under `root`, keys are their relative paths."""
+
     root: str
 
     def _path(self, key: str) -> Path:
@@ -406,14 +407,17 @@ class LocalObjectStore(ObjectStore):
         return [parts[number] for number in sorted(parts)]
 
 
+@dataclass(kw_only=True)
 class S3ObjectStore(ObjectStore):
+    """Production: objects in `bucket` under `prefix`; credentials from boto3's usual chain."""
+
     bucket: str
     endpoint_url: str | None = None
     region_name: str = "us-east-1"
     prefix: str = ""
     create_bucket: bool = False
 
-    _client: Any = PrivateAttr(default=None)
+    _client: Any = field(default=None, init=False, repr=False, compare=False)
 
     def client(self) -> Any:
         if self._client is None:
@@ -582,64 +586,59 @@ class S3ObjectStore(ObjectStore):
         ]
 
 
-class _Window(io.RawIOBase):
+class _SeekableView(io.RawIOBase):
+    """A read-only, seekable view of `size` bytes; a subclass says how to read `n` bytes at `pos`."""
+
+    def __init__(self, size: int) -> None:
+        self._size, self._pos = size, 0
+
+    @abstractmethod
+    def _read_at(self, pos: int, n: int) -> bytes: ...
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self._size - self._pos)
+        if n <= 0:
+            return 0
+        data = self._read_at(self._pos, n)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+class _Window(_SeekableView):
     """`size` bytes of a seekable file from its current position, as a file of its own (a part's
     body: botocore may read it to the end to checksum it, then seek back to send it)."""
 
     def __init__(self, source: IO[bytes], size: int) -> None:
-        self._source, self._start, self._size, self._pos = source, source.tell(), size, 0
+        super().__init__(size)
+        self._source, self._start = source, source.tell()
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        n = min(len(buffer), self._size - self._pos)
-        if n <= 0:
-            return 0
-        self._source.seek(self._start + self._pos)
-        data = self._source.read(n)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+    def _read_at(self, pos: int, n: int) -> bytes:
+        self._source.seek(self._start + pos)
+        return self._source.read(n)
 
 
-class _RangedReader(io.RawIOBase):
+class _RangedReader(_SeekableView):
     """A seekable view of an S3 object: each read is one ranged GET of what was asked for."""
 
     def __init__(self, client: Any, bucket: str, key: str, size: int) -> None:
-        self._client, self._bucket, self._key, self._size, self._pos = client, bucket, key, size, 0
+        super().__init__(size)
+        self._client, self._bucket, self._key = client, bucket, key
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        n = min(len(buffer), self._size - self._pos)
-        if n <= 0:
-            return 0
-        ranged = f"bytes={self._pos}-{self._pos + n - 1}"
-        data = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=ranged)["Body"].read()
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+    def _read_at(self, pos: int, n: int) -> bytes:
+        ranged = f"bytes={pos}-{pos + n - 1}"
+        return self._client.get_object(Bucket=self._bucket, Key=self._key, Range=ranged)["Body"].read()

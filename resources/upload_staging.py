@@ -17,10 +17,9 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
-
-import dagster as dg
 
 
 class UploadBusy(Exception):
@@ -31,7 +30,10 @@ class TailMoved(Exception):
     """The tail at this offset is no longer the upload's (another request committed meanwhile)."""
 
 
-class UploadStaging(dg.ConfigurableResource):
+@dataclass(kw_only=True)
+class UploadStaging:
+    """The staging folder `root` of one API host (the housekeeping job sweeps what is left in it)."""
+
     root: str
 
     def path(self, name: str | uuid.UUID) -> Path:

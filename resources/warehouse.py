@@ -10,17 +10,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
-
-import dagster as dg
 
 # The Dagster pool of every step that writes to the warehouse (assets, dbt, checks that query it).
 WAREHOUSE_POOL = "warehouse"
 
 
-class Warehouse(dg.ConfigurableResource, ABC):
+@dataclass(kw_only=True)
+class Warehouse(ABC):
+    """A ClickHouse database; `client()` opens a connection for one piece of work."""
+
     database: str = "thmnayah"
 
     @abstractmethod
@@ -76,7 +78,10 @@ class Warehouse(dg.ConfigurableResource, ABC):
         return loaded
 
 
+@dataclass(kw_only=True)
 class ChdbWarehouse(Warehouse):
+    """Embedded: chDB in this process, its data under `path`."""
+
     path: str
 
     @property
@@ -90,11 +95,14 @@ class ChdbWarehouse(Warehouse):
         return clickhouse_connect.get_client(dsn=f"chdb://{Path(self.path).resolve()}")
 
 
+@dataclass(kw_only=True)
 class ClickHouseWarehouse(Warehouse):
+    """Production: a ClickHouse server over HTTP(S)."""
+
     host: str
     port: int = 8123
     user: str = "default"
-    password: str = ""
+    password: str = field(default="", repr=False)
     secure: bool = False
 
     @property

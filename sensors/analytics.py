@@ -101,7 +101,9 @@ def build_analytics_hours_sensor(now: Callable[[], datetime] = utcnow) -> dg.Sen
         description="Loads each closed hour of the event lake (end + 2 min) into the warehouse; a late "
         "file reloads its hour (analytics_days_sensor then rebuilds the hour's day).",
     )
-    def analytics_hours_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStore):
+    def analytics_hours_sensor(
+        context: dg.SensorEvaluationContext, object_store: dg.ResourceParam[ObjectStore]
+    ):
         seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
         last = last_closed_hour(now())
         start = events_hourly_partitions.start.astimezone(UTC)

@@ -25,7 +25,9 @@ def build_analytics_reports_sensor(clock: Callable[[], datetime] = utcnow) -> dg
         description="Queues a job for each scheduled report whose cron time has come, and launches a "
         "report run for every queued job (from the schedule or POST /api/v1/analytics/reports/generate).",
     )
-    def analytics_reports_sensor(context: dg.SensorEvaluationContext, database: OperationalDatabase):
+    def analytics_reports_sensor(
+        context: dg.SensorEvaluationContext, database: dg.ResourceParam[OperationalDatabase]
+    ):
         with database.session() as session:
             now = clock()
             stale = report_jobs.fail_stale(session, now)

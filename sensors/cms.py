@@ -30,7 +30,9 @@ CONTENT_EVENT_TYPES = (
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Publishes scheduled content whose publish_at has passed (checks every 30 s).",
 )
-def scheduled_content_sensor(context: dg.SensorEvaluationContext, database: OperationalDatabase):
+def scheduled_content_sensor(
+    context: dg.SensorEvaluationContext, database: dg.ResourceParam[OperationalDatabase]
+):
     with database.session() as session:
         due = content.due_for_publication(session, utcnow())
     if not due:
@@ -46,7 +48,9 @@ def scheduled_content_sensor(context: dg.SensorEvaluationContext, database: Oper
     description="Relays new outbox events to NATS JetStream when the deployment has a relaying bus.",
 )
 def outbox_relay_sensor(
-    context: dg.SensorEvaluationContext, database: OperationalDatabase, event_bus: EventBus
+    context: dg.SensorEvaluationContext,
+    database: dg.ResourceParam[OperationalDatabase],
+    event_bus: dg.ResourceParam[EventBus],
 ):
     if not event_bus.relays:
         return dg.SkipReason("embedded deployment: the outbox table is the event bus, nothing to relay")
@@ -67,7 +71,9 @@ def outbox_relay_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reads content events from the outbox by cursor and refreshes the warehouse snapshot and dbt models.",
 )
-def content_changes_sensor(context: dg.SensorEvaluationContext, database: OperationalDatabase):
+def content_changes_sensor(
+    context: dg.SensorEvaluationContext, database: dg.ResourceParam[OperationalDatabase]
+):
     after = int(context.cursor or 0)
     with database.session() as session:
         events = outbox.events_after(session, after, limit=10_000, types=CONTENT_EVENT_TYPES)

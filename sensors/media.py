@@ -167,7 +167,9 @@ def build_media_uploads_sensor(
             "operational DB; a re-process adds them back)."
         ),
     )
-    def media_uploads_sensor(context: dg.SensorEvaluationContext, database: OperationalDatabase):
+    def media_uploads_sensor(
+        context: dg.SensorEvaluationContext, database: dg.ResourceParam[OperationalDatabase]
+    ):
         state = SensorState.load(context.cursor)
         now = clock()
         before = state.dump()

@@ -45,7 +45,9 @@ def build_notification_events_sensor() -> dg.SensorDefinition:
             f"({', '.join(rules.EVENT_TYPES)}) and requests a run of `notification_events` for them."
         ),
     )
-    def notification_events_sensor(context: dg.SensorEvaluationContext, database: OperationalDatabase):
+    def notification_events_sensor(
+        context: dg.SensorEvaluationContext, database: dg.ResourceParam[OperationalDatabase]
+    ):
         with database.session() as session:
             after = int(context.cursor) if context.cursor else rules.last_handled_seq(session)
             events = rules.pending_events(session, after=after, limit=EVENTS_BATCH)
@@ -78,7 +80,9 @@ def build_notification_deliveries_sensor(clock: Callable[[], datetime] = utcnow)
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Every 15 s: runs the delivery drain when email/push/SMS/webhook deliveries are due.",
     )
-    def notification_deliveries_sensor(context: dg.SensorEvaluationContext, database: OperationalDatabase):
+    def notification_deliveries_sensor(
+        context: dg.SensorEvaluationContext, database: dg.ResourceParam[OperationalDatabase]
+    ):
         now = clock()
         with database.session() as session:
             count, fingerprint = delivery.due_fingerprint(session, now=now)
@@ -101,7 +105,9 @@ def build_notification_broadcasts_sensor(clock: Callable[[], datetime] = utcnow)
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Launches the fan-out of every queued broadcast whose scheduled time has come.",
     )
-    def notification_broadcasts_sensor(context: dg.SensorEvaluationContext, database: OperationalDatabase):
+    def notification_broadcasts_sensor(
+        context: dg.SensorEvaluationContext, database: dg.ResourceParam[OperationalDatabase]
+    ):
         now = clock()
         with database.session() as session:
             due = [(str(b.id), b.name) for b in broadcast.due(session, now=now)]

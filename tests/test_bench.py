@@ -31,6 +31,9 @@ BASELINES = {
     "api_read.content_get",
     "auth.read",
     "upload.rate",
+    "api_start.ready_s",  # a bare Litestar app with the same route, started the same way
+    "api_start.rss",
+    "api_start.import_s",
     "analytics.dashboard_p95",
     "analytics.dashboard_p95_uncached",
     "analytics.report_monthly",
@@ -42,6 +45,7 @@ BASELINES = {
     ("script", "args", "figures"),
     [
         ("api_read.py", ["--rounds", "1", "--seconds", "0.5", "--items", "20"], {"api_read.content_get"}),
+        ("api_start.py", ["--rounds", "1"], {"api_start.ready_s", "api_start.rss", "api_start.import_s"}),
         ("thumbnail.py", ["--fps", "0.2", "--size", "320x180", "--rounds", "1"], {"thumbnail.one_hour"}),
         (
             "upload.py",

@@ -5,21 +5,23 @@ A request body is one event or `{"events": [...]}`. Each event is checked on its
 of a batch are accepted, every invalid one is reported with its index, the offending field and why.
 
 The event lake is Parquet under `events/dt=YYYY-MM-DD/hour=HH/` (the event's UTC hour) with exactly
-the columns of `LAKE_SCHEMA`; the warehouse loading asset reads them.
+the columns of `lake_schema()`; the warehouse loading asset reads them.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from domain.errors import DomainError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MAX_BATCH_EVENTS = 1_000
 MAX_BODY_BYTES = 1024 * 1024
@@ -28,27 +30,35 @@ MAX_FUTURE = timedelta(minutes=5)
 MAX_PAST = timedelta(days=7)
 
 LAKE_PREFIX = "events"
-LAKE_SCHEMA = pa.schema(
-    [
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("event_type", pa.string(), nullable=False),
-        pa.field("occurred_at", pa.timestamp("ms", tz="UTC"), nullable=False),
-        pa.field("received_at", pa.timestamp("ms", tz="UTC"), nullable=False),
-        pa.field("user_id", pa.string()),
-        pa.field("session_id", pa.string()),
-        pa.field("platform", pa.string()),
-        pa.field("language", pa.string()),
-        pa.field("content_id", pa.string()),
-        pa.field("position_s", pa.float64()),
-        pa.field("duration_s", pa.float64()),
-        pa.field("query", pa.string()),
-        pa.field("result_count", pa.int32()),
-        pa.field("clicked_position", pa.int32()),
-        pa.field("channel", pa.string()),
-        pa.field("properties", pa.string()),
-    ]
-)
 _HOUR_MS = 3_600_000
+
+
+@functools.cache
+def lake_schema() -> pa.Schema:
+    """The columns of the event lake's Parquet files (built on first use: pyarrow is imported then,
+    not when the API imports this module)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("event_id", pa.string(), nullable=False),
+            pa.field("event_type", pa.string(), nullable=False),
+            pa.field("occurred_at", pa.timestamp("ms", tz="UTC"), nullable=False),
+            pa.field("received_at", pa.timestamp("ms", tz="UTC"), nullable=False),
+            pa.field("user_id", pa.string()),
+            pa.field("session_id", pa.string()),
+            pa.field("platform", pa.string()),
+            pa.field("language", pa.string()),
+            pa.field("content_id", pa.string()),
+            pa.field("position_s", pa.float64()),
+            pa.field("duration_s", pa.float64()),
+            pa.field("query", pa.string()),
+            pa.field("result_count", pa.int32()),
+            pa.field("clicked_position", pa.int32()),
+            pa.field("channel", pa.string()),
+            pa.field("properties", pa.string()),
+        ]
+    )
 
 
 def hour_prefix(at: datetime) -> str:
@@ -331,7 +341,7 @@ def accept_body(body: bytes, now: datetime) -> Accepted:
 #
 # The buffer keeps an accepted event as one line `{"u": <user id>, "r": <received, epoch ms>, "e":
 # <the event's JSON as sent>}` (validated already; cheap to write on the request path). Flushing
-# decodes a segment's lines at once and builds the Arrow columns of `LAKE_SCHEMA`.
+# decodes a segment's lines at once and builds the Arrow columns of `lake_schema()`.
 
 
 def buffer_line(raw_event: bytes, user_id: str | None, received_ms: int) -> bytes:
@@ -403,9 +413,12 @@ def epoch_ms(at: datetime) -> int:
 
 
 def lake_table(lines: list[BufferLine]) -> pa.Table:
-    """Buffer lines as an Arrow table with exactly `LAKE_SCHEMA` (ids canonical, times in UTC)."""
+    """Buffer lines as an Arrow table with exactly `lake_schema()` (ids canonical, times in UTC)."""
+    import pyarrow as pa
+
+    schema = lake_schema()
     if not lines:
-        return LAKE_SCHEMA.empty_table()
+        return schema.empty_table()
     stored = [line.e for line in lines]
     ts = pa.timestamp("ms", tz="UTC")
     columns = {
@@ -417,14 +430,17 @@ def lake_table(lines: list[BufferLine]) -> pa.Table:
         "content_id": _canonical_ids([e.content_id for e in stored]),
         "properties": [_properties(e.properties) for e in stored],
     }
-    for name in LAKE_SCHEMA.names:
+    for name in schema.names:
         if name not in columns:
             columns[name] = [getattr(e, name) for e in stored]
-    return pa.table({name: columns[name] for name in LAKE_SCHEMA.names}, schema=LAKE_SCHEMA)
+    return pa.table({name: columns[name] for name in schema.names}, schema=schema)
 
 
 def _canonical_ids(values: list[str | None]) -> pa.Array:
     """`_canonical` of each value; in one Arrow pass when all are hyphenated already (the usual)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     ids = pa.array(values, type=pa.string())
     if pc.all(pc.equal(pc.utf8_length(ids), 36)).as_py():
         return pc.ascii_lower(ids)
@@ -433,6 +449,9 @@ def _canonical_ids(values: list[str | None]) -> pa.Array:
 
 def tables_by_hour(table: pa.Table) -> dict[str, pa.Table]:
     """A lake table split by the UTC hour of `occurred_at`: `{hour prefix: rows of that hour}`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if table.num_rows == 0:
         return {}
     hours = pc.divide(table["occurred_at"].cast(pa.int64()), _HOUR_MS)  # integer division

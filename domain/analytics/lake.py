@@ -25,9 +25,6 @@ from pathlib import Path
 from typing import IO
 
 import msgspec
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from domain.analytics.events import BufferLine, lake_table, tables_by_hour
 from domain.ids import new_id
@@ -175,7 +172,12 @@ def read_buffer_lines(data: bytes, source: Path | str = "<bytes>") -> list[Buffe
 
 def parquet_files(segment_id: str, lines: list[BufferLine]) -> dict[str, bytes]:
     """The lake objects of a segment: `{<hour prefix>/<segment id>.parquet: bytes}`, one per event
-    hour, zstd-compressed, rows in order and each event id once (the first line wins)."""
+    hour, zstd-compressed, rows in order and each event id once (the first line wins). pyarrow is
+    imported here, on the first flush, not when the API imports this module."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     table = lake_table(lines)
     if pc.count_distinct(table["event_id"]).as_py() != table.num_rows:
         ids = table["event_id"].to_pylist()

@@ -9,7 +9,7 @@ import dagster as dg
 from assets.analytics import MARTS_GROUP, STAGING_GROUP, analytics_assets
 from assets.cms import content_items_snapshot, raw_content_items_row_count
 from domain.settings import Settings
-from orchestration.deployment import build_resources
+from orchestration.deployment import build_client, build_resources
 
 DIM_CONTENT = dg.AssetKey("dim_content")
 STG_CONTENT = dg.AssetKey("stg_cms__content_items")
@@ -65,7 +65,7 @@ def test_dbt_models_build_on_chdb_and_their_tests_pass(embedded: Settings, seede
     } <= set(checks)
     assert all(checks.values()), checks
 
-    with resources["warehouse"].client() as client:
+    with build_client(resources["warehouse"]).client() as client:
         rows = client.query(
             "SELECT content_id, content_type, status, display_title, tag_count, is_live, is_deleted,"
             " seconds_to_publish IS NOT NULL"

@@ -26,7 +26,7 @@ from assets.analytics_events import (
 from assets.analytics_ops import analytics_ops_raw
 from domain.analytics import warehouse_events as events
 from domain.settings import Settings
-from orchestration.deployment import build_resources
+from orchestration.deployment import build_client, build_resources
 from resources.object_store import ObjectStore
 
 H10 = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -236,7 +236,7 @@ EXPECTED_SESSIONS = [("u1#1", 3000, 6), ("u1#2", 240, 2), ("u2#1", 3300, 6)]
 
 def test_known_stream_loads_into_exact_marts_and_reloading_an_hour_changes_nothing(embedded: Settings):
     resources = build_resources(embedded)
-    store = resources["object_store"]
+    store = build_client(resources["object_store"])
     write_events(store, H10, FILE_A)
     write_events(store, H10, FILE_B)
     write_events(store, H11, FILE_C)
@@ -280,7 +280,7 @@ def test_known_stream_loads_into_exact_marts_and_reloading_an_hour_changes_nothi
         "fct_search_analytics_daily",
     } <= materialized
 
-    marts = _marts(resources["warehouse"], embedded.warehouse_database)
+    marts = _marts(build_client(resources["warehouse"]), embedded.warehouse_database)
     assert marts == {
         "raw": EXPECTED_RAW,
         "content": EXPECTED_CONTENT,
@@ -296,12 +296,12 @@ def test_known_stream_loads_into_exact_marts_and_reloading_an_hour_changes_nothi
     assert all(
         e.passed for e in [*again.get_asset_check_evaluations(), *day_again.get_asset_check_evaluations()]
     )
-    assert _marts(resources["warehouse"], embedded.warehouse_database) == marts
+    assert _marts(build_client(resources["warehouse"]), embedded.warehouse_database) == marts
 
 
 def test_a_backfilled_range_loads_hour_by_hour_in_one_run_and_reloads_change_nothing(embedded: Settings):
     resources = build_resources(embedded)
-    store = resources["object_store"]
+    store = build_client(resources["object_store"])
     for hour, rows in ((H10, FILE_A), (H10, FILE_B), (H11, FILE_C)):
         write_events(store, hour, rows)
     raw = [analytics_raw_events, raw_events_match_lake]
@@ -321,7 +321,7 @@ def test_a_backfilled_range_loads_hour_by_hour_in_one_run_and_reloads_change_not
         assert (metadata["duplicates_dropped"], metadata["outside_hour_dropped"]) == (1, 1)
         (check,) = result.get_asset_check_evaluations()
         assert check.passed and check.metadata["rows"].value == 15
-    with resources["warehouse"].client() as client:
+    with build_client(resources["warehouse"]).client() as client:
         assert client.command(f"SELECT count() FROM `{embedded.warehouse_database}`.raw_events") == 15
         assert (
             client.command(f"SELECT uniqExact(event_id) FROM `{embedded.warehouse_database}`.raw_events")

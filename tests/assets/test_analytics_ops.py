@@ -22,7 +22,7 @@ from domain.analytics.live import RouteFigures, add_routes
 from domain.db import sync_engine
 from domain.media.uploads import record_upload
 from domain.settings import Settings
-from orchestration.deployment import build_resources
+from orchestration.deployment import build_client, build_resources
 
 H10 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 MACROS = Path(__file__).resolve().parents[2] / "dbt_project" / "macros" / "latency_buckets.sql"
@@ -66,7 +66,7 @@ def _seed(url: str) -> None:
 
 
 def _marts(resources: dict[str, Any], database: str) -> dict[str, list[tuple]]:
-    with resources["warehouse"].client() as client:
+    with build_client(resources["warehouse"]).client() as client:
 
         def rows(sql: str) -> list[tuple]:
             return [tuple(r) for r in client.query(sql.format(db=database)).result_rows]

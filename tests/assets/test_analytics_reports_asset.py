@@ -27,7 +27,7 @@ from domain.migrate import upgrade
 from domain.notifications import rules
 from domain.schema import ContentMetricsDaily, Notification, OutboxEvent, Report, ReportRun
 from domain.settings import Settings
-from orchestration.deployment import build_resources
+from orchestration.deployment import build_client, build_resources
 from sensors.analytics_reports import build_analytics_reports_sensor
 from serving.app import create_app
 from tests.serving.conftest import bearer, make_user, mint_token
@@ -265,7 +265,7 @@ def test_a_format_that_fails_loses_neither_the_others_nor_the_notification(
         (event,) = session.scalars(sa.select(OutboxEvent).where(OutboxEvent.event_type == "report.ready"))
         assert (event.payload["formats"], event.payload["failed_formats"]) == (["csv", "xlsx"], ["pdf"])
         assert event.payload["recipients"] == [str(owner)]
-    store = build_resources(settings)["object_store"]
+    store = build_client(build_resources(settings)["object_store"])
     rows = list(csv.reader(io.StringIO(store.get_bytes(run.files["csv"]).decode("utf-8-sig"))))
     assert any("Ramadan" in cell for row in rows for cell in row)
     assert openpyxl.load_workbook(io.BytesIO(store.get_bytes(run.files["xlsx"]))).sheetnames

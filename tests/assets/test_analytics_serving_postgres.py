@@ -34,7 +34,7 @@ from domain.media.uploads import record_upload
 from domain.migrate import upgrade
 from domain.schema import ContentMetricsDaily, SearchAnalyticsDaily, UserEngagementDaily
 from domain.settings import Settings
-from orchestration.deployment import build_resources
+from orchestration.deployment import build_client, build_resources
 from serving.app import create_app
 from tests.assets.test_analytics_events import (
     C1,
@@ -147,8 +147,8 @@ async def test_the_load_and_publish_run_on_postgresql_and_the_api_serves_the_fig
     ids = _seed(url)
     c1, c2, u1, u2 = ids[C1], ids[C2], ids["u1"], ids["u2"]
     resources = build_resources(on_postgres)
-    assert resources["database"].backend == "postgresql"
-    store = resources["object_store"]
+    assert build_client(resources["database"]).backend == "postgresql"
+    store = build_client(resources["object_store"])
     write_events(store, H10, _with_ids(FILE_A, ids))
     write_events(store, H10, _with_ids(FILE_B, ids))
     write_events(store, H11, _with_ids(FILE_C, ids))
@@ -224,7 +224,7 @@ async def test_the_load_and_publish_run_on_postgresql_and_the_api_serves_the_fig
     ]
     assert all(isinstance(t, datetime) and t.utcoffset() == timedelta(0) for t in tables["updated_at"])
     # PostgreSQL's route minutes and jobs reached the warehouse marts.
-    with resources["warehouse"].client() as client:
+    with build_client(resources["warehouse"]).client() as client:
         system = client.query(
             "SELECT route, requests, server_errors, p95_latency_ms"
             f" FROM `{on_postgres.warehouse_database}`.fct_system_metrics_daily"

@@ -12,11 +12,11 @@ from domain import content
 from domain.content import NewContent
 from domain.db import sync_engine
 from domain.settings import Settings
-from orchestration.deployment import build_resources
+from orchestration.deployment import build_client, build_resources
 
 
 def _raw_rows(resources: dict, settings: Settings) -> dict:
-    with resources["warehouse"].client() as client:
+    with build_client(resources["warehouse"]).client() as client:
         rows = client.query(
             "SELECT id, type, status, title_ar, title_en, tags, is_deleted, deleted_at IS NOT NULL,"
             " timezoneOf(created_at)"

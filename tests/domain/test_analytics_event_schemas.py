@@ -127,7 +127,7 @@ def test_buffer_lines_become_lake_rows_with_the_lake_schema() -> None:
         b"[" + lines.strip().replace(b"\n", b",") + b"]", type=list[events.BufferLine]
     )
     table = events.lake_table(decoded)
-    assert table.schema == events.LAKE_SCHEMA
+    assert table.schema == events.lake_schema()
     rows = table.to_pylist()
     assert rows[0]["event_id"] == str(uuid.UUID(sent[0]["event_id"]))  # canonical form
     assert rows[0]["content_id"] == CONTENT

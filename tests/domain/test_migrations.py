@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from domain.db import sync_engine
-from domain.migrate import alembic_config, downgrade, upgrade
+from domain.migrate import _revisions, alembic_config, current_revision, downgrade, upgrade
 from domain.schema import Base
 
 TABLES = set(Base.metadata.tables)  # every table of the models, created by the migrations alone
@@ -67,6 +67,18 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     upgrade(database_url)
     assert _tables(database_url) == TABLES
     assert _current_revision(database_url) == head
+
+
+def test_the_start_check_reads_the_revisions_as_alembic_does(database_url: str) -> None:
+    """`require_current` reads the head, the known revisions and the database's revision without
+    alembic; each agrees with alembic's own reading, before, between and after migrations."""
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    assert _revisions() == (script.get_current_head(), {rev.revision for rev in script.walk_revisions()})
+    assert current_revision(database_url) is None and _current_revision(database_url) is None
+    upgrade(database_url, "0002")
+    assert current_revision(database_url) == _current_revision(database_url) == "0002"
+    upgrade(database_url)
+    assert current_revision(database_url) == _current_revision(database_url) == script.get_current_head()
 
 
 def test_migrated_schema_matches_the_models(migrated_url: str) -> None:

@@ -23,7 +23,7 @@ from domain.migrate import upgrade
 from domain.schema import ContentItem, OutboxEvent
 from domain.settings import Settings
 from orchestration.definitions import build_definitions
-from orchestration.deployment import RESOURCE_KEYS, build_resources
+from orchestration.deployment import RESOURCE_KEYS, build_client, build_resources
 from orchestration.jobs import auth_housekeeping_job, outbox_relay_job, publish_due_content_job
 from resources.database import OperationalDatabase
 from resources.event_bus import NatsEventBus, OutboxEventBus
@@ -85,10 +85,10 @@ def test_definitions_load_under_prod(prod_settings: Settings) -> None:
     with dg.build_sensor_context(resources=defs.resources) as context:
         assert isinstance(sensor(context), dg.SkipReason)
     _schedule_item(prod_settings.database_url, timedelta(hours=1))
-    store = defs.resources["object_store"]
+    store = build_client(defs.resources["object_store"])
     store.put_bytes("probe/hello.txt", b"hello")
     assert store.get_bytes("probe/hello.txt") == b"hello" and store.health()["backend"] == "s3"
-    assert defs.resources["event_bus"].health()["backend"] == "nats"
+    assert build_client(defs.resources["event_bus"]).health()["backend"] == "nats"
     relay = repo.get_sensor_def("outbox_relay_sensor")
     with dg.build_sensor_context(resources=defs.resources) as context:
         assert isinstance(relay(context), dg.RunRequest)

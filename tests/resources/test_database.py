@@ -16,7 +16,7 @@ from resources.database import OperationalDatabase
 def database(migrated_url: str):
     db = OperationalDatabase(url=migrated_url)
     yield db
-    db.engine().dispose()
+    db.dispose()
 
 
 def _count(db: OperationalDatabase) -> int:
@@ -75,14 +75,14 @@ def test_health_masks_the_password(postgres_url: str) -> None:
     health = database.health()
     assert "s3cret" not in health["url"]
     assert "***" in health["url"]
-    database.engine().dispose()
+    database.dispose()
 
 
 def test_health_fails_when_the_database_is_unreachable() -> None:
     database = OperationalDatabase(url="postgresql://postgres@127.0.0.1:1/none?connect_timeout=1")
     with pytest.raises(sa.exc.OperationalError):
         database.health()
-    database.engine().dispose()
+    database.dispose()
 
 
 def test_sqlite_engine_uses_wal_and_foreign_keys(sqlite_url: str) -> None:
@@ -90,4 +90,4 @@ def test_sqlite_engine_uses_wal_and_foreign_keys(sqlite_url: str) -> None:
     with database.engine().connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-    database.engine().dispose()
+    database.dispose()

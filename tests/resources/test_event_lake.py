@@ -57,7 +57,7 @@ def lake_rows(store: ObjectStore) -> list[dict]:
     rows = []
     for key in store.list(events.LAKE_PREFIX + "/"):
         table = pq.read_table(io.BytesIO(store.get_bytes(key)))
-        assert table.schema == events.LAKE_SCHEMA
+        assert table.schema == events.lake_schema()
         for row in table.to_pylist():
             assert key.startswith(events.hour_prefix(row["occurred_at"]) + "/"), key
             rows.append(row)
