@@ -18,7 +18,7 @@ from domain.errors import DomainError
 from domain.notifications import broadcast, delivery, rules
 from domain.schema import utcnow
 from resources.database import OperationalDatabase
-from resources.notifiers import DeliveryTransport
+from resources.notifiers.base import DeliveryTransport
 
 NOTIFICATIONS_GROUP = "notifications"
 NOTIFICATION_EVENTS_JOB = "notification_events_job"
@@ -164,10 +164,10 @@ def build_notification_assets(policy: delivery.Policy) -> NotificationDefinition
     def notification_deliveries(
         context: dg.AssetExecutionContext,
         database: OperationalDatabase,
-        notifier_email: DeliveryTransport,
-        notifier_push: DeliveryTransport,
-        notifier_sms: DeliveryTransport,
-        notifier_webhook: DeliveryTransport,
+        notifier_email: dg.ResourceParam[DeliveryTransport],
+        notifier_push: dg.ResourceParam[DeliveryTransport],
+        notifier_sms: dg.ResourceParam[DeliveryTransport],
+        notifier_webhook: dg.ResourceParam[DeliveryTransport],
     ) -> dg.MaterializeResult:
         """The delivery drain: every due email, push, SMS and webhook delivery (queued, next_retry
         passed; also `sending` ones abandoned by a crashed run) claimed in batches, digests merged

@@ -24,16 +24,19 @@ from domain.notifications import delivery, rules
 from domain.schema import Broadcast, DeliveryLog, Notification, NotificationSubscription, utcnow
 from domain.settings import Settings
 from orchestration.definitions import build_definitions
-from orchestration.deployment import RESOURCE_KEYS, build_notifiers, build_resources, notification_mail_dir
-from resources.database import OperationalDatabase
-from resources.notifiers import (
-    FcmPushTransport,
-    FileEmailTransport,
-    SmsGatewayTransport,
-    SmtpEmailTransport,
-    UnconfiguredTransport,
-    WebhookTransport,
+from orchestration.deployment import RESOURCE_KEYS, build_notifiers, build_resources
+from resources.dagster.notifiers import (
+    FcmPushTransportResource,
+    FileEmailTransportResource,
+    SmsGatewayTransportResource,
+    SmtpEmailTransportResource,
+    UnconfiguredTransportResource,
+    WebhookTransportResource,
 )
+from resources.database import OperationalDatabase
+from resources.notifiers.base import UnconfiguredTransport
+from resources.notifiers.email import FileEmailTransport, notification_mail_dir
+from resources.notifiers.webhook import WebhookTransport
 
 SENDER = "thmnayah <no-reply@thmnayah.test>"
 
@@ -217,12 +220,12 @@ def test_transport_resources_follow_settings(local_settings: Settings, tmp_path:
     embedded = build_resources(local_settings)
     assert set(embedded) == set(RESOURCE_KEYS)
     email_transport = embedded["notifier_email"]
-    assert isinstance(email_transport, FileEmailTransport)
+    assert isinstance(email_transport, FileEmailTransportResource)
     assert email_transport.directory == str(notification_mail_dir(local_settings).resolve())
-    assert isinstance(embedded["notifier_push"], UnconfiguredTransport)
+    assert isinstance(embedded["notifier_push"], UnconfiguredTransportResource)
     assert "THMNAYAH_FCM_PROJECT_ID" in embedded["notifier_push"].reason
-    assert isinstance(embedded["notifier_sms"], UnconfiguredTransport)
-    assert isinstance(embedded["notifier_webhook"], WebhookTransport)
+    assert isinstance(embedded["notifier_sms"], UnconfiguredTransportResource)
+    assert isinstance(embedded["notifier_webhook"], WebhookTransportResource)
 
     configured = build_notifiers(
         local_settings.with_(
@@ -233,10 +236,10 @@ def test_transport_resources_follow_settings(local_settings: Settings, tmp_path:
             webhook_timeout_seconds=3,
         )
     )
-    assert isinstance(configured["notifier_email"], SmtpEmailTransport)
+    assert isinstance(configured["notifier_email"], SmtpEmailTransportResource)
     assert configured["notifier_email"].host == "smtp.example.test"
-    assert isinstance(configured["notifier_push"], FcmPushTransport)
-    assert isinstance(configured["notifier_sms"], SmsGatewayTransport)
+    assert isinstance(configured["notifier_push"], FcmPushTransportResource)
+    assert isinstance(configured["notifier_sms"], SmsGatewayTransportResource)
     assert configured["notifier_webhook"].timeout_seconds == 3
     files = build_notifiers(local_settings.with_(smtp_host="smtp.example.test", email_backend="files"))
-    assert isinstance(files["notifier_email"], FileEmailTransport)
+    assert isinstance(files["notifier_email"], FileEmailTransportResource)

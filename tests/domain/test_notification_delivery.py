@@ -31,13 +31,11 @@ from domain.notifications import contacts, delivery, rules, service, templates, 
 from domain.notifications.outgoing import Delivered, DeliveryFailed
 from domain.schema import DeliveryLog, Notification, NotificationPreference, NotificationTemplate, OutboxEvent
 from resources.database import OperationalDatabase as DB
-from resources.notifiers import (
-    FcmPushTransport,
-    FileEmailTransport,
-    SmsGatewayTransport,
-    UnconfiguredTransport,
-    WebhookTransport,
-)
+from resources.notifiers.base import UnconfiguredTransport
+from resources.notifiers.email import FileEmailTransport
+from resources.notifiers.push import FcmPushTransport
+from resources.notifiers.sms import SmsGatewayTransport
+from resources.notifiers.webhook import WebhookTransport
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 KEY = Keyring("platform-secret-for-tests-0123456789abcdef")
@@ -271,7 +269,7 @@ def test_templated_arabic_email_reaches_a_real_smtp_server_right_to_left(db: DB)
     from aiosmtpd.controller import Controller
 
     from domain.notifications import rules
-    from resources.notifiers import SmtpEmailTransport
+    from resources.notifiers.email import SmtpEmailTransport
 
     received: list[bytes] = []
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from domain.notifications import delivery, rules
 from domain.schema import Notification, User
-from resources.notifiers import FileEmailTransport
+from resources.notifiers.email import FileEmailTransport
 
 API = "/api/v1/auth"
 PASSWORD = "amber-orchard-falcon-42"

@@ -33,7 +33,7 @@ from domain.auth.keys import Keyring
 from domain.notifications import delivery
 from domain.settings import Settings
 from resources.database import OperationalDatabase
-from resources.notifiers import WebhookTransport
+from resources.notifiers.webhook import WebhookTransport
 from serving.app import create_app
 from tests.serving.conftest import bearer
 
