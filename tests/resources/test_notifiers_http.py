@@ -139,7 +139,16 @@ def test_fcm_v1_wire_format_and_outcomes(fcm: tuple[ThreadingHTTPServer, str]) -
         project_id=PROJECT, credentials_file=credentials, base_url=base, timeout_seconds=5
     )
     data = {"content_id": "0196c0de", "count": 3, "tags": ["a", "ب"]}
-    tokens = ["device-ok-1", "device-busy", "device-down", "device-500", "device-gone", "device-stale", "device-bad", "device-denied"]  # fmt: skip
+    tokens = [
+        "device-ok-1",
+        "device-busy",
+        "device-down",
+        "device-500",
+        "device-gone",
+        "device-stale",
+        "device-bad",
+        "device-denied",
+    ]
     items = [outgoing("push", token, data=data) for token in tokens]
     ok, busy, down, internal, gone, stale, bad, denied = send(transport, items)
     [again] = send(transport, [outgoing("push", "device-ok-2")])  # a second batch, a second event loop
