@@ -322,8 +322,10 @@ class SesEmailTransport(DeliveryTransport):
     concurrency: int = 8
     timeout_seconds: float = 10.0
 
-    _client: Any = field(default=None, init=False, repr=False)
-    _client_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _client: Any = field(default=None, init=False, repr=False, compare=False)
+    _client_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def _ses(self) -> Any:
         """The boto3 client (thread-safe, not tied to an event loop), made once."""

@@ -44,8 +44,10 @@ class FcmPushTransport(DeliveryTransport):
     timeout_seconds: float = 10.0
     concurrency: int = 16
 
-    _credentials: Any = field(default=None, init=False, repr=False)
-    _credentials_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _credentials: Any = field(default=None, init=False, repr=False, compare=False)
+    _credentials_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def _access_token(self) -> str:
         """A valid access token, refreshed when missing or expired (blocking: run it in a thread)."""

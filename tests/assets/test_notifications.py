@@ -35,7 +35,7 @@ from resources.dagster.notifiers import (
 )
 from resources.database import OperationalDatabase
 from resources.notifiers.base import UnconfiguredTransport
-from resources.notifiers.email import FileEmailTransport, notification_mail_dir
+from resources.notifiers.email import FileEmailTransport, email_transport, notification_mail_dir
 from resources.notifiers.webhook import WebhookTransport
 
 SENDER = "thmnayah <no-reply@thmnayah.test>"
@@ -219,9 +219,9 @@ def test_definitions_load_with_the_notification_group(local_settings: Settings) 
 def test_transport_resources_follow_settings(local_settings: Settings, tmp_path: Path) -> None:
     embedded = build_resources(local_settings)
     assert set(embedded) == set(RESOURCE_KEYS)
-    email_transport = embedded["notifier_email"]
-    assert isinstance(email_transport, FileEmailTransportResource)
-    assert email_transport.directory == str(notification_mail_dir(local_settings).resolve())
+    email = embedded["notifier_email"]
+    assert isinstance(email, FileEmailTransportResource)
+    assert email.directory == str(notification_mail_dir(local_settings).resolve())
     assert isinstance(embedded["notifier_push"], UnconfiguredTransportResource)
     assert "THMNAYAH_FCM_PROJECT_ID" in embedded["notifier_push"].reason
     assert isinstance(embedded["notifier_sms"], UnconfiguredTransportResource)
@@ -243,3 +243,22 @@ def test_transport_resources_follow_settings(local_settings: Settings, tmp_path:
     assert configured["notifier_webhook"].timeout_seconds == 3
     files = build_notifiers(local_settings.with_(smtp_host="smtp.example.test", email_backend="files"))
     assert isinstance(files["notifier_email"], FileEmailTransportResource)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"smtp_host": "smtp.example.test", "smtp_password": "pw"},
+        {"email_backend": "ses", "ses_region": "eu-west-1"},
+    ],
+    ids=["files", "smtp", "ses"],
+)
+def test_the_drain_gets_the_email_transport_the_api_would_choose(
+    local_settings: Settings, changes: dict
+) -> None:
+    """One choice of email transport: the Dagster wrapper vends the plain client that
+    `resources.notifiers.email.email_transport` (the API's account mail) makes from the same settings."""
+    settings = local_settings.with_(**changes)
+    with dg.build_resources({"notifier_email": build_notifiers(settings)["notifier_email"]}) as built:
+        assert built.notifier_email == email_transport(settings, notification_mail_dir(settings))
