@@ -344,7 +344,7 @@ def test_file_transport_writes_one_eml_per_delivery(tmp_path: Path) -> None:
     ]
 
 
-# --- what the account mail's tests checked of the old SMTP mailer, on the one transport ------------
+# --- account mail: certificates, a local relay, secrets out of reprs and logs, the one choice ------
 
 
 def test_an_untrusted_certificate_is_refused_and_retryable(tls_files: tuple[Path, Path]) -> None:
