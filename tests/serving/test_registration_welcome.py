@@ -6,6 +6,7 @@ configured email transport: with `THMNAYAH_EMAIL_BACKEND=ses`, SES carries both.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -93,7 +94,8 @@ async def test_ses_carries_the_verification_and_the_one_welcome(
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ses.models import ses_backends
 
-    region, address = "eu-west-2", "ses-newcomer@example.test"
+    # moto's server lives for the session: an address of this run's own tells its messages apart.
+    region, address = "eu-west-2", f"ses-{uuid.uuid4().hex[:8]}@example.test"
     boto3.client("sesv2", region_name=region, endpoint_url=s3_endpoint).create_email_identity(
         EmailIdentity="no-reply@thmnayah.test"
     )
