@@ -127,8 +127,16 @@ def test_the_check_fails_on_a_delivery_stuck_sending(
         session.add(note)
         session.flush()
         long_ago = utcnow() - timedelta(minutes=20)
-        session.add(DeliveryLog(notification_id=note.id, channel="email", destination="reader@example.test",
-                                status="sending", updated_at=long_ago, created_at=long_ago))  # fmt: skip
+        session.add(
+            DeliveryLog(
+                notification_id=note.id,
+                channel="email",
+                destination="reader@example.test",
+                status="sending",
+                updated_at=long_ago,
+                created_at=long_ago,
+            )
+        )
     engine.dispose()
     result = dg.materialize(
         [notifications.deliveries, notifications.deliveries_not_stuck],
@@ -147,8 +155,11 @@ def test_broadcast_job_fans_out_and_reports_progress(
     _setup_reader(embedded)
     engine = sync_engine(embedded.database_url)
     with Session(engine) as session, session.begin():
-        row = Broadcast(name="hello", message={"subject": {"en": "Hi", "ar": "مرحبا"}, "content": {"en": "x"}},
-                        channels=["in_app", "email"])  # fmt: skip
+        row = Broadcast(
+            name="hello",
+            message={"subject": {"en": "Hi", "ar": "مرحبا"}, "content": {"en": "x"}},
+            channels=["in_app", "email"],
+        )
         session.add(row)
         session.flush()
         broadcast_id = str(row.id)

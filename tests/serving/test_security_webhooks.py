@@ -135,9 +135,14 @@ async def _send(client: AsyncTestClient, editor: str, recipient) -> str:
     sent = await client.post(
         f"{API}/send",
         headers=bearer(editor),
-        json={"recipient_ids": [str(recipient)], "channels": ["webhook"], "category": "security",
-              "subject": {"en": "Hello"}, "content": {"en": "A webhook"}},
-    )  # fmt: skip
+        json={
+            "recipient_ids": [str(recipient)],
+            "channels": ["webhook"],
+            "category": "security",
+            "subject": {"en": "Hello"},
+            "content": {"en": "A webhook"},
+        },
+    )
     assert sent.status_code == 201, sent.text
     [notification] = sent.json()["notifications"]
     return notification["id"]
