@@ -18,7 +18,7 @@ from domain.errors import DomainError
 from domain.notifications import broadcast, delivery, rules
 from domain.schema import utcnow
 from resources.database import OperationalDatabase
-from resources.notifiers import DeliveryTransport
+from resources.notifiers.base import DeliveryTransport
 
 NOTIFICATIONS_GROUP = "notifications"
 NOTIFICATION_EVENTS_JOB = "notification_events_job"

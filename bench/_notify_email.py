@@ -20,7 +20,7 @@ import anyio
 from aiosmtpd.controller import Controller
 
 from domain.notifications.outgoing import Delivered, Outgoing
-from resources.notifiers import SmtpEmailTransport
+from resources.notifiers.email import SmtpEmailTransport
 
 BATCH = 500
 

@@ -186,12 +186,12 @@ DEMO_BROADCAST_MESSAGE = {
 
 
 def seed_demo_notifications(session: Session) -> int:
-    """Default templates, the demo users' locales and subscriptions, and one welcome broadcast to
+    """Default templates (the account emails' too), the demo users' locales and subscriptions, and one welcome broadcast to
     every account (in-app and email), fanned out by the broadcast job. Returns the rows added."""
-    from domain.notifications import rules
+    from domain.notifications import account, rules
     from domain.schema import Broadcast, NotificationSubscription
 
-    added = rules.seed_default_templates(session)
+    added = rules.seed_default_templates(session) + account.seed_templates(session)
     by_name = {
         u.username: u for u in session.scalars(sa.select(User).where(User.username.in_(list(DEMO_LOCALES))))
     }

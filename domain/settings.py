@@ -225,7 +225,7 @@ class Settings:
         **_s(
             "THMNAYAH_SMTP_HOST",
             "",
-            "SMTP server for email; empty: messages are written as .eml files under <data_dir>/mail.",
+            "SMTP server of all email (backend smtp, or auto when set); empty with auto: .eml files.",
         ),
     )
     smtp_port: int = field(default=587, **_s("THMNAYAH_SMTP_PORT", "587", "SMTP port."))
@@ -241,8 +241,8 @@ class Settings:
         **_s(
             "THMNAYAH_EMAIL_BACKEND",
             "auto",
-            "Notification email: `smtp`, `ses`, `files` (.eml under <data_dir>/mail), or `auto` "
-            "(smtp when THMNAYAH_SMTP_HOST is set, else files).",
+            "All email (account mail and notifications): `smtp`, `ses`, `files` (.eml under "
+            "<data_dir>/mail), or `auto` (smtp when THMNAYAH_SMTP_HOST is set, else files).",
         ),
     )
     ses_region: str = field(

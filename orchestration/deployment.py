@@ -13,19 +13,19 @@ from domain.notifications import delivery
 from domain.settings import Settings
 from resources.dagster.database import OperationalDatabaseResource
 from resources.dagster.event_bus import NatsEventBusResource, OutboxEventBusResource
+from resources.dagster.notifiers import (
+    FcmPushTransportResource,
+    FileEmailTransportResource,
+    SesEmailTransportResource,
+    SmsGatewayTransportResource,
+    SmtpEmailTransportResource,
+    UnconfiguredTransportResource,
+    WebhookTransportResource,
+)
 from resources.dagster.storage import LocalObjectStoreResource, S3ObjectStoreResource, UploadStagingResource
 from resources.dagster.warehouse import ChdbWarehouseResource, ClickHouseWarehouseResource
 from resources.dbt import build_dbt_resource
-from resources.notifiers import (
-    DeliveryTransport,
-    FcmPushTransport,
-    FileEmailTransport,
-    SesEmailTransport,
-    SmsGatewayTransport,
-    SmtpEmailTransport,
-    UnconfiguredTransport,
-    WebhookTransport,
-)
+from resources.notifiers.email import email_backend, notification_mail_dir
 
 RESOURCE_KEYS = (
     "database",
@@ -106,20 +106,15 @@ def _secret(value: str, env: str) -> Any:
     return value
 
 
-def notification_mail_dir(settings: Settings) -> Path:
-    return settings.data_dir / "mail" / "notifications"
-
-
-def build_notifiers(settings: Settings) -> dict[str, DeliveryTransport]:
+def build_notifiers(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """The delivery transports, one resource per channel, chosen by settings (the same keys in every
-    deployment): email by `THMNAYAH_EMAIL_BACKEND`; push and SMS when configured, else a transport
-    that refuses with what to set; signed webhooks always."""
-    backend = settings.email_backend
-    if backend == "auto":
-        backend = "smtp" if settings.smtp_host else "files"
-    email: DeliveryTransport
+    deployment): email by `THMNAYAH_EMAIL_BACKEND` (`resources.notifiers.email.email_backend`, the
+    choice the API's account mail follows too); push and SMS when configured, else a transport that
+    refuses with what to set; signed webhooks always."""
+    backend = email_backend(settings)
+    email: dg.ConfigurableResource
     if backend == "smtp":
-        email = SmtpEmailTransport(
+        email = SmtpEmailTransportResource(
             host=settings.smtp_host,
             port=settings.smtp_port,
             username=settings.smtp_username,
@@ -128,33 +123,33 @@ def build_notifiers(settings: Settings) -> dict[str, DeliveryTransport]:
             sender=settings.smtp_from,
         )
     elif backend == "ses":
-        email = SesEmailTransport(
+        email = SesEmailTransportResource(
             region=settings.ses_region, endpoint_url=settings.ses_endpoint_url, sender=settings.smtp_from
         )
     else:
-        email = FileEmailTransport(
+        email = FileEmailTransportResource(
             directory=str(notification_mail_dir(settings).resolve()), sender=settings.smtp_from
         )
-    push: DeliveryTransport = (
-        FcmPushTransport(
+    push: dg.ConfigurableResource = (
+        FcmPushTransportResource(
             project_id=settings.fcm_project_id,
             credentials_file=settings.fcm_credentials_file,
             base_url=settings.fcm_base_url,
         )
         if settings.fcm_project_id and settings.fcm_credentials_file
-        else UnconfiguredTransport(
+        else UnconfiguredTransportResource(
             channel="push",
             reason="push is not configured: set THMNAYAH_FCM_PROJECT_ID and THMNAYAH_FCM_CREDENTIALS_FILE",
         )
     )
-    sms: DeliveryTransport = (
-        SmsGatewayTransport(
+    sms: dg.ConfigurableResource = (
+        SmsGatewayTransportResource(
             url=settings.sms_gateway_url,
             token=_secret(settings.sms_gateway_token, "THMNAYAH_SMS_GATEWAY_TOKEN"),
             sender=settings.sms_sender,
         )
         if settings.sms_gateway_url
-        else UnconfiguredTransport(
+        else UnconfiguredTransportResource(
             channel="sms", reason="SMS is not configured: set THMNAYAH_SMS_GATEWAY_URL"
         )
     )
@@ -162,7 +157,7 @@ def build_notifiers(settings: Settings) -> dict[str, DeliveryTransport]:
         "notifier_email": email,
         "notifier_push": push,
         "notifier_sms": sms,
-        "notifier_webhook": WebhookTransport(
+        "notifier_webhook": WebhookTransportResource(
             timeout_seconds=settings.webhook_timeout_seconds,
             allow_private_networks=settings.webhook_allow_private_networks,
         ),

@@ -18,10 +18,11 @@ from litestar.openapi.spec import Components, Tag
 from domain.auth import rbac
 from domain.auth.keys import platform_keyring
 from domain.migrate import require_current
+from domain.notifications import account as account_emails
 from domain.notifications import rules as notification_rules
 from domain.settings import Settings
-from resources.email import mailer_for
 from resources.event_lake import EventLake
+from resources.notifiers.email import account_mail_dir, email_transport
 from resources.upload_staging import UploadStaging
 from serving.analytics.controllers import AnalyticsController
 from serving.analytics.dashboard_page import DashboardPageController
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         jwt=jwt_auth,
         hashing=PasswordHashing(settings.password_hash_concurrency),
         throttle=LoginThrottle(backends.stores["rate_limit"]),
-        mailer=mailer_for(settings),
+        email=email_transport(settings, account_mail_dir(settings)),
         oidc=OidcVerifier.from_settings(settings),
     )
     pump = NotificationPump(database, channels)  # joins the lifespan after `channels` (plugin order)
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         async with database.lifespan(_app):
             await database.write(rbac.seed_system_roles)
             await database.write(notification_rules.seed_default_templates)  # adds only missing ones
+            await database.write(account_emails.seed_templates)
             await auth.principals.store.delete(PERMISSIONS_CACHE_KEY)
             await event_lake.start()  # flushes what a stopped process left in the buffer first
             await live_metrics.start()

@@ -1,7 +1,7 @@
 """What a delivery transport is handed, and what it answers.
 
 The delivery drain (a Dagster job) builds one `Outgoing` per due `DeliveryLog` row and gives a batch
-of them to the transport of their channel (`resources/notifiers.py`). A transport answers one
+of them to the transport of their channel (`resources/notifiers/`). A transport answers one
 `Delivered` or `DeliveryFailed` per message, in order, and never raises for one message's failure:
 the drain records each outcome, retrying with backoff unless the failure is permanent.
 """

@@ -15,9 +15,10 @@ from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from sqlalchemy.orm import Session
 
 from domain.auth import audit, passwords, sessions, users
-from domain.auth import emails as templates
 from domain.auth.keys import Keyring
 from domain.errors import InvalidValue
+from domain.notifications import account
+from domain.notifications.service import user_locale
 from domain.schema import User, UserSession
 from serving.auth import pages, services
 from serving.auth.principal import Principal
@@ -224,7 +225,7 @@ class AuthController(Controller):
         if created is not None:
             email, token = created
             link = services.link(auth, "/api/v1/auth/verify-email", token)
-            await services.send_mail(auth, email, templates.verification(link))
+            await services.send_account_mail(auth, account.VERIFY_EMAIL, email, link=link, locale=locale)
         return Accepted("check your inbox: follow the link we sent to activate the account")
 
     @get(
@@ -291,18 +292,19 @@ class AuthController(Controller):
         # Counted per client IP and per address, known or not (the limit reveals no account).
         await services.limited(auth, origin, "reset", data.email.strip().lower())
 
-        def issue(session: Session) -> tuple[str, str] | None:
+        def issue(session: Session) -> tuple[str, str, str] | None:
             user = users.find_by_login(session, data.email) if "@" in data.email else None
             if user is None or not user.is_active or user.password_hash is None:
                 return None
             audit.record(session, audit.PASSWORD_RESET_REQUESTED, user_id=user.id, origin=origin)
-            return user.email, users.issue_link_token(session, user, "reset_password", auth.keys)
+            token = users.issue_link_token(session, user, "reset_password", auth.keys)
+            return user.email, token, user_locale(user, auth.settings.notification_default_language)
 
         issued = await auth.db.write(issue)
         if issued is not None:
-            email, token = issued
+            email, token, locale = issued
             link = services.link(auth, "/api/v1/auth/password-reset/confirm", token)
-            await services.send_mail(auth, email, templates.password_reset(link))
+            await services.send_account_mail(auth, account.PASSWORD_RESET, email, link=link, locale=locale)
         return Accepted("if the address has an account, a reset link is on its way")
 
     @post(

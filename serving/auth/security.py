@@ -22,6 +22,7 @@ from domain.auth import audit, rbac
 from domain.auth.keys import ACCESS_TOKEN, Keyring
 from domain.auth.users import provision_external_user
 from domain.settings import Settings
+from resources.notifiers.base import DeliveryTransport
 from serving.auth.principal import Principal, PrincipalCache, load_principal_row, session_is_active
 from serving.auth.sockets import token_from_subprotocols
 from serving.db import Database
@@ -47,11 +48,11 @@ class AuthContext:
         jwt: JWTAuth,
         hashing: Any,  # serving.auth.hashing.PasswordHashing
         throttle: Any,  # serving.auth.throttle.LoginThrottle
-        mailer: Any,  # resources.email.Mailer
+        email: DeliveryTransport,  # account mail (resources.notifiers.email)
         oidc: Any | None,  # serving.auth.oidc.OidcVerifier
     ) -> None:
         self.settings, self.keys, self.db, self.principals, self.jwt = settings, keys, db, principals, jwt
-        self.hashing, self.throttle, self.mailer, self.oidc = hashing, throttle, mailer, oidc
+        self.hashing, self.throttle, self.email, self.oidc = hashing, throttle, email, oidc
         self.verified_tokens: dict[str, tuple[Token, uuid.UUID, uuid.UUID]] = {}
 
     def origin(self, connection: ASGIConnection) -> audit.Origin:

@@ -1,5 +1,5 @@
 """The login, refresh, registration and reset flows (orchestrating domain rules, hashing under its
-concurrency cap, the throttle and the mailer)."""
+concurrency cap, the throttle and the account emails)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import anyio
 import jwt as pyjwt
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ServiceUnavailableException,
+    TooManyRequestsException,
+)
 from sqlalchemy.orm import Session
 
 from domain.auth import audit, mfa, rbac, sessions, users
 from domain.auth.keys import MFA_CHALLENGE
 from domain.errors import InvalidValue
+from domain.ids import new_id
+from domain.notifications import account
+from domain.notifications.outgoing import DeliveryFailed, Outgoing
 from domain.schema import User, UserSession
-from resources.email import OutgoingEmail
 from serving.auth.schemas import LoginRequest, MfaChallenge, ProfileOut, TokenResponse
 from serving.auth.security import AuthContext, signing_key
 from serving.auth.throttle import account_key
@@ -306,11 +312,29 @@ async def refresh(ctx: AuthContext, token: str, device_id: str, origin: audit.Or
     )
 
 
-async def send_mail(ctx: AuthContext, to: str, rendered: tuple[str, str, str]) -> None:
-    subject, text, html = rendered
-    await anyio.to_thread.run_sync(
-        ctx.mailer.send, OutgoingEmail(to=to, subject=subject, text=text, html=html)
+async def send_account_mail(ctx: AuthContext, name: str, to: str, *, link: str, locale: str | None) -> None:
+    """Render the account email `name` (`domain.notifications.account`) in `locale` and hand it to
+    the configured email transport now: the person is waiting for the link. It is not queued as a
+    delivery row, so the link (a secret) is stored nowhere but in the message. Raises 503 when the
+    transport could not take it."""
+    default = ctx.settings.notification_default_language
+    rendered = await ctx.db.read(
+        lambda s: account.compose(s, name, link=link, locale=locale or default, default_language=default)
     )
+    message_id = new_id()  # time-ordered: `.eml` files sort in sending order
+    item = Outgoing(
+        delivery_id=message_id,
+        notification_id=message_id,
+        channel=account.CHANNEL,
+        to=to,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        language=rendered.language,
+    )
+    [outcome] = await ctx.email.send_batch([item])
+    if isinstance(outcome, DeliveryFailed):
+        raise ServiceUnavailableException("the email could not be sent; try again later")
 
 
 LANGUAGES = ("ar", "en")
@@ -345,5 +369,5 @@ __all__ = [
     "login_mfa",
     "profile_out",
     "refresh",
-    "send_mail",
+    "send_account_mail",
 ]

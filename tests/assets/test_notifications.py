@@ -24,16 +24,19 @@ from domain.notifications import delivery, rules
 from domain.schema import Broadcast, DeliveryLog, Notification, NotificationSubscription, utcnow
 from domain.settings import Settings
 from orchestration.definitions import build_definitions
-from orchestration.deployment import RESOURCE_KEYS, build_notifiers, build_resources, notification_mail_dir
-from resources.database import OperationalDatabase
-from resources.notifiers import (
-    FcmPushTransport,
-    FileEmailTransport,
-    SmsGatewayTransport,
-    SmtpEmailTransport,
-    UnconfiguredTransport,
-    WebhookTransport,
+from orchestration.deployment import RESOURCE_KEYS, build_notifiers, build_resources
+from resources.dagster.notifiers import (
+    FcmPushTransportResource,
+    FileEmailTransportResource,
+    SmsGatewayTransportResource,
+    SmtpEmailTransportResource,
+    UnconfiguredTransportResource,
+    WebhookTransportResource,
 )
+from resources.database import OperationalDatabase
+from resources.notifiers.base import UnconfiguredTransport
+from resources.notifiers.email import FileEmailTransport, email_transport, notification_mail_dir
+from resources.notifiers.webhook import WebhookTransport
 
 SENDER = "thmnayah <no-reply@thmnayah.test>"
 
@@ -124,8 +127,16 @@ def test_the_check_fails_on_a_delivery_stuck_sending(
         session.add(note)
         session.flush()
         long_ago = utcnow() - timedelta(minutes=20)
-        session.add(DeliveryLog(notification_id=note.id, channel="email", destination="reader@example.test",
-                                status="sending", updated_at=long_ago, created_at=long_ago))  # fmt: skip
+        session.add(
+            DeliveryLog(
+                notification_id=note.id,
+                channel="email",
+                destination="reader@example.test",
+                status="sending",
+                updated_at=long_ago,
+                created_at=long_ago,
+            )
+        )
     engine.dispose()
     result = dg.materialize(
         [notifications.deliveries, notifications.deliveries_not_stuck],
@@ -144,8 +155,11 @@ def test_broadcast_job_fans_out_and_reports_progress(
     _setup_reader(embedded)
     engine = sync_engine(embedded.database_url)
     with Session(engine) as session, session.begin():
-        row = Broadcast(name="hello", message={"subject": {"en": "Hi", "ar": "مرحبا"}, "content": {"en": "x"}},
-                        channels=["in_app", "email"])  # fmt: skip
+        row = Broadcast(
+            name="hello",
+            message={"subject": {"en": "Hi", "ar": "مرحبا"}, "content": {"en": "x"}},
+            channels=["in_app", "email"],
+        )
         session.add(row)
         session.flush()
         broadcast_id = str(row.id)
@@ -216,13 +230,13 @@ def test_definitions_load_with_the_notification_group(local_settings: Settings) 
 def test_transport_resources_follow_settings(local_settings: Settings, tmp_path: Path) -> None:
     embedded = build_resources(local_settings)
     assert set(embedded) == set(RESOURCE_KEYS)
-    email_transport = embedded["notifier_email"]
-    assert isinstance(email_transport, FileEmailTransport)
-    assert email_transport.directory == str(notification_mail_dir(local_settings).resolve())
-    assert isinstance(embedded["notifier_push"], UnconfiguredTransport)
+    email = embedded["notifier_email"]
+    assert isinstance(email, FileEmailTransportResource)
+    assert email.directory == str(notification_mail_dir(local_settings).resolve())
+    assert isinstance(embedded["notifier_push"], UnconfiguredTransportResource)
     assert "THMNAYAH_FCM_PROJECT_ID" in embedded["notifier_push"].reason
-    assert isinstance(embedded["notifier_sms"], UnconfiguredTransport)
-    assert isinstance(embedded["notifier_webhook"], WebhookTransport)
+    assert isinstance(embedded["notifier_sms"], UnconfiguredTransportResource)
+    assert isinstance(embedded["notifier_webhook"], WebhookTransportResource)
 
     configured = build_notifiers(
         local_settings.with_(
@@ -233,10 +247,29 @@ def test_transport_resources_follow_settings(local_settings: Settings, tmp_path:
             webhook_timeout_seconds=3,
         )
     )
-    assert isinstance(configured["notifier_email"], SmtpEmailTransport)
+    assert isinstance(configured["notifier_email"], SmtpEmailTransportResource)
     assert configured["notifier_email"].host == "smtp.example.test"
-    assert isinstance(configured["notifier_push"], FcmPushTransport)
-    assert isinstance(configured["notifier_sms"], SmsGatewayTransport)
+    assert isinstance(configured["notifier_push"], FcmPushTransportResource)
+    assert isinstance(configured["notifier_sms"], SmsGatewayTransportResource)
     assert configured["notifier_webhook"].timeout_seconds == 3
     files = build_notifiers(local_settings.with_(smtp_host="smtp.example.test", email_backend="files"))
-    assert isinstance(files["notifier_email"], FileEmailTransport)
+    assert isinstance(files["notifier_email"], FileEmailTransportResource)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"smtp_host": "smtp.example.test", "smtp_password": "pw"},
+        {"email_backend": "ses", "ses_region": "eu-west-1"},
+    ],
+    ids=["files", "smtp", "ses"],
+)
+def test_the_drain_gets_the_email_transport_the_api_would_choose(
+    local_settings: Settings, changes: dict
+) -> None:
+    """One choice of email transport: the Dagster wrapper vends the plain client that
+    `resources.notifiers.email.email_transport` (the API's account mail) makes from the same settings."""
+    settings = local_settings.with_(**changes)
+    with dg.build_resources({"notifier_email": build_notifiers(settings)["notifier_email"]}) as built:
+        assert built.notifier_email == email_transport(settings, notification_mail_dir(settings))

@@ -19,7 +19,7 @@ from domain.notifications import delivery, service
 from domain.schema import OutboxEvent
 from resources.database import OperationalDatabase
 from resources.event_bus import NatsEventBus
-from resources.notifiers import FileEmailTransport
+from resources.notifiers.email import FileEmailTransport
 from tests.resources.conftest import delete_stream, stream_messages
 
 pytestmark = pytest.mark.nats

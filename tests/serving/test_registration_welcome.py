@@ -1,10 +1,12 @@
 """A new account is welcomed once, after its email is verified, in its own language: registration
 sends only the verification link; the welcome goes through the notifications (the `user.verified`
-event, its in-app notification and one email delivered by the drain)."""
+event, its in-app notification and one email delivered by the drain). Both go through the one
+configured email transport: with `THMNAYAH_EMAIL_BACKEND=ses`, SES carries both."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -16,7 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from domain.notifications import delivery, rules
 from domain.schema import Notification, User
-from resources.notifiers import FileEmailTransport
+from domain.settings import Settings
+from resources.notifiers.email import FileEmailTransport, email_transport, notification_mail_dir
+from serving.app import create_app
 
 API = "/api/v1/auth"
 PASSWORD = "amber-orchard-falcon-42"
@@ -77,3 +81,59 @@ async def test_one_welcome_after_verification_in_the_users_language(
     assert tally.as_dict()["email"] == {"messages": 1, "sent": 1}, tally.as_dict()
     [welcome] = _mails(outbox)
     assert (welcome["To"], welcome["Subject"]) == ("newcomer@example.test", subject)
+
+
+async def test_ses_carries_the_verification_and_the_one_welcome(
+    migrated_url: str,
+    data_dir: Path,
+    db_sessions: sessionmaker[Session],
+    s3_endpoint: str,
+    aws_credentials: None,
+) -> None:
+    import boto3
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    # moto's server lives for the session: an address of this run's own tells its messages apart.
+    region, address = "eu-west-2", f"ses-{uuid.uuid4().hex[:8]}@example.test"
+    boto3.client("sesv2", region_name=region, endpoint_url=s3_endpoint).create_email_identity(
+        EmailIdentity="no-reply@thmnayah.test"
+    )
+    settings = Settings(
+        deployment="local",
+        data_dir=data_dir,
+        database_url=migrated_url,
+        email_backend="ses",
+        ses_region=region,
+        ses_endpoint_url=s3_endpoint,
+        smtp_from="thmnayah <no-reply@thmnayah.test>",
+    )
+
+    def received() -> list:
+        sent = ses_backends[DEFAULT_ACCOUNT_ID][region].sent_messages
+        return [
+            message_from_bytes(m.raw_data.encode(), policy=policy.default)
+            for m in sent
+            if address in m.destinations
+        ]
+
+    now = datetime.now(UTC)
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        body = {"username": "by-ses", "email": address, "password": PASSWORD, "first_name": "Sam"}
+        assert (await client.post(f"{API}/register", json=body)).status_code == 202
+        [verification] = received()  # sent before the answer: the person is waiting for it
+        assert verification["Subject"] == "Confirm your email"
+        text = verification.get_body(preferencelist=("plain",)).get_content()
+        token = text.split("token=", 1)[1].split()[0]
+        assert (await client.post(f"{API}/verify-email", json={"token": token})).status_code == 200
+
+    rules.process_events(db_sessions.begin, after=0, now=now)
+    # The drain's transport: the deployment's choice for notification email (SES here).
+    transport = email_transport(settings, notification_mail_dir(settings))
+    tally = await asyncio.to_thread(delivery.drain, db_sessions.begin, {"email": transport}, now=now)
+    assert tally.as_dict()["email"] == {"messages": 1, "sent": 1}, tally.as_dict()
+
+    verification, welcome = received()
+    assert (welcome["To"], welcome["Subject"]) == (address, "Welcome, Sam")
+    assert welcome["X-Thmnayah-Delivery"] != verification["X-Thmnayah-Delivery"]
+    assert not (data_dir / "mail").exists()  # nothing went to files

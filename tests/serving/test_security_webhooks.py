@@ -33,7 +33,7 @@ from domain.auth.keys import Keyring
 from domain.notifications import delivery
 from domain.settings import Settings
 from resources.database import OperationalDatabase
-from resources.notifiers import WebhookTransport
+from resources.notifiers.webhook import WebhookTransport
 from serving.app import create_app
 from tests.serving.conftest import bearer
 
@@ -135,9 +135,14 @@ async def _send(client: AsyncTestClient, editor: str, recipient) -> str:
     sent = await client.post(
         f"{API}/send",
         headers=bearer(editor),
-        json={"recipient_ids": [str(recipient)], "channels": ["webhook"], "category": "security",
-              "subject": {"en": "Hello"}, "content": {"en": "A webhook"}},
-    )  # fmt: skip
+        json={
+            "recipient_ids": [str(recipient)],
+            "channels": ["webhook"],
+            "category": "security",
+            "subject": {"en": "Hello"},
+            "content": {"en": "A webhook"},
+        },
+    )
     assert sent.status_code == 201, sent.text
     [notification] = sent.json()["notifications"]
     return notification["id"]
