@@ -19,9 +19,12 @@ import sqlalchemy as sa
 from bidi import get_display
 from sqlalchemy.orm import Session
 
-from domain.analytics import reports
 from domain.analytics.health import BUCKET_COUNT, bucket_index
-from domain.analytics.reports import ReportDocument, build_document, display_text, render
+from domain.analytics.reports.document import MISSING, ReportDocument, ReportTable
+from domain.analytics.reports.formats import CONTENT_TYPES, EXTENSIONS, render
+from domain.analytics.reports.pdf import display_text
+from domain.analytics.reports.sections import build_document
+from domain.analytics.reports.xlsx import sheet_name
 from domain.db import sync_engine
 from domain.migrate import upgrade
 from domain.schema import (
@@ -397,10 +400,10 @@ def test_xlsx_arabic_sheets_are_right_to_left_with_valid_names(engine):
 def test_sheet_names_are_valid_unique_and_short():
     taken: set[str] = set()
 
-    assert reports.sheet_name("Queries: [top]/all?", taken) == "Queries   top  all"
-    assert reports.sheet_name("x" * 40, taken) == "x" * 31
-    assert reports.sheet_name("X" * 40, taken) == "X" * 27 + " (2)"
-    assert reports.sheet_name("'quoted'", taken) == "quoted"
+    assert sheet_name("Queries: [top]/all?", taken) == "Queries   top  all"
+    assert sheet_name("x" * 40, taken) == "x" * 31
+    assert sheet_name("X" * 40, taken) == "X" * 27 + " (2)"
+    assert sheet_name("'quoted'", taken) == "quoted"
     assert all(len(name) <= 31 for name in taken)
 
 
@@ -490,7 +493,7 @@ def test_unknown_format_is_refused_and_formats_are_complete(engine):
 
     with pytest.raises(ValueError, match="unknown report format 'docx'"):
         render(doc, "docx")
-    assert set(reports.CONTENT_TYPES) == set(reports.EXTENSIONS) == set(REPORT_FORMATS)
+    assert set(CONTENT_TYPES) == set(EXTENSIONS) == set(REPORT_FORMATS)
 
 
 @pytest.mark.parametrize("report_type", ["content", "user", "search", "system", "custom"])
@@ -498,7 +501,7 @@ def test_an_empty_period_renders_zeros_in_every_format(engine, report_type):
     doc = _build(engine, report_type, "ar")
 
     assert all(not table.rows for table in doc.tables)
-    counts = [value for _, value in doc.kpis if value != reports.MISSING]
+    counts = [value for _, value in doc.kpis if value != MISSING]
     assert counts and set(counts) == {"0"}
     sections = _csv_sections(render(doc, "csv"))
     assert sections[1][2][1] == "0"
@@ -512,7 +515,7 @@ def test_an_empty_period_renders_zeros_in_every_format(engine, report_type):
 def test_spreadsheets_quote_formula_text_but_keep_numbers():
     """Text a spreadsheet would run (`=`, `+`, `-`, `@`, tab, CR first) is quoted in the CSV and a plain
     string in the workbook; numbers, negative ones and text that is a plain number, stay as they are."""
-    table = reports.ReportTable(
+    table = ReportTable(
         "Queries",
         ["query", "change"],
         [["=1+1", -3], ["-2+3", -2.5], ["-5.0%", 0], ["@SUM(A1)", 1], ["\tx", 2], ["\rx", 3], ["a=b", 4]],
