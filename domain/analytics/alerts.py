@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session
 from domain import outbox
 from domain.analytics.events import EVENT_TYPES
 from domain.analytics.health import add_buckets, percentile
+from domain.auth.rbac import users_with_roles
 from domain.ids import new_id
-from domain.notifications.rules import users_with_roles
 from domain.schema import ALERT_COMPARISONS, ALERT_KINDS, Alert, AlertRule, LiveMinute, RouteMinute
 
 MAX_WINDOW_MINUTES = 1440

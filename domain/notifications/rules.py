@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from domain.auth.rbac import users_with_roles
 from domain.notifications import service
 from domain.schema import (
     ContentItem,
@@ -32,9 +33,7 @@ from domain.schema import (
     NotificationSubscription,
     NotificationTemplate,
     OutboxEvent,
-    Role,
     User,
-    UserRole,
 )
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
@@ -144,27 +143,6 @@ def uploader(session: Session, event: DomainEvent) -> list[uuid.UUID]:
     media_id = _uuid(event.payload.get("media_id") or event.aggregate_id)
     asset = session.get(MediaAsset, media_id) if media_id else None
     return [asset.uploaded_by] if asset is not None and asset.uploaded_by else []
-
-
-def users_with_roles(session: Session, names: Sequence[str], now: datetime) -> list[uuid.UUID]:
-    """Active users holding one of `names` through an active, unexpired grant (by `domain.auth.rbac`'s
-    tables), ordered by id."""
-    if not names:
-        return []
-    query = (
-        sa.select(UserRole.user_id)
-        .join(Role, Role.id == UserRole.role_id)
-        .join(User, User.id == UserRole.user_id)
-        .where(
-            Role.name.in_(list(names)),
-            UserRole.is_active.is_(True),
-            sa.or_(UserRole.expires_at.is_(None), UserRole.expires_at > now),
-            User.is_active.is_(True),
-        )
-        .distinct()
-        .order_by(UserRole.user_id)
-    )
-    return list(session.scalars(query))
 
 
 def role_members(*names: str) -> Resolver:
