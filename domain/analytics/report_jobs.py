@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from cronsim import CronSim, CronSimError
 from sqlalchemy.orm import Session
 
+from domain.analytics.event_types import REPORT_READY
 from domain.auth import rbac
 from domain.errors import DomainError, InvalidValue, NotFound
 from domain.outbox import record_event
@@ -388,7 +389,7 @@ def complete_run(
     if recipients:
         record_event(
             session,
-            "report.ready",
+            REPORT_READY,
             "report",
             report.id,
             {

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from domain import outbox
 from domain.auth.keys import Keyring
+from domain.notifications.events import NOTIFICATION_DELIVERED, NOTIFICATION_FAILED
 from domain.notifications.messages import Message, build_messages
 from domain.notifications.outgoing import DELIVERED_CHANNELS, Delivered, DeliveryFailed, Outgoing
 from domain.notifications.rules import ERROR_MAX
@@ -414,10 +415,10 @@ def _events(session: Session, rows: Sequence[DeliveryLog]) -> list[tuple[str, uu
         }
         if row.status == "delivered":
             payload["provider_id"] = (row.delivery_metadata or {}).get("provider_id", "")
-            events.append(("notification.delivered", row.notification_id, payload))
+            events.append((NOTIFICATION_DELIVERED, row.notification_id, payload))
         else:
             payload.update(status=row.status, bounced=row.status == "bounced", reason=row.error_message or "")
-            events.append(("notification.failed", row.notification_id, payload))
+            events.append((NOTIFICATION_FAILED, row.notification_id, payload))
     return events
 
 

@@ -24,7 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from domain.analytics.event_types import ALERT_ESCALATED, ALERT_FIRED, ALERT_RESOLVED, REPORT_READY
+from domain.auth.events import USER_VERIFIED
 from domain.auth.rbac import users_with_roles
+from domain.content import CONTENT_PUBLISHED
 from domain.notifications import service
 from domain.schema import (
     ContentItem,
@@ -258,15 +261,15 @@ BOTH = ("in_app", "email")
 # fmt: off
 _RULES = (
     #    event type           category             chan. template             severity   critical recipients / template data
-    Rule("content.published", "content.published", BOTH, "content.published", "info",    False, subscribers,           content_data),
+    Rule(CONTENT_PUBLISHED,   "content.published", BOTH, "content.published", "info",    False, subscribers,           content_data),
     Rule("media.processed",   "media.processed",   BOTH, "media.processed",   "success", False, uploader,              media_data),
     Rule("media.failed",      "media.failed",      BOTH, "media.failed",      "error",   False, uploader,              media_data),
     Rule("import.completed",  "import.completed",  BOTH, "import.completed",  "info",    False, role_members("editor", "admin"), import_data),
-    Rule("user.verified",     "user.welcome",      BOTH, "user.welcome",      "info",    False, the_user,              welcome_data),
-    Rule("report.ready",      "report.ready",      BOTH, "report.ready",      "info",    False, listed_recipients,     report_data),
-    Rule("alert.fired",       "alert.fired",       BOTH, "alert.fired",       "error",   True,  alert_recipients,      alert_data),
-    Rule("alert.escalated",   "alert.escalated",   BOTH, "alert.escalated",   "error",   True,  alert_recipients,      alert_data),
-    Rule("alert.resolved",    "alert.resolved",    BOTH, "alert.resolved",    "success", False, alert_recipients,      alert_data),
+    Rule(USER_VERIFIED,       "user.welcome",      BOTH, "user.welcome",      "info",    False, the_user,              welcome_data),
+    Rule(REPORT_READY,        "report.ready",      BOTH, "report.ready",      "info",    False, listed_recipients,     report_data),
+    Rule(ALERT_FIRED,         "alert.fired",       BOTH, "alert.fired",       "error",   True,  alert_recipients,      alert_data),
+    Rule(ALERT_ESCALATED,     "alert.escalated",   BOTH, "alert.escalated",   "error",   True,  alert_recipients,      alert_data),
+    Rule(ALERT_RESOLVED,      "alert.resolved",    BOTH, "alert.resolved",    "success", False, alert_recipients,      alert_data),
 )
 # fmt: on
 RULES: dict[str, Rule] = {rule.event_type: rule for rule in _RULES}
