@@ -42,7 +42,7 @@ from domain.notifications.events import NOTIFICATION_DELIVERED, NOTIFICATION_FAI
 from domain.notifications.messages import Message, build_messages
 from domain.notifications.outgoing import DELIVERED_CHANNELS, Delivered, DeliveryFailed, Outgoing
 from domain.notifications.rules import ERROR_MAX
-from domain.schema import DeliveryLog, Notification
+from domain.schema import DeliveryLog, Notification, as_utc
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
@@ -500,7 +500,7 @@ def health(
         count, oldest = session.execute(
             sa.select(sa.func.count(), sa.func.min(column)).select_from(DeliveryLog).where(*where)
         ).one()
-        return int(count), oldest if oldest is None or oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
+        return int(count), None if oldest is None else as_utc(oldest)
 
     stuck, oldest_sending = count_and_oldest(
         DeliveryLog.status == "sending",
