@@ -273,9 +273,14 @@ class Tally:
 
 
 def record(
-    session: Session, results: Sequence[Sent], *, now: datetime, policy: Policy, tally: Tally,
+    session: Session,
+    results: Sequence[Sent],
+    *,
+    now: datetime,
+    policy: Policy,
+    tally: Tally,
     rng: random.Random | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Write the outcomes, the notifications' statuses and the outbox events (one transaction)."""
     ids = [i for sent in results for i in sent.message.delivery_ids]
     rows = {row.id: row for row in session.scalars(sa.select(DeliveryLog).where(DeliveryLog.id.in_(ids)))}

@@ -60,23 +60,57 @@ def engine(sqlite_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def _metrics(content_id: uuid.UUID, day: date, views: int, viewers: int, watch: int, rate: float | None,
-             *, shares: int = 0, favorites: int = 0, comments: int = 0) -> ContentMetricsDaily:  # fmt: skip
+def _metrics(
+    content_id: uuid.UUID,
+    day: date,
+    views: int,
+    viewers: int,
+    watch: int,
+    rate: float | None,
+    *,
+    shares: int = 0,
+    favorites: int = 0,
+    comments: int = 0,
+) -> ContentMetricsDaily:
     engagement = views + 3 * favorites + 4 * comments + 5 * shares
     return ContentMetricsDaily(
-        content_id=content_id, date=day, view_count=views, unique_viewers=viewers, average_watch_time=watch,
-        completion_rate=rate, engagement_score=float(engagement), share_count=shares,
-        favorite_count=favorites, comment_count=comments,
-    )  # fmt: skip
+        content_id=content_id,
+        date=day,
+        view_count=views,
+        unique_viewers=viewers,
+        average_watch_time=watch,
+        completion_rate=rate,
+        engagement_score=float(engagement),
+        share_count=shares,
+        favorite_count=favorites,
+        comment_count=comments,
+    )
 
 
-def _search(query: str, day: date, language: str, user_type: str, searches: int, clicks: int,
-            zero: int, results: float | None, position: float | None) -> SearchAnalyticsDaily:  # fmt: skip
+def _search(
+    query: str,
+    day: date,
+    language: str,
+    user_type: str,
+    searches: int,
+    clicks: int,
+    zero: int,
+    results: float | None,
+    position: float | None,
+) -> SearchAnalyticsDaily:
     return SearchAnalyticsDaily(
-        query_text=query, date=day, language=language, user_type=user_type, search_count=searches,
-        result_count=results, click_count=clicks, click_through_rate=clicks / searches if searches else None,
-        average_position=position, zero_result_count=zero, zero_result_rate=zero / searches if searches else None,
-    )  # fmt: skip
+        query_text=query,
+        date=day,
+        language=language,
+        user_type=user_type,
+        search_count=searches,
+        result_count=results,
+        click_count=clicks,
+        click_through_rate=clicks / searches if searches else None,
+        average_position=position,
+        zero_result_count=zero,
+        zero_result_rate=zero / searches if searches else None,
+    )
 
 
 def _buckets(latencies: dict[float, int]) -> list[int]:
@@ -111,16 +145,38 @@ def _seed(engine: sa.Engine) -> None:
         )
         session.add_all(
             [
-                UserEngagementDaily(user_id=ALICE, date=DAY1, session_count=2, total_session_time=600,
-                                    page_views=7, content_interactions=1, search_queries=3, downloads=1, shares=1,
-                                    last_activity=_minute(DAY1, 21, 5)),
-                UserEngagementDaily(user_id=ALICE, date=DAY2, session_count=1, total_session_time=900,
-                                    page_views=2, search_queries=1, last_activity=_minute(DAY2, 8)),
-                UserEngagementDaily(user_id=GONE, date=DAY2, session_count=1, total_session_time=100,
-                                    page_views=1, downloads=2),
+                UserEngagementDaily(
+                    user_id=ALICE,
+                    date=DAY1,
+                    session_count=2,
+                    total_session_time=600,
+                    page_views=7,
+                    content_interactions=1,
+                    search_queries=3,
+                    downloads=1,
+                    shares=1,
+                    last_activity=_minute(DAY1, 21, 5),
+                ),
+                UserEngagementDaily(
+                    user_id=ALICE,
+                    date=DAY2,
+                    session_count=1,
+                    total_session_time=900,
+                    page_views=2,
+                    search_queries=1,
+                    last_activity=_minute(DAY2, 8),
+                ),
+                UserEngagementDaily(
+                    user_id=GONE,
+                    date=DAY2,
+                    session_count=1,
+                    total_session_time=100,
+                    page_views=1,
+                    downloads=2,
+                ),
                 UserEngagementDaily(user_id=GONE, date=OUTSIDE, session_count=50, total_session_time=9999),
             ]
-        )  # fmt: skip
+        )
         session.add_all(
             [
                 _search("قرآن", DAY1, "ar", "anonymous", 10, 4, 0, 20.0, 1.5),
@@ -133,19 +189,44 @@ def _seed(engine: sa.Engine) -> None:
         )
         session.add_all(
             [
-                RouteMinute(minute=_minute(DAY1, 10), route="GET /api/v1/content", requests=100,
-                            client_errors=4, server_errors=1, latency_sum_ms=2000.0, latency_max_ms=450.0,
-                            latency_buckets=_buckets({10: 80, 150: 10, 400: 10})),
-                RouteMinute(minute=_minute(DAY2, 23, 59), route="GET /api/v1/content", requests=100,
-                            latency_sum_ms=1000.0, latency_max_ms=30.0, latency_buckets=_buckets({10: 100})),
-                RouteMinute(minute=_minute(DAY2, 12), route="POST /api/v1/search", requests=20,
-                            server_errors=2, latency_sum_ms=4000.0, latency_max_ms=900.0,
-                            latency_buckets=_buckets({200: 19, 900: 1})),
-                RouteMinute(minute=_minute(OUTSIDE, 0), route="GET /api/v1/content", requests=5000,
-                            server_errors=5000, latency_sum_ms=1.0, latency_max_ms=1.0,
-                            latency_buckets=_buckets({10000: 5000})),
+                RouteMinute(
+                    minute=_minute(DAY1, 10),
+                    route="GET /api/v1/content",
+                    requests=100,
+                    client_errors=4,
+                    server_errors=1,
+                    latency_sum_ms=2000.0,
+                    latency_max_ms=450.0,
+                    latency_buckets=_buckets({10: 80, 150: 10, 400: 10}),
+                ),
+                RouteMinute(
+                    minute=_minute(DAY2, 23, 59),
+                    route="GET /api/v1/content",
+                    requests=100,
+                    latency_sum_ms=1000.0,
+                    latency_max_ms=30.0,
+                    latency_buckets=_buckets({10: 100}),
+                ),
+                RouteMinute(
+                    minute=_minute(DAY2, 12),
+                    route="POST /api/v1/search",
+                    requests=20,
+                    server_errors=2,
+                    latency_sum_ms=4000.0,
+                    latency_max_ms=900.0,
+                    latency_buckets=_buckets({200: 19, 900: 1}),
+                ),
+                RouteMinute(
+                    minute=_minute(OUTSIDE, 0),
+                    route="GET /api/v1/content",
+                    requests=5000,
+                    server_errors=5000,
+                    latency_sum_ms=1.0,
+                    latency_max_ms=1.0,
+                    latency_buckets=_buckets({10000: 5000}),
+                ),
             ]
-        )  # fmt: skip
+        )
 
 
 def _build(engine: sa.Engine, report_type: str, language: str = "en", **kwargs) -> ReportDocument:
@@ -526,8 +607,15 @@ def test_spreadsheets_quote_formula_text_but_keep_numbers():
     rows = list(csv.reader(io.StringIO(render(doc, "csv").decode("utf-8-sig"))))
     assert ["change", "-1,234"] in rows
     body = rows[rows.index(["query", "change"]) + 1 :]
-    assert body == [["'=1+1", "-3"], ["'-2+3", "-2.5"], ["-5.0%", "0"], ["'@SUM(A1)", "1"], ["'\tx", "2"],
-                    ["'\rx", "3"], ["a=b", "4"]]  # fmt: skip
+    assert body == [
+        ["'=1+1", "-3"],
+        ["'-2+3", "-2.5"],
+        ["-5.0%", "0"],
+        ["'@SUM(A1)", "1"],
+        ["'\tx", "2"],
+        ["'\rx", "3"],
+        ["a=b", "4"],
+    ]
     sheet = openpyxl.load_workbook(io.BytesIO(render(doc, "xlsx")))["Queries"]
     assert [(c.value, c.data_type) for c in sheet["A"][1:3]] == [("=1+1", "s"), ("-2+3", "s")]
     assert sheet["A2"].quotePrefix and sheet["A3"].quotePrefix and not sheet["A8"].quotePrefix

@@ -65,9 +65,12 @@ def make_user(db: DB, name: str, *, locale: str | None = None) -> uuid.UUID:
 def add_contact(db: DB, user_id: uuid.UUID, channel: str, address: str, secret: str | None = None) -> None:
     with db.session() as session:
         contacts.register(  # the receivers of these tests listen on loopback
-            session, user_id, contacts.NewContact(channel, address, secret), keys=KEY,
+            session,
+            user_id,
+            contacts.NewContact(channel, address, secret),
+            keys=KEY,
             allow_private_networks=True,
-        )  # fmt: skip
+        )
 
 
 def prefer(db: DB, user_id: uuid.UUID, channel: str, **values: Any) -> None:
@@ -75,16 +78,28 @@ def prefer(db: DB, user_id: uuid.UUID, channel: str, **values: Any) -> None:
         session.add(NotificationPreference(user_id=user_id, notification_type="*", channel=channel, **values))
 
 
-def notify(db: DB, user_id: uuid.UUID, channel: str, *, at: datetime = T0, subject: str = "Hello",
-           critical: bool = False) -> uuid.UUID:  # fmt: skip
+def notify(
+    db: DB,
+    user_id: uuid.UUID,
+    channel: str,
+    *,
+    at: datetime = T0,
+    subject: str = "Hello",
+    critical: bool = False,
+) -> uuid.UUID:
     with db.session() as session:
         outcome = service.send(
             session,
-            service.Draft(category="test", channels=(channel,), subject=subject,
-                          content={"en": f"{subject}: body", "ar": f"{subject}: نص"}, critical=critical),
+            service.Draft(
+                category="test",
+                channels=(channel,),
+                subject=subject,
+                content={"en": f"{subject}: body", "ar": f"{subject}: نص"},
+                critical=critical,
+            ),
             [user_id],
             now=at,
-        )  # fmt: skip
+        )
         return outcome.notifications[0].id
 
 
@@ -175,10 +190,19 @@ def service_account(tmp_path: Path, token_uri: str) -> str:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     path = tmp_path / "service-account.json"
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": PROJECT, "private_key_id": "k1", "private_key": pem,
-        "client_email": f"sender@{PROJECT}.iam.gserviceaccount.com", "client_id": "1", "token_uri": token_uri,
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": PROJECT,
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": f"sender@{PROJECT}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": token_uri,
+            }
+        )
+    )
     return str(path)
 
 
@@ -286,12 +310,23 @@ def test_templated_arabic_email_reaches_a_real_smtp_server_right_to_left(db: DB)
     with db.session() as session:
         service.send(
             session,
-            service.Draft(category="content.published", channels=("email",), template="content.published",
-                          data={"content": {"id": "c1", "title": {"ar": "وثائقي: رمضان", "en": "Ramadan"},
-                                            "type": "video", "slug": "ramadan", "url": "https://example.test/c/1"}}),
+            service.Draft(
+                category="content.published",
+                channels=("email",),
+                template="content.published",
+                data={
+                    "content": {
+                        "id": "c1",
+                        "title": {"ar": "وثائقي: رمضان", "en": "Ramadan"},
+                        "type": "video",
+                        "slug": "ramadan",
+                        "url": "https://example.test/c/1",
+                    }
+                },
+            ),
             [reader],
             now=T0,
-        )  # fmt: skip
+        )
     port = free_port()
     controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
     controller.start()
@@ -353,14 +388,22 @@ def test_fcm_429_waits_at_least_retry_after_and_404_unregistered_bounces(db: DB,
     script = {
         "/token": [token],
         messages: [
-            (429, {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota"}}, {"Retry-After": "120"}),
+            (
+                429,
+                {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota"}},
+                {"Retry-After": "120"},
+            ),
             (200, {"name": f"projects/{PROJECT}/messages/1"}, {}),
         ],
-    }  # fmt: skip
+    }
     with scripted_server(script) as server:
         add_contact(db, sara, "push", "device-token-sara-0001")
-        push = FcmPushTransport(project_id=PROJECT, credentials_file=service_account(tmp_path, f"{server.base}/token"),
-                                base_url=server.base, timeout_seconds=5)  # fmt: skip
+        push = FcmPushTransport(
+            project_id=PROJECT,
+            credentials_file=service_account(tmp_path, f"{server.base}/token"),
+            base_url=server.base,
+            timeout_seconds=5,
+        )
         nid = notify(db, sara, "push", subject="Breaking")
         drain(db, {"push": push}, T0)
         [log] = logs(db, nid)
@@ -375,8 +418,18 @@ def test_fcm_429_waits_at_least_retry_after_and_404_unregistered_bounces(db: DB,
             and log.delivery_metadata["provider_id"] == f"projects/{PROJECT}/messages/1"
         )
 
-        gone = (404, {"error": {"code": 404, "status": "NOT_FOUND", "message": "gone",
-                                "details": [{"errorCode": "UNREGISTERED"}]}}, {})  # fmt: skip
+        gone = (
+            404,
+            {
+                "error": {
+                    "code": 404,
+                    "status": "NOT_FOUND",
+                    "message": "gone",
+                    "details": [{"errorCode": "UNREGISTERED"}],
+                }
+            },
+            {},
+        )
         server.script[messages] = [gone]
         add_contact(db, ali, "push", "device-token-ali-0002")
         bounced = notify(db, ali, "push", subject="Breaking", at=T0 + timedelta(minutes=5))
@@ -398,8 +451,10 @@ def test_permanent_refusal_and_giving_up_after_max_attempts_are_failures(db: DB)
         add_contact(db, nadia, "sms", "+966501234567")
         refused = notify(db, nadia, "webhook")
         texted = notify(db, nadia, "sms")
-        transports = {"webhook": WebhookTransport(timeout_seconds=5, allow_private_networks=True),
-                      "sms": SmsGatewayTransport(url=f"{server.base}/sms", timeout_seconds=5)}  # fmt: skip
+        transports = {
+            "webhook": WebhookTransport(timeout_seconds=5, allow_private_networks=True),
+            "sms": SmsGatewayTransport(url=f"{server.base}/sms", timeout_seconds=5),
+        }
         policy = delivery.Policy(keys=KEY, jitter=0.0, retry_base_seconds=10, max_attempts=3)
         at = T0
         for _ in range(3):
@@ -432,8 +487,10 @@ def test_unconfigured_channel_and_unreadable_secret_fail_with_a_reason(db: DB) -
     add_contact(db, amal, "webhook", "http://127.0.0.1:9/hook", HOOK_SECRET)
     pushed = notify(db, amal, "push")
     hooked = notify(db, amal, "webhook")
-    transports = {"push": UnconfiguredTransport(channel="push", reason="push is not configured"),
-                  "webhook": WebhookTransport(timeout_seconds=1, allow_private_networks=True)}  # fmt: skip
+    transports = {
+        "push": UnconfiguredTransport(channel="push", reason="push is not configured"),
+        "webhook": WebhookTransport(timeout_seconds=1, allow_private_networks=True),
+    }
     tally = drain(
         db, transports, T0, delivery.Policy(keys=Keyring("another-platform-key-000000000000"), jitter=0)
     )
@@ -512,9 +569,15 @@ def test_a_runaway_digest_template_fails_its_digest_within_the_time_limit(
             .values(is_active=False)
         )
         session.add(
-            NotificationTemplate(name=rules.DIGEST_TEMPLATE, template_type="email", language="en",
-                                 subject_template="Digest", content_template=forever, version=99)
-        )  # fmt: skip
+            NotificationTemplate(
+                name=rules.DIGEST_TEMPLATE,
+                template_type="email",
+                language="en",
+                subject_template="Digest",
+                content_template=forever,
+                version=99,
+            )
+        )
     zaid, omar = make_user(db, "zaid"), make_user(db, "omar")
     prefer(db, zaid, "email", frequency="hourly")
     digested = [notify(db, zaid, "email", at=T0 + timedelta(minutes=m)) for m in (5, 20)]
@@ -596,10 +659,11 @@ def test_outcomes_are_one_per_item(db: DB) -> None:
     class KnowsSomeMailboxes:
         async def send_batch(self, items):
             return [
-                Delivered(provider_id=f"id-{item.delivery_id}") if item.to.startswith("sara")
+                Delivered(provider_id=f"id-{item.delivery_id}")
+                if item.to.startswith("sara")
                 else DeliveryFailed("550 no such mailbox", bounced=True)
                 for item in items
-            ]  # fmt: skip
+            ]
 
     class AnswersOnce:
         async def send_batch(self, items):

@@ -311,9 +311,18 @@ async def test_the_delivery_report_lists_every_destination_without_secrets(
     ]
     delivery = hook["deliveries"][0]
     assert set(delivery) == {
-        "id", "channel", "destination", "status", "attempts", "last_attempt", "next_retry",
-        "error_message", "metadata", "created_at", "updated_at",
-    }  # fmt: skip
+        "id",
+        "channel",
+        "destination",
+        "status",
+        "attempts",
+        "last_attempt",
+        "next_retry",
+        "error_message",
+        "metadata",
+        "created_at",
+        "updated_at",
+    }
     assert (delivery["status"], delivery["attempts"]) == ("queued", 0)
     assert delivery["metadata"] == {}
     with db_sessions() as session:  # the delivery job does get the encrypted secret
