@@ -1,7 +1,7 @@
 """Generated reports: one dynamic partition per report definition, one materialization per generation.
 
 `analytics_report_files` renders a queued report job (its id in the run config): the document from
-the serving tables (`domain.analytics.reports.build_document`), each requested format into the object
+the serving tables (`domain.analytics.sections.build_document`), each requested format into the object
 store under `reports/<report id>/<job id>/`, then the job completed and `report.ready` in the outbox
 in one transaction, which the notification rules turn into in-app and email messages with the link.
 """
@@ -12,7 +12,8 @@ import uuid
 import dagster as dg
 from pydantic import Field
 
-from domain.analytics import report_jobs, reports
+from domain.analytics import report_jobs
+from domain.analytics.reports import formats, sections
 from resources.database import OperationalDatabase
 from resources.object_store import ObjectStore
 
@@ -27,7 +28,7 @@ class ReportJobConfig(dg.Config):
 
 def file_key(report_id: uuid.UUID, job_id: uuid.UUID, fmt: str) -> str:
     """Where a generated file lives: ids only, so no user text reaches the path."""
-    return f"reports/{report_id}/{job_id}/report{reports.EXTENSIONS[fmt]}"
+    return f"reports/{report_id}/{job_id}/report{formats.EXTENSIONS[fmt]}"
 
 
 def build_report_files_asset(public_base_url: str) -> dg.AssetsDefinition:
@@ -70,7 +71,7 @@ def build_report_files_asset(public_base_url: str) -> dg.AssetsDefinition:
         started = time.perf_counter()
         try:
             with database.engine().connect() as conn:
-                document = reports.build_document(
+                document = sections.build_document(
                     conn,
                     report_type,
                     period[0],
@@ -87,9 +88,9 @@ def build_report_files_asset(public_base_url: str) -> dg.AssetsDefinition:
         files, sizes, failed = {}, {}, {}
         for fmt in configuration.get("formats", report_jobs.DEFAULT_FORMATS):
             try:  # one format's failure loses neither the others nor the job
-                data = reports.render(document, fmt)
+                data = formats.render(document, fmt)
                 key = file_key(report_id, job_id, fmt)
-                object_store.put_bytes(key, data, reports.CONTENT_TYPES[fmt])
+                object_store.put_bytes(key, data, formats.CONTENT_TYPES[fmt])
             except Exception as exc:  # noqa: BLE001 - recorded on the job and in the log
                 failed[fmt] = f"{type(exc).__name__}: {exc}"
                 context.log.warning(f"{fmt}: not rendered: {failed[fmt]}")

@@ -1,11 +1,12 @@
 """CMS core in the warehouse: snapshots of the operational content tables, the dbt sources."""
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 
 import dagster as dg
 import sqlalchemy as sa
 
+from domain.markdown import markdown_table
 from domain.schema import ContentItem, utcnow
 from domain.warehouse_rows import RAW_CONTENT_ITEMS_COLUMNS, RAW_CONTENT_ITEMS_ORDER_BY, content_item_row
 from resources.database import OperationalDatabase
@@ -15,14 +16,6 @@ CMS_GROUP = "cms"
 RAW_CONTENT_ITEMS_TABLE = "raw_content_items"
 PREVIEW_ROWS = 5
 READ_BATCH = 2_000
-
-
-def _markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += [
-        "| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in row) + " |" for row in rows
-    ]
-    return "\n".join(lines)
 
 
 def _tallied(
@@ -67,7 +60,7 @@ def content_items_snapshot(
             "dagster/table_name": f"{warehouse.database}.{RAW_CONTENT_ITEMS_TABLE}",
             "snapshot_at": dg.MetadataValue.timestamp(snapshot_at),
             "by_status": dg.MetadataValue.md(
-                _markdown_table(
+                markdown_table(
                     ("status", "live", "deleted"),
                     (
                         (status, statuses[status, False], statuses[status, True])
@@ -76,7 +69,7 @@ def content_items_snapshot(
                 )
             ),
             "preview": dg.MetadataValue.md(
-                _markdown_table(
+                markdown_table(
                     ("id", "type", "status", "title (ar)", "title (en)"),
                     (
                         (item.id, item.type, item.status, item.title.get("ar"), item.title.get("en"))

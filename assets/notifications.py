@@ -8,13 +8,14 @@ retention: orchestration builds these once per deployment.
 """
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dagster as dg
 from pydantic import Field
 
 from domain.errors import DomainError
+from domain.markdown import markdown_table
 from domain.notifications import broadcast, delivery, rules
 from domain.schema import utcnow
 from resources.database import OperationalDatabase
@@ -31,12 +32,6 @@ NOTIFIER_KEYS = {
     "webhook": "notifier_webhook",
 }
 FAILURE_PREVIEW = 10
-
-
-def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 class NotificationEventsConfig(dg.Config):
@@ -76,7 +71,7 @@ def _tally_metadata(tally: delivery.Tally) -> dict[str, object]:
         "digests": tally.total("digests"),
         "rate_limit_wait_s": dg.MetadataValue.float(round(tally.waited_s, 3)),
         "by_channel": dg.MetadataValue.md(
-            _markdown_table(
+            markdown_table(
                 ("channel", "sent", "retried", "failed", "bounced", "messages", "digests"),
                 [
                     (
@@ -140,7 +135,7 @@ def build_notification_assets(policy: delivery.Policy) -> NotificationDefinition
             "events_skipped": summary.skipped,
             "notifications_created": summary.notifications,
             "by_type": dg.MetadataValue.md(
-                _markdown_table(
+                markdown_table(
                     ("event type", "events", "notifications"),
                     [
                         (t, summary.by_type[t], summary.notifications_by_type[t])

@@ -550,15 +550,15 @@ REPORT_JOB = """
 import sys
 from datetime import date
 
-from domain.analytics import reports
+from domain.analytics.reports import formats, sections
 from domain.db import sync_engine
 
 url, start, end = sys.argv[1], date.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3])
 with sync_engine(url).connect() as conn:
-    doc = reports.build_document(conn, "content", start, end, "ar")
-print(" ".join(f"{fmt}={len(reports.render(doc, fmt))}" for fmt in ("csv", "xlsx", "pdf")), file=sys.stderr)
+    doc = sections.build_document(conn, "content", start, end, "ar")
+print(" ".join(f"{fmt}={len(formats.render(doc, fmt))}" for fmt in ("csv", "xlsx", "pdf")), file=sys.stderr)
 """
-IMPORTS_ONLY = "import domain.analytics.reports, matplotlib.pyplot, openpyxl"
+IMPORTS_ONLY = "import domain.analytics.reports.formats, matplotlib.pyplot, openpyxl"
 
 
 def _fresh_process(code: str, *argv: str) -> float:

@@ -25,6 +25,14 @@ from domain.outbox import record_event
 from domain.schema import CONTENT_STATUSES, CONTENT_TYPES, ContentItem, MediaAsset, utcnow
 from domain.text import normalize, search_document
 
+# The outbox event types of content changes (the analytics refresh and the notification rules read them).
+CONTENT_CREATED = "content.created"
+CONTENT_UPDATED = "content.updated"
+CONTENT_PUBLISHED = "content.published"
+CONTENT_SCHEDULED = "content.scheduled"
+CONTENT_DELETED = "content.deleted"
+EVENT_TYPES = (CONTENT_CREATED, CONTENT_UPDATED, CONTENT_PUBLISHED, CONTENT_SCHEDULED, CONTENT_DELETED)
+
 LANGUAGES = ("ar", "en")
 TITLE_MAX = 300
 DESCRIPTION_MAX = 5000
@@ -219,7 +227,7 @@ def create_content(session: Session, new: NewContent, *, actor: uuid.UUID | None
     _refresh_derived(item)
     session.add(item)
     session.flush()
-    record_event(session, "content.created", "content", item.id, event_payload(item, actor=_s(actor)), at=now)
+    record_event(session, CONTENT_CREATED, "content", item.id, event_payload(item, actor=_s(actor)), at=now)
     return item
 
 
@@ -396,7 +404,7 @@ def update_content(
         _audit(session, audit.CONTENT_ARCHIVED, item, actor, origin, previous_status=before_status)
     record_event(
         session,
-        "content.updated",
+        CONTENT_UPDATED,
         "content",
         item.id,
         event_payload(item, actor=_s(actor), changed=sorted(changes), previous_status=before_status),
@@ -431,7 +439,7 @@ def _publish(
     _flush(session)
     record_event(
         session,
-        "content.published",
+        CONTENT_PUBLISHED,
         "content",
         item.id,
         event_payload(
@@ -468,9 +476,7 @@ def schedule(
     item.updated_at = now
     item.updated_by = actor
     _flush(session)
-    record_event(
-        session, "content.scheduled", "content", item.id, event_payload(item, actor=_s(actor)), at=now
-    )
+    record_event(session, CONTENT_SCHEDULED, "content", item.id, event_payload(item, actor=_s(actor)), at=now)
     _audit(session, audit.CONTENT_SCHEDULED, item, actor, origin, publish_at=publish_at.isoformat())
     return item
 
@@ -491,7 +497,7 @@ def soft_delete(
     item.updated_at = now
     item.updated_by = actor
     _flush(session)
-    record_event(session, "content.deleted", "content", item.id, event_payload(item, actor=_s(actor)), at=now)
+    record_event(session, CONTENT_DELETED, "content", item.id, event_payload(item, actor=_s(actor)), at=now)
     _audit(session, audit.CONTENT_DELETED, item, actor, origin, previous_status=previous_status)
     return item
 

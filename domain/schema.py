@@ -30,6 +30,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """`value` in UTC; a naive one (as SQLite returns a timestamp, or an aggregate over one) is read
+    as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class UTCDateTime(sa.TypeDecorator):
     """Timezone-aware UTC timestamps on every backend (SQLite stores them naive)."""
 
@@ -45,9 +51,7 @@ class UTCDateTime(sa.TypeDecorator):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return None if value is None else as_utc(value)
 
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")

@@ -15,13 +15,6 @@ OUTBOX_RELAY_JOB = "outbox_relay_job"
 CONTENT_ANALYTICS_JOB = "content_analytics_job"
 AUTH_HOUSEKEEPING_JOB = "auth_housekeeping_job"
 TUS_CLEANUP_JOB = "tus_cleanup_job"
-CONTENT_EVENT_TYPES = (
-    "content.created",
-    "content.updated",
-    "content.published",
-    "content.scheduled",
-    "content.deleted",
-)
 
 
 @dg.sensor(
@@ -76,7 +69,7 @@ def content_changes_sensor(
 ):
     after = int(context.cursor or 0)
     with database.session() as session:
-        events = outbox.events_after(session, after, limit=10_000, types=CONTENT_EVENT_TYPES)
+        events = outbox.events_after(session, after, limit=10_000, types=content.EVENT_TYPES)
     if not events:
         return dg.SkipReason(f"no content events after outbox seq {after}")
     last = events[-1].seq

@@ -33,10 +33,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain import outbox
+from domain.analytics.event_types import ALERT_ESCALATED, ALERT_FIRED, ALERT_RESOLVED
 from domain.analytics.events import EVENT_TYPES
 from domain.analytics.health import add_buckets, percentile
+from domain.auth.rbac import users_with_roles
 from domain.ids import new_id
-from domain.notifications.rules import users_with_roles
 from domain.schema import ALERT_COMPARISONS, ALERT_KINDS, Alert, AlertRule, LiveMinute, RouteMinute
 
 MAX_WINDOW_MINUTES = 1440
@@ -230,7 +231,7 @@ def _escalate(session: Session, rule: AlertRule, alert: Alert, now: datetime) ->
     alert.escalated_at = now
     message = f"{alert.message}; {alert.breaches} evaluations in a row"
     payload = _payload(rule, alert, message, "critical", escalation_audience(session, rule, now))
-    outbox.record_event(session, "alert.escalated", "alert", alert.id, payload, at=now)
+    outbox.record_event(session, ALERT_ESCALATED, "alert", alert.id, payload, at=now)
     return Transition(rule.id, alert.id, "escalated", alert.value, alert.baseline, rule.name)
 
 
@@ -263,7 +264,7 @@ def evaluate_rule(session: Session, rule: AlertRule, now: datetime) -> list[Tran
         )
         session.add(alert)
         payload = _payload(rule, alert, message, "warning", _union(rule.recipients))
-        outbox.record_event(session, "alert.fired", "alert", alert.id, payload, at=now)
+        outbox.record_event(session, ALERT_FIRED, "alert", alert.id, payload, at=now)
         fired = [Transition(rule.id, alert.id, "fired", alert.value, alert.baseline, rule.name)]
         escalated = _escalate(session, rule, alert, now)
         return fired + ([escalated] if escalated else [])
@@ -284,7 +285,7 @@ def evaluate_rule(session: Session, rule: AlertRule, now: datetime) -> list[Tran
         recipients = _union(rule.recipients or _admins(session, now), escalation_audience(session, rule, now))
     outbox.record_event(
         session,
-        "alert.resolved",
+        ALERT_RESOLVED,
         "alert",
         alert.id,
         _payload(rule, alert, message, "info", recipients),

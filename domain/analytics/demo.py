@@ -99,8 +99,15 @@ def demo_events(
                 )
                 if results and rng.random() < 0.6:
                     at += timedelta(seconds=rng.randrange(5, 40))
-                    add(user, "search_click", at, query=query, content_id=str(rng.choice(items)),
-                        clicked_position=rng.randint(1, min(results, 5)), **(common | {"language": q_language}))  # fmt: skip
+                    add(
+                        user,
+                        "search_click",
+                        at,
+                        query=query,
+                        content_id=str(rng.choice(items)),
+                        clicked_position=rng.randint(1, min(results, 5)),
+                        **(common | {"language": q_language}),
+                    )
             for _ in range(rng.randint(1, 3)):
                 item = str(rng.choice(items))
                 at += timedelta(seconds=rng.randrange(10, 240))
@@ -131,8 +138,14 @@ def demo_events(
                 if user and rng.random() < 0.15:
                     add(user, "favorite", at + timedelta(seconds=8), content_id=item, **common)
                 if rng.random() < 0.08:
-                    add(user, "share", at + timedelta(seconds=9), content_id=item,
-                        channel=rng.choice(["whatsapp", "x", "copy_link"]), **common)  # fmt: skip
+                    add(
+                        user,
+                        "share",
+                        at + timedelta(seconds=9),
+                        content_id=item,
+                        channel=rng.choice(["whatsapp", "x", "copy_link"]),
+                        **common,
+                    )
                 if user and rng.random() < 0.05:
                     add(user, "comment", at + timedelta(seconds=12), content_id=item, **common)
             if user and rng.random() < 0.05:

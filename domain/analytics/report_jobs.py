@@ -25,10 +25,11 @@ import sqlalchemy as sa
 from cronsim import CronSim, CronSimError
 from sqlalchemy.orm import Session
 
+from domain.analytics.event_types import REPORT_READY
 from domain.auth import rbac
 from domain.errors import DomainError, InvalidValue, NotFound
 from domain.outbox import record_event
-from domain.schema import REPORT_FORMATS, REPORT_TYPES, Report, ReportRun, User, utcnow
+from domain.schema import REPORT_FORMATS, REPORT_TYPES, Report, ReportRun, User, as_utc, utcnow
 
 PERIODS = ("previous_day", "previous_week", "previous_month", "last_7_days", "last_30_days")
 DEFAULT_FORMATS = ("csv", "xlsx", "pdf")
@@ -215,7 +216,7 @@ def check_generation_rate(session: Session, user_id: uuid.UUID, now: datetime | 
         .limit(MAX_MANUAL_RUNS_PER_HOUR)
     ).all()
     if len(recent) >= MAX_MANUAL_RUNS_PER_HOUR:
-        oldest = recent[-1] if recent[-1].tzinfo else recent[-1].replace(tzinfo=UTC)
+        oldest = as_utc(recent[-1])
         wait = max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)
         raise LimitReached(
             f"at most {MAX_MANUAL_RUNS_PER_HOUR} report generations an hour per user; try again in {wait} s",
@@ -388,7 +389,7 @@ def complete_run(
     if recipients:
         record_event(
             session,
-            "report.ready",
+            REPORT_READY,
             "report",
             report.id,
             {

@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from domain.markdown import markdown_table
+
 RAW_EVENTS_TABLE = "raw_events"
 LAKE_PREFIX = "events/"
 EVENT_TYPES = (
@@ -185,6 +187,4 @@ def count_by_type(table: pa.Table) -> Counter[str]:
 
 
 def markdown_counts(counts: Counter[str]) -> str:
-    lines = ["| event type | events |", "|---|---|"]
-    lines += [f"| {name} | {counts[name]} |" for name in sorted(counts)]
-    return "\n".join(lines)
+    return markdown_table(("event type", "events"), [(name, counts[name]) for name in sorted(counts)])

@@ -4,13 +4,14 @@ permissions are the union over the roles they hold that are active and not expir
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain.errors import InvalidValue, NotFound
-from domain.schema import Role, UserRole, utcnow
+from domain.schema import Role, User, UserRole, utcnow
 
 # Every permission the platform checks. Routes declare one of these (or PUBLIC / AUTHENTICATED).
 CONTENT_READ = "content:read"  # published items and their public media
@@ -110,14 +111,33 @@ def active_grants(
     query = (
         sa.select(Role, UserRole)
         .join(UserRole, UserRole.role_id == Role.id)
-        .where(
-            UserRole.user_id == user_id,
-            UserRole.is_active.is_(True),
-            sa.or_(UserRole.expires_at.is_(None), UserRole.expires_at > now),
-        )
+        .where(UserRole.user_id == user_id, _in_force(now))
         .order_by(Role.name)
     )
     return [(role, grant) for role, grant in session.execute(query)]
+
+
+def _in_force(now: datetime) -> sa.ColumnElement[bool]:
+    """A grant that is active and not expired at `now`."""
+    return sa.and_(
+        UserRole.is_active.is_(True), sa.or_(UserRole.expires_at.is_(None), UserRole.expires_at > now)
+    )
+
+
+def users_with_roles(session: Session, names: Sequence[str], now: datetime) -> list[uuid.UUID]:
+    """Active users holding one of `names` through a grant in force at `now`, ordered by id (the
+    recipients of role-addressed notifications and alerts)."""
+    if not names:
+        return []
+    query = (
+        sa.select(UserRole.user_id)
+        .join(Role, Role.id == UserRole.role_id)
+        .join(User, User.id == UserRole.user_id)
+        .where(Role.name.in_(list(names)), _in_force(now), User.is_active.is_(True))
+        .distinct()
+        .order_by(UserRole.user_id)
+    )
+    return list(session.scalars(query))
 
 
 def effective_permissions(

@@ -1,12 +1,13 @@
-"""Second factor: TOTP (RFC 6238) codes, their secrets encrypted at rest, and recovery codes.
+"""Second factor: TOTP (RFC 6238) codes and recovery codes, as pure functions (no I/O, no keys).
 
 * A code is accepted at most once: `verify_totp` returns the time step it matched, the caller
   stores it, and passes it back as `last_step` next time; a step at or before it is refused, so a
   code seen over a shoulder or replayed from a log cannot be used again, even within its window.
-* TOTP secrets are stored encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under the keyring's
-  `keys.TOTP` key, derived from the platform secret with HKDF-SHA256, so a copy of the database alone
-  does not reveal them. While a rotation is staged they still decrypt under a previous secret
-  (`THMNAYAH_SECRET_KEY_PREVIOUS`); `thmnayah rotate-keys` re-encrypts them under the current one.
+* TOTP secrets are stored encrypted (by `domain.auth.mfa`, through `domain.auth.keys.Keyring`) with
+  Fernet (AES-128-CBC + HMAC-SHA256) under the keyring's `keys.TOTP` key, derived from the platform
+  secret with HKDF-SHA256, so a copy of the database alone does not reveal them. While a rotation is
+  staged they still decrypt under a previous secret (`THMNAYAH_SECRET_KEY_PREVIOUS`);
+  `thmnayah rotate-keys` re-encrypts them under the current one.
 * Recovery codes carry 80 random bits each, so they are stored as a plain SHA-256 of the
   normalized code: with that much entropy a slow password hash adds nothing (there is no
   dictionary to walk), and a fast hash lets the code be looked up by equality.

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain.auth import audit, rbac
+from domain.auth.events import USER_REGISTERED, USER_VERIFIED
 from domain.auth.keys import LINK_TOKEN, Keyring, sha256_hex
 from domain.errors import Conflict, InvalidValue, NotFound
 from domain.outbox import record_event
@@ -115,7 +116,7 @@ def register(session: Session, new: NewUser, *, origin: audit.Origin) -> User | 
     )
     record_event(
         session,
-        "user.registered",
+        USER_REGISTERED,
         "user",
         user.id,
         {"id": str(user.id), "username": user.username, "email": user.email, "verified": False},
@@ -226,7 +227,7 @@ def verify_email(session: Session, token: str, keys: Keyring, *, origin: audit.O
         resource_id=str(user.id),
     )
     # The account is live now: the notification rules welcome it (once, in its language).
-    record_event(session, "user.verified", "user", user.id, {"id": str(user.id), "username": user.username})
+    record_event(session, USER_VERIFIED, "user", user.id, {"id": str(user.id), "username": user.username})
     return user
 
 

@@ -8,7 +8,7 @@ A `DeliveryLog` is due while `status = 'queued'` and `next_retry <= now`. One dr
    delivery is at least once, and a webhook receiver drops the repeat by its delivery id.
 2. **build** one `Outgoing` per row, or one per digest (the due rows sharing a `digest_key` and a
    destination become ONE message: "N new notifications" in the user's language, listing them);
-   webhook secrets are decrypted here, right before use.
+   webhook secrets are decrypted here, right before use (`domain.notifications.messages`).
 3. **send** per channel in chunks, each chunk waiting on the channel's token bucket (deliveries per
    second), with no database transaction open.
 4. **record** each outcome: delivered; retryable -> queued again at `now + base * 2**(attempt-1)`
@@ -38,10 +38,11 @@ from sqlalchemy.orm import Session
 
 from domain import outbox
 from domain.auth.keys import Keyring
-from domain.notifications import contacts, service, templates
+from domain.notifications.events import NOTIFICATION_DELIVERED, NOTIFICATION_FAILED
+from domain.notifications.messages import Message, build_messages
 from domain.notifications.outgoing import DELIVERED_CHANNELS, Delivered, DeliveryFailed, Outgoing
-from domain.notifications.rules import DEFAULT_TEMPLATES, DIGEST_TEMPLATE
-from domain.schema import DeliveryLog, Notification
+from domain.notifications.rules import ERROR_MAX
+from domain.schema import DeliveryLog, Notification, as_utc
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
@@ -50,7 +51,6 @@ STALE_SENDING = timedelta(minutes=10)  # a `sending` row this old belongs to a d
 STUCK_SENDING = timedelta(minutes=15)  # the asset check's limits
 OVERDUE = timedelta(hours=1)
 DEFAULT_RATE_LIMITS = {"email": 100.0, "sms": 10.0, "push": 500.0, "webhook": 50.0}
-ERROR_MAX = 2000
 
 
 class Transport(Protocol):
@@ -200,194 +200,6 @@ def _mark_sending(
     return list(session.scalars(statement))
 
 
-# --- building messages -----------------------------------------------------------------------------
-
-
-@dataclass
-class Message:
-    """One message to send: a single delivery, or a digest standing for several."""
-
-    channel: str
-    delivery_ids: list[uuid.UUID]
-    outgoing: Outgoing | None  # None: could not be built (see `problem`)
-    problem: DeliveryFailed | None = None
-
-    @property
-    def is_digest(self) -> bool:
-        return len(self.delivery_ids) > 1
-
-
-def _payload(notification: Notification) -> dict[str, Any]:
-    return {
-        "notification_id": str(notification.id),
-        "category": notification.category,
-        "type": notification.notification_type,
-        "critical": notification.critical,
-        "event_id": str(notification.event_id) if notification.event_id else None,
-        "created_at": notification.created_at.isoformat(),
-    }
-
-
-def _secret(row: DeliveryLog, keys: Keyring | None) -> str | None:
-    token = (row.delivery_metadata or {}).get("secret_encrypted")
-    if not token:
-        return None
-    if keys is None:
-        raise ValueError("the delivery policy has no keyring to decrypt it with")
-    return contacts.decrypt(token, keys)
-
-
-def _digest_source(
-    session: Session, channel: str, language: str, default_language: str, cache: dict[str, Any]
-) -> tuple[str, templates.TemplateSource]:
-    """The digest template for `channel` in the closest language: the active database version
-    (the channel's, else the email one), else the built-in default."""
-    key = f"{channel}|{language}"
-    if key not in cache:
-        found = None
-        for template_channel in dict.fromkeys((channel, "email")):
-            rows = service.active_templates(session, DIGEST_TEMPLATE, template_channel)
-            picked = templates.pick(rows, language, default_language)
-            if picked is not None:
-                lang, row = picked
-                found = (
-                    lang,
-                    templates.TemplateSource(row.subject_template, row.content_template, row.html_template),
-                )
-                break
-        if found is None:
-            defaults = DEFAULT_TEMPLATES[DIGEST_TEMPLATE]
-            lang, (subject, text) = templates.pick(defaults, language, default_language) or (
-                "en",
-                defaults["en"],
-            )
-            found = (lang, templates.TemplateSource(subject, text))
-        cache[key] = found
-    return cache[key]
-
-
-def render_digest(
-    session: Session,
-    channel: str,
-    notifications: Sequence[Notification],
-    *,
-    frequency: str,
-    default_language: str,
-    cache: dict[str, Any] | None = None,
-) -> templates.Rendered:
-    """One message listing `notifications` (oldest first), in their language."""
-    language = Counter(n.language for n in notifications).most_common(1)[0][0]
-    lang, source = _digest_source(
-        session, channel, language, default_language, cache if cache is not None else {}
-    )
-    data = {
-        "count": len(notifications),
-        "frequency": frequency,
-        "items": [
-            {
-                "subject": n.subject,
-                "text": n.content,
-                "category": n.category,
-                "created_at": n.created_at.isoformat(),
-            }
-            for n in notifications
-        ],
-    }
-    return templates.render(source, data, language=lang, channel=channel, default_language=default_language)
-
-
-def build_messages(session: Session, delivery_ids: Sequence[uuid.UUID], *, policy: Policy) -> list[Message]:
-    """The messages for claimed rows: digests merged, secrets decrypted. A row whose message cannot
-    be built (an undecryptable secret, a broken digest template) gets a permanent `problem`."""
-    rows = session.execute(
-        sa.select(DeliveryLog, Notification)
-        .join(Notification, Notification.id == DeliveryLog.notification_id)
-        .where(DeliveryLog.id.in_(list(delivery_ids)))
-        .order_by(Notification.created_at, DeliveryLog.id)
-    ).all()
-    singles: list[tuple[DeliveryLog, Notification]] = []
-    digests: dict[tuple[str, str], list[tuple[DeliveryLog, Notification]]] = defaultdict(list)
-    for row, notification in rows:
-        if row.digest_key:
-            digests[(row.digest_key, row.destination)].append((row, notification))
-        else:
-            singles.append((row, notification))
-    messages: list[Message] = []
-    for row, notification in singles:
-        try:
-            secret = _secret(row, policy.keys)
-        except Exception as exc:  # noqa: BLE001 - a stored secret we cannot read fails this row only
-            messages.append(_unbuildable(row.channel, [row.id], f"webhook secret: {exc}"))
-            continue
-        outgoing = Outgoing(
-            delivery_id=row.id,
-            notification_id=notification.id,
-            channel=row.channel,
-            to=row.destination,
-            subject=notification.subject,
-            text=notification.content,
-            html=notification.content_html,
-            language=notification.language,
-            data=_payload(notification),
-            secret=secret,
-        )
-        messages.append(Message(row.channel, [row.id], outgoing))
-    cache: dict[str, Any] = {}
-    for (key, destination), group in digests.items():
-        lead, _ = group[0]
-        ids = [row.id for row, _ in group]
-        if len(group) == 1:  # a digest of one: the notification itself
-            row, notification = group[0]
-            try:
-                secret = _secret(row, policy.keys)
-            except Exception as exc:  # noqa: BLE001
-                messages.append(_unbuildable(row.channel, ids, f"webhook secret: {exc}"))
-                continue
-            messages.append(Message(row.channel, ids, Outgoing(
-                delivery_id=row.id, notification_id=notification.id, channel=row.channel, to=destination,
-                subject=notification.subject, text=notification.content, html=notification.content_html,
-                language=notification.language, data=_payload(notification), secret=secret,
-            )))  # fmt: skip
-            continue
-        notifications = [n for _, n in group]
-        try:
-            secret = _secret(lead, policy.keys)
-            rendered = render_digest(
-                session,
-                lead.channel,
-                notifications,
-                frequency=key.rsplit("|", 1)[-1],
-                default_language=policy.default_language,
-                cache=cache,
-            )
-        except Exception as exc:  # noqa: BLE001 - a broken digest template fails this digest, not the drain
-            messages.append(_unbuildable(lead.channel, ids, f"digest: {exc}"))
-            continue
-        outgoing = Outgoing(
-            delivery_id=lead.id,
-            notification_id=lead.notification_id,
-            channel=lead.channel,
-            to=destination,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            language=rendered.language,
-            data={
-                "digest": True,
-                "count": len(group),
-                "notification_ids": [str(n.id) for n in notifications],
-                "delivery_ids": [str(i) for i in ids],
-            },
-            secret=secret,
-        )
-        messages.append(Message(lead.channel, ids, outgoing))
-    return messages
-
-
-def _unbuildable(channel: str, ids: list[uuid.UUID], reason: str) -> Message:
-    return Message(channel, ids, None, DeliveryFailed(reason[:ERROR_MAX], permanent=True))
-
-
 # --- sending ----------------------------------------------------------------------------------------
 
 
@@ -461,9 +273,14 @@ class Tally:
 
 
 def record(
-    session: Session, results: Sequence[Sent], *, now: datetime, policy: Policy, tally: Tally,
+    session: Session,
+    results: Sequence[Sent],
+    *,
+    now: datetime,
+    policy: Policy,
+    tally: Tally,
     rng: random.Random | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Write the outcomes, the notifications' statuses and the outbox events (one transaction)."""
     ids = [i for sent in results for i in sent.message.delivery_ids]
     rows = {row.id: row for row in session.scalars(sa.select(DeliveryLog).where(DeliveryLog.id.in_(ids)))}
@@ -603,10 +420,10 @@ def _events(session: Session, rows: Sequence[DeliveryLog]) -> list[tuple[str, uu
         }
         if row.status == "delivered":
             payload["provider_id"] = (row.delivery_metadata or {}).get("provider_id", "")
-            events.append(("notification.delivered", row.notification_id, payload))
+            events.append((NOTIFICATION_DELIVERED, row.notification_id, payload))
         else:
             payload.update(status=row.status, bounced=row.status == "bounced", reason=row.error_message or "")
-            events.append(("notification.failed", row.notification_id, payload))
+            events.append((NOTIFICATION_FAILED, row.notification_id, payload))
     return events
 
 
@@ -639,7 +456,9 @@ def drain(
             break
         tally.claimed += len(claimed)
         with open_session() as session:
-            messages = build_messages(session, claimed, policy=policy)
+            messages = build_messages(
+                session, claimed, keys=policy.keys, default_language=policy.default_language
+            )
         results, waited = send(messages, transports, buckets)
         tally.waited_s += waited
         with open_session() as session:
@@ -686,7 +505,7 @@ def health(
         count, oldest = session.execute(
             sa.select(sa.func.count(), sa.func.min(column)).select_from(DeliveryLog).where(*where)
         ).one()
-        return int(count), oldest if oldest is None or oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
+        return int(count), None if oldest is None else as_utc(oldest)
 
     stuck, oldest_sending = count_and_oldest(
         DeliveryLog.status == "sending",

@@ -24,6 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from domain.analytics.event_types import ALERT_ESCALATED, ALERT_FIRED, ALERT_RESOLVED, REPORT_READY
+from domain.auth.events import USER_VERIFIED
+from domain.auth.rbac import users_with_roles
+from domain.content import CONTENT_PUBLISHED
 from domain.notifications import service
 from domain.schema import (
     ContentItem,
@@ -32,9 +36,7 @@ from domain.schema import (
     NotificationSubscription,
     NotificationTemplate,
     OutboxEvent,
-    Role,
     User,
-    UserRole,
 )
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
@@ -144,27 +146,6 @@ def uploader(session: Session, event: DomainEvent) -> list[uuid.UUID]:
     media_id = _uuid(event.payload.get("media_id") or event.aggregate_id)
     asset = session.get(MediaAsset, media_id) if media_id else None
     return [asset.uploaded_by] if asset is not None and asset.uploaded_by else []
-
-
-def users_with_roles(session: Session, names: Sequence[str], now: datetime) -> list[uuid.UUID]:
-    """Active users holding one of `names` through an active, unexpired grant (by `domain.auth.rbac`'s
-    tables), ordered by id."""
-    if not names:
-        return []
-    query = (
-        sa.select(UserRole.user_id)
-        .join(Role, Role.id == UserRole.role_id)
-        .join(User, User.id == UserRole.user_id)
-        .where(
-            Role.name.in_(list(names)),
-            UserRole.is_active.is_(True),
-            sa.or_(UserRole.expires_at.is_(None), UserRole.expires_at > now),
-            User.is_active.is_(True),
-        )
-        .distinct()
-        .order_by(UserRole.user_id)
-    )
-    return list(session.scalars(query))
 
 
 def role_members(*names: str) -> Resolver:
@@ -280,15 +261,15 @@ BOTH = ("in_app", "email")
 # fmt: off
 _RULES = (
     #    event type           category             chan. template             severity   critical recipients / template data
-    Rule("content.published", "content.published", BOTH, "content.published", "info",    False, subscribers,           content_data),
+    Rule(CONTENT_PUBLISHED,   "content.published", BOTH, "content.published", "info",    False, subscribers,           content_data),
     Rule("media.processed",   "media.processed",   BOTH, "media.processed",   "success", False, uploader,              media_data),
     Rule("media.failed",      "media.failed",      BOTH, "media.failed",      "error",   False, uploader,              media_data),
     Rule("import.completed",  "import.completed",  BOTH, "import.completed",  "info",    False, role_members("editor", "admin"), import_data),
-    Rule("user.verified",     "user.welcome",      BOTH, "user.welcome",      "info",    False, the_user,              welcome_data),
-    Rule("report.ready",      "report.ready",      BOTH, "report.ready",      "info",    False, listed_recipients,     report_data),
-    Rule("alert.fired",       "alert.fired",       BOTH, "alert.fired",       "error",   True,  alert_recipients,      alert_data),
-    Rule("alert.escalated",   "alert.escalated",   BOTH, "alert.escalated",   "error",   True,  alert_recipients,      alert_data),
-    Rule("alert.resolved",    "alert.resolved",    BOTH, "alert.resolved",    "success", False, alert_recipients,      alert_data),
+    Rule(USER_VERIFIED,       "user.welcome",      BOTH, "user.welcome",      "info",    False, the_user,              welcome_data),
+    Rule(REPORT_READY,        "report.ready",      BOTH, "report.ready",      "info",    False, listed_recipients,     report_data),
+    Rule(ALERT_FIRED,         "alert.fired",       BOTH, "alert.fired",       "error",   True,  alert_recipients,      alert_data),
+    Rule(ALERT_ESCALATED,     "alert.escalated",   BOTH, "alert.escalated",   "error",   True,  alert_recipients,      alert_data),
+    Rule(ALERT_RESOLVED,      "alert.resolved",    BOTH, "alert.resolved",    "success", False, alert_recipients,      alert_data),
 )
 # fmt: on
 RULES: dict[str, Rule] = {rule.event_type: rule for rule in _RULES}

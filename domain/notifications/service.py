@@ -25,6 +25,7 @@ from domain import outbox
 from domain.errors import InvalidValue
 from domain.ids import new_id
 from domain.notifications import schedule, templates
+from domain.notifications.events import NOTIFICATION_CREATED
 from domain.notifications.outgoing import CHANNELS
 from domain.schema import (
     NOTIFICATION_SEVERITIES,
@@ -292,7 +293,7 @@ def send(
             if record_events:
                 outbox.record_event(
                     session,
-                    "notification.created",
+                    NOTIFICATION_CREATED,
                     "notification",
                     notification.id,
                     {"recipient_id": str(user.id), "channel": channel, "category": draft.category,

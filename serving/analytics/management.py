@@ -30,7 +30,8 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 from sqlalchemy.orm import Session
 
-from domain.analytics import alerts, report_jobs, reports
+from domain.analytics import alerts, report_jobs
+from domain.analytics.reports import formats
 from domain.errors import InvalidValue, NotFound
 from domain.schema import Alert, AlertRule, Report, ReportRun, utcnow
 from resources.object_store import ObjectStore
@@ -370,7 +371,7 @@ class AnalyticsManagementController(Controller):
         if key is None:
             raise NotFound(f"report job {job_id} has no {fmt!r} file (status: {run.status})")
         store: ObjectStore = backends.object_store
-        filename = f"report-{run.period_start.date().isoformat()}{reports.EXTENSIONS[fmt]}"
+        filename = f"report-{run.period_start.date().isoformat()}{formats.EXTENSIONS[fmt]}"
         if not await anyio.to_thread.run_sync(store.exists, key):
             raise NotFound(f"the {fmt} file of report job {job_id} is no longer in the object store")
 
@@ -384,7 +385,7 @@ class AnalyticsManagementController(Controller):
 
         return Stream(
             chunks(),
-            media_type=reports.CONTENT_TYPES[fmt],
+            media_type=formats.CONTENT_TYPES[fmt],
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 

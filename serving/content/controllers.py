@@ -9,7 +9,6 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import content
 from serving.auth.security import AuthContext
@@ -57,7 +56,7 @@ class ContentController(Controller):
         summary="Create a content item (draft)",
     )
     async def create(
-        self, request: Request, data: JSONBody[ContentCreate], db_session: NamedDependency[AsyncSession]
+        self, request: Request, data: JSONBody[ContentCreate], db: NamedDependency[Database]
     ) -> Response[ContentOut]:
         new = content.NewContent(
             type=data.type,
@@ -68,7 +67,7 @@ class ContentController(Controller):
             metadata=data.metadata,
         )
         actor = request.user.user_id
-        item = await services.write(db_session, lambda s: content.create_content(s, new, actor=actor))
+        item = await db.write(lambda s: content.create_content(s, new, actor=actor))
         out = services.to_out(item)
         return _with_etag(out, 201, Location=f"{self.path}/{out.id}")
 
@@ -139,7 +138,7 @@ class ContentController(Controller):
         request: Request,
         item_id: FromPath[uuid.UUID],
         data: JSONBody[ContentUpdate],
-        db_session: NamedDependency[AsyncSession],
+        db: NamedDependency[Database],
         auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> Response[ContentOut]:
@@ -151,8 +150,7 @@ class ContentController(Controller):
         changes = data.changes()
         actor, origin = request.user.user_id, auth.origin(request)
         may_publish = request.user.can(CONTENT_PUBLISH)
-        item = await services.write(
-            db_session,
+        item = await db.write(
             lambda s: content.update_content(
                 s,
                 item_id,
@@ -175,14 +173,13 @@ class ContentController(Controller):
         self,
         request: Request,
         item_id: FromPath[uuid.UUID],
-        db_session: NamedDependency[AsyncSession],
+        db: NamedDependency[Database],
         auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> None:
         version = services.parse_if_match(if_match)
         actor, origin = request.user.user_id, auth.origin(request)
-        await services.write(
-            db_session,
+        await db.write(
             lambda s: content.soft_delete(s, item_id, expected_version=version, actor=actor, origin=origin),
         )
 
@@ -197,14 +194,13 @@ class ContentController(Controller):
         self,
         request: Request,
         item_id: FromPath[uuid.UUID],
-        db_session: NamedDependency[AsyncSession],
+        db: NamedDependency[Database],
         auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> Response[ContentOut]:
         version = services.parse_if_match(if_match)
         actor, origin = request.user.user_id, auth.origin(request)
-        item = await services.write(
-            db_session,
+        item = await db.write(
             lambda s: content.publish(s, item_id, expected_version=version, actor=actor, origin=origin),
         )
         return _with_etag(services.to_out(item))
@@ -221,14 +217,13 @@ class ContentController(Controller):
         request: Request,
         item_id: FromPath[uuid.UUID],
         data: JSONBody[ScheduleRequest],
-        db_session: NamedDependency[AsyncSession],
+        db: NamedDependency[Database],
         auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> Response[ContentOut]:
         version = services.parse_if_match(if_match)
         actor, origin = request.user.user_id, auth.origin(request)
-        item = await services.write(
-            db_session,
+        item = await db.write(
             lambda s: content.schedule(
                 s, item_id, data.publish_at, expected_version=version, actor=actor, origin=origin
             ),

@@ -1,21 +1,17 @@
 """Content queries and commands over the async session.
 
-Writes run the domain functions (sync Session API) through `AsyncSession.run_sync`, inside one
-transaction that also holds their outbox events.
+Writes run the domain functions (sync Session API) through `Database.write`, inside one transaction
+that also holds their outbox events.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import uuid
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from domain import content
 from domain.errors import InvalidValue, NotFound
@@ -23,8 +19,8 @@ from domain.schema import ContentItem
 from domain.text import tokens
 from serving.content.schemas import ContentOut
 from serving.db import Database
+from serving.pagination import decode_cursor, encode_cursor
 
-T = TypeVar("T")
 _ETAG = re.compile(r'^(?:W/)?"v(\d+)"$')
 _COLUMNS = [c for c in ContentItem.__table__.c if c.key not in {"search_text", "tag_index"}]
 # Built once: constructing a 16-column select and its cache key costs more than the lookup itself.
@@ -65,11 +61,6 @@ def to_out(row: Any) -> ContentOut:
     )
 
 
-async def write(session: AsyncSession, fn: Callable[[Session], T]) -> T:
-    async with session.begin():
-        return await session.run_sync(fn)
-
-
 async def get(db: Database, item_id: uuid.UUID, *, may_read_unpublished: bool) -> ContentOut:
     """The item; 404 for an unpublished one unless `may_read_unpublished` (the same answer as for an
     item that does not exist, so its existence does not leak)."""
@@ -77,18 +68,6 @@ async def get(db: Database, item_id: uuid.UUID, *, may_read_unpublished: bool) -
     if row is None or not content.is_visible(row.status, may_read_unpublished=may_read_unpublished):
         raise NotFound(f"content {item_id} does not exist")
     return to_out(row)
-
-
-def encode_cursor(item_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(item_id.bytes).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return uuid.UUID(bytes=raw)
-    except (ValueError, TypeError) as exc:
-        raise InvalidValue("cursor is not one this API returned", field="cursor") from exc
 
 
 def _like_escape(text: str) -> str:

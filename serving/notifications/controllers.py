@@ -21,7 +21,6 @@ from domain.settings import Settings
 from resources import webhook_http
 from serving.auth.principal import Principal
 from serving.auth.security import AuthContext
-from serving.content.services import decode_cursor, encode_cursor
 from serving.db import Database
 from serving.notifications import services
 from serving.notifications.realtime import publish_notifications, publish_read
@@ -51,6 +50,7 @@ from serving.notifications.schemas import (
     TemplateIn,
     TemplateOut,
 )
+from serving.pagination import decode_cursor, encode_cursor
 from serving.permissions import (
     AUTHENTICATED,
     NOTIFICATIONS_BROADCAST,

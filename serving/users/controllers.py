@@ -36,7 +36,7 @@ from serving.auth.schemas import (
     RolesUpdate,
 )
 from serving.auth.security import AuthContext
-from serving.content.services import decode_cursor, encode_cursor
+from serving.pagination import decode_cursor, encode_cursor
 from serving.permissions import (
     AUDIT_READ,
     AUTHENTICATED,

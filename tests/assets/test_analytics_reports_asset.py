@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from assets.analytics_reports import build_report_files_asset, report_partitions
 from domain import content
-from domain.analytics import report_jobs, reports
+from domain.analytics import report_jobs
+from domain.analytics.reports import formats
+from domain.analytics.reports.document import ReportDocument
 from domain.content import NewContent
 from domain.db import sync_engine
 from domain.migrate import upgrade
@@ -246,10 +248,10 @@ def test_a_format_that_fails_loses_neither_the_others_nor_the_notification(
     settings = Settings(deployment="local", data_dir=data_dir, database_url=sqlite_url)
     _seed(sqlite_url)
 
-    def broken(doc: reports.ReportDocument) -> bytes:
+    def broken(doc: ReportDocument) -> bytes:
         raise ValueError("the PDF cannot be drawn")
 
-    monkeypatch.setattr(reports, "render_pdf", broken)
+    monkeypatch.setattr(formats, "render_pdf", broken)
     report_id, job_id, owner = _queue_job(sqlite_url, ["csv", "pdf", "xlsx"])
     done = _render_job(settings, report_id, job_id)
     assert done.success

@@ -54,9 +54,16 @@ def both_db(migrated_url: str) -> Iterator[DB]:
 
 def add_rule(db: DB, **fields: Any) -> uuid.UUID:
     values: dict[str, Any] = dict(
-        name="Views high", metric="events.view", kind="absolute", comparison="above", threshold=100.0,
-        window_minutes=5, recipients=[RECIPIENT], escalate_after=3, escalation_recipients=[],
-    )  # fmt: skip
+        name="Views high",
+        metric="events.view",
+        kind="absolute",
+        comparison="above",
+        threshold=100.0,
+        window_minutes=5,
+        recipients=[RECIPIENT],
+        escalate_after=3,
+        escalation_recipients=[],
+    )
     values.update(fields)
     with db.session() as session:
         rule = AlertRule(**values)
@@ -101,17 +108,31 @@ def test_absolute_rule_fires_repeats_and_resolves(both_db: DB) -> None:
     assert transitions == [alerts.Transition(rule_id, alert.id, "fired", 120.0, None, "Views high")]
     message = "events.view over the last 5 min: 120 (threshold above 100)"
     assert (alert.rule_id, alert.status, alert.value, alert.baseline, alert.breaches) == (
-        rule_id, "firing", 120.0, None, 1,
-    )  # fmt: skip
+        rule_id,
+        "firing",
+        120.0,
+        None,
+        1,
+    )
     assert (alert.fired_at, alert.last_evaluated_at, alert.escalated_at, alert.resolved_at) == (
-        at(0.5), at(0.5), None, None,
-    )  # fmt: skip
+        at(0.5),
+        at(0.5),
+        None,
+        None,
+    )
     assert alert.message == message
     fired = {
-        "name": "Views high", "message": message, "severity": "warning", "recipients": [RECIPIENT],
-        "rule_id": str(rule_id), "alert_id": str(alert.id), "metric": "events.view", "value": 120.0,
-        "baseline": None, "breaches": 1,
-    }  # fmt: skip
+        "name": "Views high",
+        "message": message,
+        "severity": "warning",
+        "recipients": [RECIPIENT],
+        "rule_id": str(rule_id),
+        "alert_id": str(alert.id),
+        "metric": "events.view",
+        "value": 120.0,
+        "baseline": None,
+        "breaches": 1,
+    }
     assert outbox_events(db) == [("alert.fired", str(alert.id), fired)]
 
     assert evaluate(db, at(1.5)) == [("repeated", 146.0, None)]  # 09:56..10:00
@@ -127,10 +148,18 @@ def test_absolute_rule_fires_repeats_and_resolves(both_db: DB) -> None:
     assert evaluate(db, at(5.5)) == [("resolved", 50.0, None)]  # 10:00..10:04
     [alert] = alert_rows(db)
     assert (alert.status, alert.resolved_at, alert.breaches, alert.escalated_at) == (
-        "resolved", at(5.5), 2, None,
-    )  # fmt: skip
-    resolved = dict(fired, message="events.view over the last 5 min: 50 (threshold above 100)",
-                    severity="info", value=50.0, breaches=2)  # fmt: skip
+        "resolved",
+        at(5.5),
+        2,
+        None,
+    )
+    resolved = dict(
+        fired,
+        message="events.view over the last 5 min: 50 (threshold above 100)",
+        severity="info",
+        value=50.0,
+        breaches=2,
+    )
     assert outbox_events(db)[1:] == [("alert.resolved", str(alert.id), resolved)]
 
     assert evaluate(db, at(6.5)) == []
@@ -204,8 +233,12 @@ def test_escalates_once_after_repeated_breaches_and_tells_everyone_it_resolved(d
 
 def test_escalation_without_its_own_recipients_adds_the_admins(db: DB) -> None:
     with db.session() as session:
-        admin = users.create_user(session, users.NewUser("boss", "boss@example.test", None, roles=["admin"]),
-                                  created_by=None, origin=audit.Origin()).id  # fmt: skip
+        admin = users.create_user(
+            session,
+            users.NewUser("boss", "boss@example.test", None, roles=["admin"]),
+            created_by=None,
+            origin=audit.Origin(),
+        ).id
     add_rule(db, escalate_after=1)
     live(db, "events.view", at(-5), [100] * 5)
     assert [k for k, _, _ in evaluate(db, at(0.5))] == ["fired", "escalated"]
@@ -257,18 +290,26 @@ def route_minute(minute: datetime, route: str, latencies: dict[float, int], **co
     buckets = [0] * BUCKET_COUNT
     for latency, n in latencies.items():
         buckets[bucket_index(latency)] += n
-    return RouteMinute(minute=minute, route=route, requests=sum(latencies.values()), latency_buckets=buckets,
-                       latency_sum_ms=sum(k * n for k, n in latencies.items()), **counts)  # fmt: skip
+    return RouteMinute(
+        minute=minute,
+        route=route,
+        requests=sum(latencies.values()),
+        latency_buckets=buckets,
+        latency_sum_ms=sum(k * n for k, n in latencies.items()),
+        **counts,
+    )
 
 
 def test_http_metrics_from_route_minutes(db: DB) -> None:
     with db.session() as session:
-        session.add_all([
-            route_minute(at(-2), "GET /a", {20: 100}, server_errors=2, client_errors=10),
-            route_minute(at(-1), "GET /a", {20: 270, 500: 30}, server_errors=6),
-            route_minute(at(-1), "POST /b", {}),
-            route_minute(at(0), "GET /a", {9000: 1000}, server_errors=1000),  # outside [09:58, 10:00)
-        ])  # fmt: skip
+        session.add_all(
+            [
+                route_minute(at(-2), "GET /a", {20: 100}, server_errors=2, client_errors=10),
+                route_minute(at(-1), "GET /a", {20: 270, 500: 30}, server_errors=6),
+                route_minute(at(-1), "POST /b", {}),
+                route_minute(at(0), "GET /a", {9000: 1000}, server_errors=1000),  # outside [09:58, 10:00)
+            ]
+        )
     with db.session() as session:
         value = {
             m: alerts.metric_value(session, m, at(-2), at(0)) for m in alerts.METRICS if m.startswith("http.")
@@ -279,8 +320,12 @@ def test_http_metrics_from_route_minutes(db: DB) -> None:
         with pytest.raises(ValueError, match="unknown metric"):
             alerts.metric_value(session, "http.nothing", at(-2), at(0))
     # 400 requests, 8 server and 10 client errors; the 95th percentile (rank 380) is in the 500 ms bucket.
-    assert value == {"http.requests": 400.0, "http.error_rate": 2.0, "http.client_error_rate": 2.5,
-                     "http.p95_ms": 500.0}  # fmt: skip
+    assert value == {
+        "http.requests": 400.0,
+        "http.error_rate": 2.0,
+        "http.client_error_rate": 2.5,
+        "http.p95_ms": 500.0,
+    }
 
     add_rule(db, name="Errors", metric="http.error_rate", threshold=1.5, window_minutes=2)
     add_rule(db, name="Slow", metric="http.p95_ms", threshold=750, window_minutes=2)
@@ -293,8 +338,14 @@ def test_http_metrics_from_route_minutes(db: DB) -> None:
 def test_validate_rule() -> None:
     assert alerts.validate_rule("events.view", "absolute", "above", 100, 5) == []
     assert alerts.validate_rule("http.p95_ms", "same_hour_last_week", "below", -20.5, 1440) == []
-    assert set(alerts.METRICS) >= {"events.view", "events.search", "http.requests", "http.error_rate",
-                                   "http.client_error_rate", "http.p95_ms"}  # fmt: skip
+    assert set(alerts.METRICS) >= {
+        "events.view",
+        "events.search",
+        "http.requests",
+        "http.error_rate",
+        "http.client_error_rate",
+        "http.p95_ms",
+    }
     errors = alerts.validate_rule("events.nope", "ratio", "equal", float("nan"), 0)
     assert [field for field, _ in errors] == ["metric", "kind", "comparison", "threshold", "window_minutes"]
     assert errors[0][1].startswith("unknown metric 'events.nope'; one of: events.view, ")
@@ -336,11 +387,15 @@ def test_prune_keeps_eight_days(db: DB) -> None:
 def test_alert_events_become_notifications_for_the_recipients(db: DB) -> None:
     with db.session() as session:
         rules.seed_default_templates(session)
-        ops = users.create_user(session, users.NewUser("ops", "ops@example.test", None), created_by=None,
-                                origin=audit.Origin()).id  # fmt: skip
-        arabic = users.create_user(session, users.NewUser("noor", "noor@example.test", None,
-                                                          preferences={"locale": "ar"}),
-                                   created_by=None, origin=audit.Origin()).id  # fmt: skip
+        ops = users.create_user(
+            session, users.NewUser("ops", "ops@example.test", None), created_by=None, origin=audit.Origin()
+        ).id
+        arabic = users.create_user(
+            session,
+            users.NewUser("noor", "noor@example.test", None, preferences={"locale": "ar"}),
+            created_by=None,
+            origin=audit.Origin(),
+        ).id
     add_rule(db, recipients=[str(ops), str(arabic)])
     live(db, "events.view", at(-5), [24] * 5)
     evaluate(db, at(0.5))

@@ -76,10 +76,15 @@ def test_the_dashboard_weights_rates_and_handles_an_empty_period(session: Sessio
         for day, views, viewers, rate in ((date(2026, 12, 1), 10, 8, 0.5), (date(2026, 12, 2), 4, 2, 1.0)):
             session.add(
                 ContentMetricsDaily(
-                    content_id=item, date=day, view_count=views, unique_viewers=viewers, average_watch_time=100,
-                    completion_rate=rate, engagement_score=views,
+                    content_id=item,
+                    date=day,
+                    view_count=views,
+                    unique_viewers=viewers,
+                    average_watch_time=100,
+                    completion_rate=rate,
+                    engagement_score=views,
                 )
-            )  # fmt: skip
+            )
         session.add(
             UserEngagementDaily(user_id=user, date=date(2026, 12, 1), session_count=2, total_session_time=300)
         )
@@ -89,11 +94,17 @@ def test_the_dashboard_weights_rates_and_handles_an_empty_period(session: Sessio
         for lang, n, zero, clicks in (("ar", 4, 4, 0), ("en", 6, 0, 3)):
             session.add(
                 SearchAnalyticsDaily(
-                    query_text=f"q-{lang}", date=date(2026, 12, 2), language=lang, user_type="registered",
-                    search_count=n, click_count=clicks, zero_result_count=zero, result_count=2.0,
+                    query_text=f"q-{lang}",
+                    date=date(2026, 12, 2),
+                    language=lang,
+                    user_type="registered",
+                    search_count=n,
+                    click_count=clicks,
+                    zero_result_count=zero,
+                    result_count=2.0,
                     average_position=1.5 if clicks else None,
                 )
-            )  # fmt: skip
+            )
     kpis = dashboard.overview(session, date(2026, 12, 1), date(2026, 12, 4), NOW)["kpis"]
     # Completion over the period: (0.5 x 8 + 1.0 x 2) / 10 viewer-days, not the mean of 0.5 and 1.0.
     assert kpis["completion_rate"] == pytest.approx(0.6)

@@ -19,9 +19,12 @@ import sqlalchemy as sa
 from bidi import get_display
 from sqlalchemy.orm import Session
 
-from domain.analytics import reports
 from domain.analytics.health import BUCKET_COUNT, bucket_index
-from domain.analytics.reports import ReportDocument, build_document, display_text, render
+from domain.analytics.reports.document import MISSING, ReportDocument, ReportTable
+from domain.analytics.reports.formats import CONTENT_TYPES, EXTENSIONS, render
+from domain.analytics.reports.pdf import display_text
+from domain.analytics.reports.sections import build_document
+from domain.analytics.reports.xlsx import sheet_name
 from domain.db import sync_engine
 from domain.migrate import upgrade
 from domain.schema import (
@@ -57,23 +60,57 @@ def engine(sqlite_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def _metrics(content_id: uuid.UUID, day: date, views: int, viewers: int, watch: int, rate: float | None,
-             *, shares: int = 0, favorites: int = 0, comments: int = 0) -> ContentMetricsDaily:  # fmt: skip
+def _metrics(
+    content_id: uuid.UUID,
+    day: date,
+    views: int,
+    viewers: int,
+    watch: int,
+    rate: float | None,
+    *,
+    shares: int = 0,
+    favorites: int = 0,
+    comments: int = 0,
+) -> ContentMetricsDaily:
     engagement = views + 3 * favorites + 4 * comments + 5 * shares
     return ContentMetricsDaily(
-        content_id=content_id, date=day, view_count=views, unique_viewers=viewers, average_watch_time=watch,
-        completion_rate=rate, engagement_score=float(engagement), share_count=shares,
-        favorite_count=favorites, comment_count=comments,
-    )  # fmt: skip
+        content_id=content_id,
+        date=day,
+        view_count=views,
+        unique_viewers=viewers,
+        average_watch_time=watch,
+        completion_rate=rate,
+        engagement_score=float(engagement),
+        share_count=shares,
+        favorite_count=favorites,
+        comment_count=comments,
+    )
 
 
-def _search(query: str, day: date, language: str, user_type: str, searches: int, clicks: int,
-            zero: int, results: float | None, position: float | None) -> SearchAnalyticsDaily:  # fmt: skip
+def _search(
+    query: str,
+    day: date,
+    language: str,
+    user_type: str,
+    searches: int,
+    clicks: int,
+    zero: int,
+    results: float | None,
+    position: float | None,
+) -> SearchAnalyticsDaily:
     return SearchAnalyticsDaily(
-        query_text=query, date=day, language=language, user_type=user_type, search_count=searches,
-        result_count=results, click_count=clicks, click_through_rate=clicks / searches if searches else None,
-        average_position=position, zero_result_count=zero, zero_result_rate=zero / searches if searches else None,
-    )  # fmt: skip
+        query_text=query,
+        date=day,
+        language=language,
+        user_type=user_type,
+        search_count=searches,
+        result_count=results,
+        click_count=clicks,
+        click_through_rate=clicks / searches if searches else None,
+        average_position=position,
+        zero_result_count=zero,
+        zero_result_rate=zero / searches if searches else None,
+    )
 
 
 def _buckets(latencies: dict[float, int]) -> list[int]:
@@ -108,16 +145,38 @@ def _seed(engine: sa.Engine) -> None:
         )
         session.add_all(
             [
-                UserEngagementDaily(user_id=ALICE, date=DAY1, session_count=2, total_session_time=600,
-                                    page_views=7, content_interactions=1, search_queries=3, downloads=1, shares=1,
-                                    last_activity=_minute(DAY1, 21, 5)),
-                UserEngagementDaily(user_id=ALICE, date=DAY2, session_count=1, total_session_time=900,
-                                    page_views=2, search_queries=1, last_activity=_minute(DAY2, 8)),
-                UserEngagementDaily(user_id=GONE, date=DAY2, session_count=1, total_session_time=100,
-                                    page_views=1, downloads=2),
+                UserEngagementDaily(
+                    user_id=ALICE,
+                    date=DAY1,
+                    session_count=2,
+                    total_session_time=600,
+                    page_views=7,
+                    content_interactions=1,
+                    search_queries=3,
+                    downloads=1,
+                    shares=1,
+                    last_activity=_minute(DAY1, 21, 5),
+                ),
+                UserEngagementDaily(
+                    user_id=ALICE,
+                    date=DAY2,
+                    session_count=1,
+                    total_session_time=900,
+                    page_views=2,
+                    search_queries=1,
+                    last_activity=_minute(DAY2, 8),
+                ),
+                UserEngagementDaily(
+                    user_id=GONE,
+                    date=DAY2,
+                    session_count=1,
+                    total_session_time=100,
+                    page_views=1,
+                    downloads=2,
+                ),
                 UserEngagementDaily(user_id=GONE, date=OUTSIDE, session_count=50, total_session_time=9999),
             ]
-        )  # fmt: skip
+        )
         session.add_all(
             [
                 _search("قرآن", DAY1, "ar", "anonymous", 10, 4, 0, 20.0, 1.5),
@@ -130,19 +189,44 @@ def _seed(engine: sa.Engine) -> None:
         )
         session.add_all(
             [
-                RouteMinute(minute=_minute(DAY1, 10), route="GET /api/v1/content", requests=100,
-                            client_errors=4, server_errors=1, latency_sum_ms=2000.0, latency_max_ms=450.0,
-                            latency_buckets=_buckets({10: 80, 150: 10, 400: 10})),
-                RouteMinute(minute=_minute(DAY2, 23, 59), route="GET /api/v1/content", requests=100,
-                            latency_sum_ms=1000.0, latency_max_ms=30.0, latency_buckets=_buckets({10: 100})),
-                RouteMinute(minute=_minute(DAY2, 12), route="POST /api/v1/search", requests=20,
-                            server_errors=2, latency_sum_ms=4000.0, latency_max_ms=900.0,
-                            latency_buckets=_buckets({200: 19, 900: 1})),
-                RouteMinute(minute=_minute(OUTSIDE, 0), route="GET /api/v1/content", requests=5000,
-                            server_errors=5000, latency_sum_ms=1.0, latency_max_ms=1.0,
-                            latency_buckets=_buckets({10000: 5000})),
+                RouteMinute(
+                    minute=_minute(DAY1, 10),
+                    route="GET /api/v1/content",
+                    requests=100,
+                    client_errors=4,
+                    server_errors=1,
+                    latency_sum_ms=2000.0,
+                    latency_max_ms=450.0,
+                    latency_buckets=_buckets({10: 80, 150: 10, 400: 10}),
+                ),
+                RouteMinute(
+                    minute=_minute(DAY2, 23, 59),
+                    route="GET /api/v1/content",
+                    requests=100,
+                    latency_sum_ms=1000.0,
+                    latency_max_ms=30.0,
+                    latency_buckets=_buckets({10: 100}),
+                ),
+                RouteMinute(
+                    minute=_minute(DAY2, 12),
+                    route="POST /api/v1/search",
+                    requests=20,
+                    server_errors=2,
+                    latency_sum_ms=4000.0,
+                    latency_max_ms=900.0,
+                    latency_buckets=_buckets({200: 19, 900: 1}),
+                ),
+                RouteMinute(
+                    minute=_minute(OUTSIDE, 0),
+                    route="GET /api/v1/content",
+                    requests=5000,
+                    server_errors=5000,
+                    latency_sum_ms=1.0,
+                    latency_max_ms=1.0,
+                    latency_buckets=_buckets({10000: 5000}),
+                ),
             ]
-        )  # fmt: skip
+        )
 
 
 def _build(engine: sa.Engine, report_type: str, language: str = "en", **kwargs) -> ReportDocument:
@@ -397,10 +481,10 @@ def test_xlsx_arabic_sheets_are_right_to_left_with_valid_names(engine):
 def test_sheet_names_are_valid_unique_and_short():
     taken: set[str] = set()
 
-    assert reports.sheet_name("Queries: [top]/all?", taken) == "Queries   top  all"
-    assert reports.sheet_name("x" * 40, taken) == "x" * 31
-    assert reports.sheet_name("X" * 40, taken) == "X" * 27 + " (2)"
-    assert reports.sheet_name("'quoted'", taken) == "quoted"
+    assert sheet_name("Queries: [top]/all?", taken) == "Queries   top  all"
+    assert sheet_name("x" * 40, taken) == "x" * 31
+    assert sheet_name("X" * 40, taken) == "X" * 27 + " (2)"
+    assert sheet_name("'quoted'", taken) == "quoted"
     assert all(len(name) <= 31 for name in taken)
 
 
@@ -490,7 +574,7 @@ def test_unknown_format_is_refused_and_formats_are_complete(engine):
 
     with pytest.raises(ValueError, match="unknown report format 'docx'"):
         render(doc, "docx")
-    assert set(reports.CONTENT_TYPES) == set(reports.EXTENSIONS) == set(REPORT_FORMATS)
+    assert set(CONTENT_TYPES) == set(EXTENSIONS) == set(REPORT_FORMATS)
 
 
 @pytest.mark.parametrize("report_type", ["content", "user", "search", "system", "custom"])
@@ -498,7 +582,7 @@ def test_an_empty_period_renders_zeros_in_every_format(engine, report_type):
     doc = _build(engine, report_type, "ar")
 
     assert all(not table.rows for table in doc.tables)
-    counts = [value for _, value in doc.kpis if value != reports.MISSING]
+    counts = [value for _, value in doc.kpis if value != MISSING]
     assert counts and set(counts) == {"0"}
     sections = _csv_sections(render(doc, "csv"))
     assert sections[1][2][1] == "0"
@@ -512,7 +596,7 @@ def test_an_empty_period_renders_zeros_in_every_format(engine, report_type):
 def test_spreadsheets_quote_formula_text_but_keep_numbers():
     """Text a spreadsheet would run (`=`, `+`, `-`, `@`, tab, CR first) is quoted in the CSV and a plain
     string in the workbook; numbers, negative ones and text that is a plain number, stay as they are."""
-    table = reports.ReportTable(
+    table = ReportTable(
         "Queries",
         ["query", "change"],
         [["=1+1", -3], ["-2+3", -2.5], ["-5.0%", 0], ["@SUM(A1)", 1], ["\tx", 2], ["\rx", 3], ["a=b", 4]],
@@ -523,8 +607,15 @@ def test_spreadsheets_quote_formula_text_but_keep_numbers():
     rows = list(csv.reader(io.StringIO(render(doc, "csv").decode("utf-8-sig"))))
     assert ["change", "-1,234"] in rows
     body = rows[rows.index(["query", "change"]) + 1 :]
-    assert body == [["'=1+1", "-3"], ["'-2+3", "-2.5"], ["-5.0%", "0"], ["'@SUM(A1)", "1"], ["'\tx", "2"],
-                    ["'\rx", "3"], ["a=b", "4"]]  # fmt: skip
+    assert body == [
+        ["'=1+1", "-3"],
+        ["'-2+3", "-2.5"],
+        ["-5.0%", "0"],
+        ["'@SUM(A1)", "1"],
+        ["'\tx", "2"],
+        ["'\rx", "3"],
+        ["a=b", "4"],
+    ]
     sheet = openpyxl.load_workbook(io.BytesIO(render(doc, "xlsx")))["Queries"]
     assert [(c.value, c.data_type) for c in sheet["A"][1:3]] == [("=1+1", "s"), ("-2+3", "s")]
     assert sheet["A2"].quotePrefix and sheet["A3"].quotePrefix and not sheet["A8"].quotePrefix

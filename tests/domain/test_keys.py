@@ -115,8 +115,11 @@ def test_a_staged_rotation_verifies_old_signatures_and_signs_with_the_new_key() 
 
 
 def test_previous_secrets_come_from_their_setting(tmp_path: Path) -> None:
-    env = {"THMNAYAH_DATA_DIR": str(tmp_path), "THMNAYAH_SECRET_KEY": B,
-           "THMNAYAH_SECRET_KEY_PREVIOUS": f" {A} , ,{C},{B}"}  # fmt: skip
+    env = {
+        "THMNAYAH_DATA_DIR": str(tmp_path),
+        "THMNAYAH_SECRET_KEY": B,
+        "THMNAYAH_SECRET_KEY_PREVIOUS": f" {A} , ,{C},{B}",
+    }
     settings = Settings.from_env(env)
     assert settings.previous_secret_keys == (A, C, B)
     keys = platform_keyring(settings)
@@ -129,8 +132,12 @@ def test_previous_secrets_come_from_their_setting(tmp_path: Path) -> None:
 
 def test_a_link_token_names_its_key_and_outlives_a_staged_rotation(db: DB) -> None:
     with db.session() as session:
-        user = users.create_user(session, users.NewUser("linked", "linked@example.test", None),
-                                 created_by=None, origin=audit.Origin())  # fmt: skip
+        user = users.create_user(
+            session,
+            users.NewUser("linked", "linked@example.test", None),
+            created_by=None,
+            origin=audit.Origin(),
+        )
         token = users.issue_link_token(session, user, "reset_password", Keyring(A))
         legacy_raw = "l" * 43
         legacy = f"{legacy_raw}.{_legacy_sign(A, 'reset_password', legacy_raw)}"
@@ -160,26 +167,48 @@ def _legacy_sign(secret: str, purpose: str, raw: str) -> str:
 
 def _store_link(session: Session, user: User, token: str) -> None:
     now = utcnow()
-    session.add(OneTimeToken(token_hash=sha256_hex(token), user_id=user.id, purpose="reset_password",
-                             created_at=now, expires_at=now + users.LINK_LIFETIME["reset_password"]))  # fmt: skip
+    session.add(
+        OneTimeToken(
+            token_hash=sha256_hex(token),
+            user_id=user.id,
+            purpose="reset_password",
+            created_at=now,
+            expires_at=now + users.LINK_LIFETIME["reset_password"],
+        )
+    )
     session.flush()
 
 
 def test_rotate_keys_reencrypts_every_stored_secret_under_the_current_one(db: DB) -> None:
     old = Keyring(A)
     with db.session() as session:
-        user = users.create_user(session, users.NewUser("enrolled", "enrolled@example.test", None),
-                                 created_by=None, origin=audit.Origin())  # fmt: skip
+        user = users.create_user(
+            session,
+            users.NewUser("enrolled", "enrolled@example.test", None),
+            created_by=None,
+            origin=audit.Origin(),
+        )
         totp_secret, _ = mfa.begin_setup(session, user, old)
-        contacts.register(session, user.id, contacts.NewContact("webhook", "https://hooks.example.test/in",
-                          HOOK_SECRET), keys=old)  # fmt: skip
-        stranger = users.create_user(session, users.NewUser("stranger", "stranger@example.test", None),
-                                     created_by=None, origin=audit.Origin())  # fmt: skip
+        contacts.register(
+            session,
+            user.id,
+            contacts.NewContact("webhook", "https://hooks.example.test/in", HOOK_SECRET),
+            keys=old,
+        )
+        stranger = users.create_user(
+            session,
+            users.NewUser("stranger", "stranger@example.test", None),
+            created_by=None,
+            origin=audit.Origin(),
+        )
         mfa.begin_setup(session, stranger, Keyring(C))  # under a secret the ring will not hold
         user_id, stranger_id = user.id, stranger.id
     with db.session() as session:
-        service.send(session, service.Draft(category="test", channels=("webhook",), subject="Hi",
-                     content={"en": "Hi"}), [user_id])  # fmt: skip
+        service.send(
+            session,
+            service.Draft(category="test", channels=("webhook",), subject="Hi", content={"en": "Hi"}),
+            [user_id],
+        )
     with db.session() as session:
         [queued] = session.scalars(sa.select(DeliveryLog).where(DeliveryLog.channel == "webhook")).all()
         assert old.decrypt(WEBHOOK_SECRET, queued.delivery_metadata["secret_encrypted"]) == HOOK_SECRET

@@ -41,11 +41,18 @@ def make_user(
     with db.session() as session:
         user = users.create_user(
             session,
-            users.NewUser(name, f"{name}@example.test", None, first_name=name.title(), roles=list(roles),
-                          is_active=active, preferences={"locale": locale} if locale else {}),
+            users.NewUser(
+                name,
+                f"{name}@example.test",
+                None,
+                first_name=name.title(),
+                roles=list(roles),
+                is_active=active,
+                preferences={"locale": locale} if locale else {},
+            ),
             created_by=None,
             origin=audit.Origin(),
-        )  # fmt: skip
+        )
         return user.id
 
 
@@ -84,9 +91,16 @@ def test_seed_default_templates_is_idempotent_and_keeps_edits(db: DB) -> None:
             )
         )
         edited.is_active = False
-        session.add(NotificationTemplate(name="content.published", template_type="email", language="en",
-                                         subject_template="Edited {{ content.slug }}", content_template="x",
-                                         version=2))  # fmt: skip
+        session.add(
+            NotificationTemplate(
+                name="content.published",
+                template_type="email",
+                language="en",
+                subject_template="Edited {{ content.slug }}",
+                content_template="x",
+                version=2,
+            )
+        )
     with db.session() as session:
         assert rules.seed_default_templates(session) == 0
         assert session.scalar(sa.select(sa.func.count()).select_from(NotificationTemplate)) == expected + 1
@@ -113,9 +127,13 @@ def test_content_published_notifies_subscribers_of_its_topics_only(seeded: DB) -
     with db.session() as session:
         item = content.create_content(
             session,
-            content.NewContent(type="episode", title={"ar": "حلقة جديدة", "en": "A new episode"}, tags=["news"],
-                               metadata={"series_id": str(series), "category": "culture"}),
-        )  # fmt: skip
+            content.NewContent(
+                type="episode",
+                title={"ar": "حلقة جديدة", "en": "A new episode"},
+                tags=["news"],
+                metadata={"series_id": str(series), "category": "culture"},
+            ),
+        )
         content.update_content(session, item.id, {"status": "in_review"}, expected_version=item.version)
         item_id = item.id
     subscribe(db, by_item, f"content:{item_id}")
@@ -154,13 +172,33 @@ def test_media_processed_and_failed_notify_the_uploader(seeded: DB) -> None:
     with db.session() as session:
         for name in ("clip.mp4", "broken.mp4"):
             media_id = new_id()
-            record_upload(session, media_id=media_id, kind="video", mime="video/mp4", size=10, sha256="",
-                          filename=name, metadata={}, content_item_id=None, language=None,
-                          uploaded_by=uploader)  # fmt: skip
+            record_upload(
+                session,
+                media_id=media_id,
+                kind="video",
+                mime="video/mp4",
+                size=10,
+                sha256="",
+                filename=name,
+                metadata={},
+                content_item_id=None,
+                language=None,
+                uploaded_by=uploader,
+            )
             ids.append(media_id)
-        record_upload(session, media_id=new_id(), kind="video", mime="video/mp4", size=10, sha256="",
-                      filename="anon.mp4", metadata={}, content_item_id=None, language=None,
-                      uploaded_by=None)  # fmt: skip
+        record_upload(
+            session,
+            media_id=new_id(),
+            kind="video",
+            mime="video/mp4",
+            size=10,
+            sha256="",
+            filename="anon.mp4",
+            metadata={},
+            content_item_id=None,
+            language=None,
+            uploaded_by=None,
+        )
     with db.session() as session:
         media_jobs.complete(session, ids[0], None, {"duration_s": 3.0})
         media_jobs.fail(session, ids[1], None, "no video stream", stage="metadata")
@@ -184,8 +222,14 @@ def test_import_completed_notifies_editors_and_admins(seeded: DB) -> None:
     make_user(db, "author1", roles=("author",))
     make_user(db, "oldeditor", roles=("editor",), active=False)
     with db.session() as session:
-        outbox.record_event(session, "import.completed", "import_source", "rss-1",
-                            {"source_name": "Podcast feed", "created": 12, "updated": 3, "failed": 1}, at=NOW)  # fmt: skip
+        outbox.record_event(
+            session,
+            "import.completed",
+            "import_source",
+            "rss-1",
+            {"source_name": "Podcast feed", "created": 12, "updated": 3, "failed": 1},
+            at=NOW,
+        )
     process(db)
     assert recipients(db) == {editor, admin}
     english = notifications(db, recipient_id=editor, channel="in_app")[0]
@@ -225,9 +269,18 @@ def test_report_ready_notifies_the_listed_recipients(seeded: DB) -> None:
     manager = make_user(db, "manager")
     make_user(db, "other")
     with db.session() as session:
-        outbox.record_event(session, "report.ready", "report", "weekly", {
-            "name": "Weekly views", "url": "https://example.test/r/1.pdf",
-            "recipients": [str(manager), "not-a-uuid", str(new_id())]}, at=NOW)  # fmt: skip
+        outbox.record_event(
+            session,
+            "report.ready",
+            "report",
+            "weekly",
+            {
+                "name": "Weekly views",
+                "url": "https://example.test/r/1.pdf",
+                "recipients": [str(manager), "not-a-uuid", str(new_id())],
+            },
+            at=NOW,
+        )
     summary = process(db)
     assert recipients(db) == {manager}
     note = notifications(db, recipient_id=manager, channel="email")[0]
@@ -242,12 +295,32 @@ def test_alert_fired_goes_to_admins_by_default_critical_through_quiet_hours(seed
     make_user(db, "viewer1")
     with db.session() as session:
         # The admin is in quiet hours at NOW (12:00 UTC) and turned alert emails off: critical wins.
-        session.add(NotificationPreference(user_id=admin, notification_type="*", channel="email",
-                                           is_enabled=False, quiet_hours_start=time(11), quiet_hours_end=time(13)))  # fmt: skip
-        outbox.record_event(session, "alert.fired", "alert", "views-drop",
-                            {"name": "Views dropped", "message": "-40% in an hour"}, at=NOW)  # fmt: skip
-        outbox.record_event(session, "alert.fired", "alert", "etl",
-                            {"name": "ETL late", "message": "2 h", "roles": ["analyst"]}, at=NOW)  # fmt: skip
+        session.add(
+            NotificationPreference(
+                user_id=admin,
+                notification_type="*",
+                channel="email",
+                is_enabled=False,
+                quiet_hours_start=time(11),
+                quiet_hours_end=time(13),
+            )
+        )
+        outbox.record_event(
+            session,
+            "alert.fired",
+            "alert",
+            "views-drop",
+            {"name": "Views dropped", "message": "-40% in an hour"},
+            at=NOW,
+        )
+        outbox.record_event(
+            session,
+            "alert.fired",
+            "alert",
+            "etl",
+            {"name": "ETL late", "message": "2 h", "roles": ["analyst"]},
+            at=NOW,
+        )
     process(db)
     first = notifications(db, recipient_id=admin, channel="email")
     assert [(n.subject, n.critical, n.notification_type) for n in first] == [
@@ -270,8 +343,13 @@ def test_a_failing_event_is_recorded_and_the_others_go_on(seeded: DB) -> None:
         outbox.record_event(
             session, "report.ready", "report", "r1", {"name": "R1", "recipients": [str(manager)]}
         )
-        outbox.record_event(session, "alert.fired", "alert", "a1",
-                            {"name": "A1", "message": "m", "recipients": [str(manager)]})  # fmt: skip
+        outbox.record_event(
+            session,
+            "alert.fired",
+            "alert",
+            "a1",
+            {"name": "A1", "message": "m", "recipients": [str(manager)]},
+        )
     summary = process(db)
     assert (summary.processed, summary.failed) == (1, 1)
     assert summary.errors[0]["event_type"] == "report.ready" and "missing_field" in summary.errors[0]["error"]

@@ -28,8 +28,10 @@ import pypdfium2 as pdfium
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from domain.analytics import reports
 from domain.analytics.lake import read_lines
+from domain.analytics.reports.document import ReportDocument
+from domain.analytics.reports.formats import render
+from domain.analytics.reports.sections import build_document
 from domain.db import sync_engine
 from domain.schema import ContentMetricsDaily, SearchAnalyticsDaily
 from domain.settings import Settings
@@ -113,12 +115,12 @@ async def _seed_through_the_api(
             )  # fmt: skip
 
 
-def _document(url: str, language: str = "en") -> reports.ReportDocument:
+def _document(url: str, language: str = "en") -> ReportDocument:
     today = datetime.now(UTC).date()
     engine = sync_engine(url)
     try:
         with engine.connect() as conn:
-            return reports.build_document(conn, "custom", today - timedelta(days=7), today, language)
+            return build_document(conn, "custom", today - timedelta(days=7), today, language)
     finally:
         engine.dispose()
 
@@ -132,7 +134,7 @@ async def test_user_text_is_never_a_formula_in_csv_or_excel(
     cells = {value for table in doc.tables for row in table.rows for value in row}
     assert injected <= cells  # the attack reaches the report
 
-    workbook = openpyxl.load_workbook(io.BytesIO(reports.render(doc, "xlsx")))
+    workbook = openpyxl.load_workbook(io.BytesIO(render(doc, "xlsx")))
     found = set()
     numbers = 0
     for sheet in workbook.worksheets:
@@ -146,14 +148,14 @@ async def test_user_text_is_never_a_formula_in_csv_or_excel(
     assert injected <= found  # kept as typed, as text
     assert numbers > 10  # the figures are still numbers
 
-    rows = list(csv.reader(io.StringIO(reports.render(doc, "csv").decode("utf-8-sig"))))
+    rows = list(csv.reader(io.StringIO(render(doc, "csv").decode("utf-8-sig"))))
     texts = [value for row in rows for value in row]
     assert not [value for value in texts if value.startswith(TRIGGERS)]
     assert {"'" + text for text in injected} <= set(texts)
     assert "10" in texts and "1.0" in texts  # counts and rates are written as they were
 
     # JSON is data, not a spreadsheet: the text as typed.
-    payload = json.loads(reports.render(doc, "json"))
+    payload = json.loads(render(doc, "json"))
     assert injected <= {v for table in payload["tables"] for row in table["rows"] for v in row}
 
 
@@ -163,7 +165,7 @@ async def test_dollar_signs_in_queries_and_titles_do_not_break_the_pdf(
     await _seed_through_the_api(anonymous, new_user, settings, db_sessions)
     for language in ("en", "ar"):
         doc = _document(migrated_url, language)
-        files = {fmt: reports.render(doc, fmt) for fmt in ("csv", "xlsx", "pdf", "json")}
+        files = {fmt: render(doc, fmt) for fmt in ("csv", "xlsx", "pdf", "json")}
         pdf = pdfium.PdfDocument(files["pdf"])
         try:
             text = "\n".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
