@@ -13,8 +13,8 @@ from shutil import copyfileobj
 import dagster as dg
 import sqlalchemy as sa
 
-from domain.media import inspect
 from domain.media import jobs as media_jobs
+from domain.media.inspect import limits, validation
 from domain.schema import MediaAsset, utcnow
 from resources.database import OperationalDatabase
 from resources.object_store import ObjectStore
@@ -85,8 +85,8 @@ def media_metadata(
     run.update(status="processing", stage="metadata", percent=2.0, started_at=utcnow(), error=None)
     try:
         with local_original(object_store, key) as local:
-            validated = inspect.validate(local)
-    except (inspect.InvalidMedia, inspect.UnsupportedMedia, inspect.MediaTooLarge, FileNotFoundError) as exc:
+            validated = validation.validate(local)
+    except (limits.InvalidMedia, limits.UnsupportedMedia, limits.MediaTooLarge, FileNotFoundError) as exc:
         reason = getattr(exc, "detail", None) or f"the original is missing from the object store ({exc})"
         run.fail(reason, stage="metadata")
         raise dg.Failure(description=reason, metadata={"media_id": str(media_id)}) from exc

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain.media.inspect import input_args
+from domain.media.inspect.sniffing import input_args
 
 SEGMENT_S = 4  # HLS segment length; the GOP is the same 4 s so every segment starts on a keyframe
 LOUDNESS = {"I": -23.0, "TP": -1.0, "LRA": 11.0}  # EBU R128

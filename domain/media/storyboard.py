@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from domain.media.inspect import input_args
+from domain.media.inspect.sniffing import input_args
 
 TILE_WIDTH = 160
 COLUMNS = 10

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain.media.inspect import input_args
+from domain.media.inspect.sniffing import input_args
 
 POSTER_WIDTHS = (320, 640, 1280)
 CANDIDATES = 5

@@ -32,7 +32,8 @@ from domain import content
 from domain.errors import DomainError, InvalidValue
 from domain.ids import new_id
 from domain.media import processing, uploads, urls
-from domain.media.inspect import HEAD_BYTES, UnsupportedMedia
+from domain.media.inspect.limits import UnsupportedMedia
+from domain.media.inspect.sniffing import HEAD_BYTES
 from domain.schema import MediaAsset, MediaVariant, TusUpload, utcnow
 from domain.settings import Settings
 from resources.object_store import ObjectStore, copy_stream

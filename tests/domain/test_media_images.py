@@ -13,7 +13,7 @@ from PIL import ExifTags, Image, ImageCms
 
 from domain.media import images
 from domain.media.images import IMAGE_WIDTHS, blurhash_of, render_image_variants
-from domain.media.inspect import MediaLimits, MediaTooLarge
+from domain.media.inspect.limits import MediaLimits, MediaTooLarge
 
 RED, BLUE, GREEN = (230, 20, 20), (20, 20, 230), (20, 200, 20)
 

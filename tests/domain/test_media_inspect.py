@@ -10,19 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from domain.media.inspect import (
-    HEAD_BYTES,
-    InvalidMedia,
-    MediaLimits,
-    MediaTooLarge,
-    UnsupportedMedia,
-    image_dimensions,
-    probe,
-    read_image_header,
-    sanitize_filename,
-    sniff,
-    validate,
-)
+from domain.media.inspect.ffprobe import probe
+from domain.media.inspect.filenames import sanitize_filename
+from domain.media.inspect.image_headers import image_dimensions, read_image_header
+from domain.media.inspect.limits import InvalidMedia, MediaLimits, MediaTooLarge, UnsupportedMedia
+from domain.media.inspect.sniffing import HEAD_BYTES, sniff
+from domain.media.inspect.validation import validate
 
 
 def ffmpeg(*args: str) -> None:
@@ -451,7 +444,7 @@ def test_sanitize_filename_keeps_the_extension_within_120_characters() -> None:
      ("photo.jpg", "jpeg_pipe"), ("anim.gif", "gif"), ("lossy.webp", "webp_pipe"), ("photo.tiff", "tiff_pipe")],
 )  # fmt: skip
 def test_input_args_pin_the_sniffed_demuxer_and_the_file_protocol(media, name, demuxer) -> None:
-    from domain.media.inspect import input_args
+    from domain.media.inspect.sniffing import input_args
 
     assert input_args(media[name]) == [
         "-protocol_whitelist", "file", "-f", demuxer, "-i", f"file:{media[name].resolve()}"
