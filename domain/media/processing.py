@@ -245,7 +245,7 @@ def fail_pending_jobs(
                 "kind": job.kind,
                 "reason": reason,
                 "stage": job.stage,
-            },  # fmt: skip
+            },
             at=now,
         )
     return [str(job.id) for job in jobs]

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from assets.media import media_metadata, media_partitions, media_thumbnails
-from assets.media_renditions import RENDITION_TYPES, media_renditions, media_renditions_are_complete
+from assets.media_renditions import media_renditions, media_renditions_are_complete
 from domain import content
 from domain.content import NewContent
 from domain.db import sync_engine
@@ -22,6 +22,7 @@ from domain.ids import new_id
 from domain.media import renditions
 from domain.media.jobs import JOB_TAG
 from domain.media.uploads import original_key, record_upload
+from domain.media.variants import RENDITION_TYPES
 from domain.migrate import upgrade
 from domain.schema import ContentItem, MediaAsset, MediaJob, MediaVariant, OutboxEvent
 from resources.database import OperationalDatabase
