@@ -18,7 +18,7 @@ import anyio
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, PathParameter
 from litestar.response import Stream
 
 from domain import content
@@ -82,7 +82,7 @@ class MediaFilesController(Controller):
         request: Request,
         media_id: FromPath[uuid.UUID],
         expires: FromPath[int],
-        sig: Annotated[str, Parameter(max_length=64)],
+        sig: Annotated[str, PathParameter(max_length=64)],
         rest: FromPath[str],
         db: NamedDependency[Database],
         backends: NamedDependency[Backends],
