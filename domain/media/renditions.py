@@ -33,6 +33,8 @@ AUDIO_BITRATE_K = 128
 AUDIO_ONLY_BITRATE_K = 64
 MP3_BITRATE_K = 160
 FORMATS = ("hls", "mp4", "audio", "image", "thumbnails")
+# An encode that reports its progress on stdout (`-progress pipe:1`) for `run_with_progress`.
+FFMPEG_WITH_PROGRESS = ("ffmpeg", "-v", "error", "-nostdin", "-y", "-nostats", "-progress", "pipe:1")
 
 
 @dataclass(frozen=True)
@@ -136,14 +138,7 @@ def ladder_command(source: Path, out_dir: Path, plan: VideoPlan, *, preset: str 
             graph.append(f"[{label}]{chain},split=2[v{i}][n{i}]")
             label = f"n{i}"
     args = [
-        "ffmpeg",
-        "-v",
-        "error",
-        "-nostdin",
-        "-y",
-        "-nostats",
-        "-progress",
-        "pipe:1",
+        *FFMPEG_WITH_PROGRESS,
         *input_args(source),
         "-filter_complex",
         ";".join(graph),
@@ -337,14 +332,7 @@ def loudnorm_filter(measured: dict[str, float]) -> str:
 def audio_command(source: Path, out_dir: Path, measured: dict[str, float]) -> list[str]:
     """One decode, normalized once, then MP3 and AAC (a single-file fMP4 with an HLS playlist)."""
     return [
-        "ffmpeg",
-        "-v",
-        "error",
-        "-nostdin",
-        "-y",
-        "-nostats",
-        "-progress",
-        "pipe:1",
+        *FFMPEG_WITH_PROGRESS,
         *input_args(source),
         "-filter_complex",
         f"[0:a:0]{loudnorm_filter(measured)},asplit=2[m][a]",
