@@ -49,7 +49,7 @@ from domain.demo import (
 )
 from domain.errors import DomainError, InvalidValue
 from domain.ids import new_id
-from domain.media import inspect
+from domain.media.inspect import validation
 from domain.media.uploads import original_key, record_upload
 from domain.migrate import require_current, upgrade
 from domain.schema import ContentItem, MediaAsset, User, utcnow
@@ -112,7 +112,7 @@ def seed_demo_media(settings: Settings, engine) -> None:
                 continue
             path = Path(tmp) / name
             subprocess.run(["ffmpeg", "-v", "error", *args, str(path)], check=True)
-            validated = inspect.validate(path)
+            validated = validation.validate(path)
             media_id = new_id()
             with path.open("rb") as source:
                 store.put_file(original_key(media_id), source, content_type=validated.mime or "")

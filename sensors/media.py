@@ -19,6 +19,7 @@ import dagster as dg
 from assets.media import media_partitions
 from domain import outbox
 from domain.media import processing
+from domain.media.events import MEDIA_ANALYZE_REQUESTED, MEDIA_TRANSCODE_REQUESTED, MEDIA_UPLOADED
 from domain.media.jobs import JOB_TAG
 from domain.schema import OutboxEvent, utcnow
 from domain.settings import Settings
@@ -30,7 +31,7 @@ MEDIA_JOB = "media_job"
 MEDIA_ANALYSIS_GROUP = "media_analysis"
 RENDITIONS = dg.AssetKey("media_renditions")
 THUMBNAILS = dg.AssetKey("media_thumbnails")
-EVENT_TYPES = (processing.UPLOADED, processing.TRANSCODE_REQUESTED, processing.ANALYZE_REQUESTED)
+EVENT_TYPES = (MEDIA_UPLOADED, MEDIA_TRANSCODE_REQUESTED, MEDIA_ANALYZE_REQUESTED)
 BATCH = 10_000  # outbox events per tick: a burst of uploads is one tick, one bulk partition insert
 RETENTION_BATCH = 250  # partitions removed per tick at most (one delete each: ~25 ms on PostgreSQL)
 RETENTION_EVERY = timedelta(hours=1)  # between retention passes, unless the last one was full
@@ -92,15 +93,15 @@ def plan_runs(session, events: Sequence[OutboxEvent], analysis: Callable[[], lis
     """The partitions to (re-)add and the runs to request for a batch of outbox events. Reads the
     jobs the events name in two queries whatever the batch size."""
     plan = Plan()
-    uploads = [e for e in events if e.event_type == processing.UPLOADED]
+    uploads = [e for e in events if e.event_type == MEDIA_UPLOADED]
     missing = [e.aggregate_id for e in uploads if not (e.payload or {}).get("job_id")]
     first = processing.first_jobs(session, missing)
-    requests = [e for e in events if e.event_type != processing.UPLOADED]
+    requests = [e for e in events if e.event_type != MEDIA_UPLOADED]
     live = processing.existing_jobs(session, [e.payload["job_id"] for e in requests])
     keys: list[dg.AssetKey] | None = None
     for event in events:
         media_id, payload = event.aggregate_id, event.payload or {}
-        if event.event_type == processing.UPLOADED:
+        if event.event_type == MEDIA_UPLOADED:
             job_id = payload.get("job_id") or first.get(media_id)
             plan.add.append(media_id)
             plan.runs.append(
@@ -114,7 +115,7 @@ def plan_runs(session, events: Sequence[OutboxEvent], analysis: Callable[[], lis
         job_id = payload["job_id"]
         if live.get(job_id) in (None, *processing.FINISHED):
             continue  # the media was deleted, or the job already ended: nothing left to run
-        if event.event_type == processing.TRANSCODE_REQUESTED:
+        if event.event_type == MEDIA_TRANSCODE_REQUESTED:
             formats = payload.get("formats") or processing.FORMATS
             selection = [RENDITIONS, THUMBNAILS] if "thumbnails" in formats else [RENDITIONS]
             run_key = f"transcode-{job_id}"

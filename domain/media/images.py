@@ -14,7 +14,7 @@ What comes out, and why:
 - Animated GIF/WebP/PNG: the variants come from the first frame (a still for cards and previews);
   the original stays available for whoever wants the animation.
 - Transparency: kept in WebP; JPEG has none, so it is flattened on white.
-- Decompression bombs: `inspect.validate` refuses an image above `MediaLimits.max_image_pixels`
+- Decompression bombs: `inspect.validation.validate` refuses an image above `MediaLimits.max_image_pixels`
   from its header; here Pillow's own guard is set to the same figure and a picture above it is
   refused after reading the header and before decoding a pixel, so nothing that inspect would
   refuse is ever decoded, even if this is called on a file that skipped validation. Only the
@@ -34,7 +34,7 @@ from pathlib import Path
 import blurhash
 from PIL import Image, ImageCms, ImageOps
 
-from domain.media.inspect import MediaLimits, MediaTooLarge, UnsupportedMedia
+from domain.media.inspect.limits import MediaLimits, MediaTooLarge, UnsupportedMedia
 
 IMAGE_WIDTHS = (320, 640, 1280, 1920)
 JPEG_QUALITY = 82

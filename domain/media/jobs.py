@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from domain.media import events
 from domain.outbox import record_event
 from domain.schema import ContentItem, MediaAsset, MediaJob, utcnow
 
@@ -61,9 +62,19 @@ def complete(session: Session, media_id: uuid.UUID, job_id: str | None, summary:
             media = dict((item.meta or {}).get("media") or {})
             media[str(media_id)] = {"kind": asset.content_type, "language": asset.language, **summary}
             item.meta = {**(item.meta or {}), "media": media}
-    record_event(session, "media.processed", "media", media_id, {
-        "media_id": str(media_id), "job_id": str(job.id) if job else None, "kind": asset.content_type,
-        "content_item_id": str(asset.content_item_id) if asset.content_item_id else None, **summary})  # fmt: skip
+    record_event(
+        session,
+        events.MEDIA_PROCESSED,
+        "media",
+        media_id,
+        {
+            "media_id": str(media_id),
+            "job_id": str(job.id) if job else None,
+            "kind": asset.content_type,
+            "content_item_id": str(asset.content_item_id) if asset.content_item_id else None,
+            **summary,
+        },
+    )
 
 
 def fail(
@@ -79,9 +90,18 @@ def fail(
         job.finished_at = job.updated_at = now
     if asset is not None:
         asset.upload_status, asset.updated_at = "failed", now
-    record_event(session, "media.failed", "media", media_id, {
-        "media_id": str(media_id), "job_id": str(job.id) if job else None, "reason": reason,
-        "stage": job.stage if job else stage})  # fmt: skip
+    record_event(
+        session,
+        events.MEDIA_FAILED,
+        "media",
+        media_id,
+        {
+            "media_id": str(media_id),
+            "job_id": str(job.id) if job else None,
+            "reason": reason,
+            "stage": job.stage if job else stage,
+        },
+    )
 
 
 class Progress:

@@ -21,16 +21,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from domain.errors import Conflict, InvalidValue, NotFound
-from domain.media import renditions
+from domain.media import events, renditions
 from domain.outbox import record_event
 from domain.schema import MediaAsset, MediaJob, utcnow
 
 FORMATS = renditions.FORMATS  # what media_renditions honours in `requested["formats"]`
 ANALYSES = ("transcription", "moderation")
-UPLOADED = "media.uploaded"
-TRANSCODE_REQUESTED = "media.transcode_requested"
-ANALYZE_REQUESTED = "media.analyze_requested"
-FAILED = "media.failed"
 FINISHED = ("completed", "failed")
 UNFINISHED = ("pending", "processing")
 NO_ANALYSIS_ASSETS = (
@@ -153,7 +149,7 @@ def request_transcode(
     job = _new_job(session, media_id, "transcode", {"formats": chosen})
     record_event(
         session,
-        TRANSCODE_REQUESTED,
+        events.MEDIA_TRANSCODE_REQUESTED,
         "media",
         media_id,
         {
@@ -184,7 +180,7 @@ def request_analysis(
     job = _new_job(session, media_id, "analyze", {"analyses": chosen})
     record_event(
         session,
-        ANALYZE_REQUESTED,
+        events.MEDIA_ANALYZE_REQUESTED,
         "media",
         media_id,
         {
@@ -240,7 +236,7 @@ def fail_pending_jobs(
         job.status, job.error, job.finished_at, job.updated_at = "failed", reason, now, now
         record_event(
             session,
-            FAILED,
+            events.MEDIA_FAILED,
             "media",
             job.media_asset_id,
             {
@@ -249,7 +245,7 @@ def fail_pending_jobs(
                 "kind": job.kind,
                 "reason": reason,
                 "stage": job.stage,
-            },  # fmt: skip
+            },
             at=now,
         )
     return [str(job.id) for job in jobs]

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain.media.inspect import input_args
+from domain.media.inspect.sniffing import input_args
 
 SEGMENT_S = 4  # HLS segment length; the GOP is the same 4 s so every segment starts on a keyframe
 LOUDNESS = {"I": -23.0, "TP": -1.0, "LRA": 11.0}  # EBU R128
@@ -33,6 +33,8 @@ AUDIO_BITRATE_K = 128
 AUDIO_ONLY_BITRATE_K = 64
 MP3_BITRATE_K = 160
 FORMATS = ("hls", "mp4", "audio", "image", "thumbnails")
+# An encode that reports its progress on stdout (`-progress pipe:1`) for `run_with_progress`.
+FFMPEG_WITH_PROGRESS = ("ffmpeg", "-v", "error", "-nostdin", "-y", "-nostats", "-progress", "pipe:1")
 
 
 @dataclass(frozen=True)
@@ -135,18 +137,42 @@ def ladder_command(source: Path, out_dir: Path, plan: VideoPlan, *, preset: str 
         else:
             graph.append(f"[{label}]{chain},split=2[v{i}][n{i}]")
             label = f"n{i}"
-    args = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-nostats", "-progress", "pipe:1", *input_args(source),
-            "-filter_complex", ";".join(graph)]  # fmt: skip
+    args = [
+        *FFMPEG_WITH_PROGRESS,
+        *input_args(source),
+        "-filter_complex",
+        ";".join(graph),
+    ]
     for i in range(len(rungs)):
         args += ["-map", f"[v{i}]"]
     audio_outputs = len(rungs) + 1 if plan.has_audio else 0
     for _ in range(audio_outputs):
         args += ["-map", "0:a:0"]
-    args += ["-c:v", "libx264", "-preset", preset, "-profile:v", "high", "-pix_fmt", "yuv420p",
-             "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_S})", "-sc_threshold", "0"]  # fmt: skip
+    args += [
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-profile:v",
+        "high",
+        "-pix_fmt",
+        "yuv420p",
+        "-force_key_frames",
+        f"expr:gte(t,n_forced*{SEGMENT_S})",
+        "-sc_threshold",
+        "0",
+    ]
     for i, r in enumerate(rungs):
-        args += [f"-crf:v:{i}", str(r.rung.crf), f"-maxrate:v:{i}", f"{r.rung.maxrate_k}k",
-                 f"-bufsize:v:{i}", f"{r.rung.bufsize_k}k", f"-g:v:{i}", str(max(1, round(r.fps * SEGMENT_S)))]  # fmt: skip
+        args += [
+            f"-crf:v:{i}",
+            str(r.rung.crf),
+            f"-maxrate:v:{i}",
+            f"{r.rung.maxrate_k}k",
+            f"-bufsize:v:{i}",
+            f"{r.rung.bufsize_k}k",
+            f"-g:v:{i}",
+            str(max(1, round(r.fps * SEGMENT_S))),
+        ]
     if plan.has_audio:
         args += ["-c:a", "aac", "-ac", "2", "-ar", "48000"]
         for i in range(len(rungs)):
@@ -155,10 +181,25 @@ def ladder_command(source: Path, out_dir: Path, plan: VideoPlan, *, preset: str 
         streams = [f"v:{i},a:{i},name:{r.name}" for i, r in enumerate(rungs)] + [f"a:{len(rungs)},name:audio"]
     else:
         streams = [f"v:{i},name:{r.name}" for i, r in enumerate(rungs)]
-    args += ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod",
-             "-hls_segment_type", "fmp4", "-hls_flags", "single_file+independent_segments",
-             "-master_pl_name", "master.m3u8", "-var_stream_map", " ".join(streams),
-             "-hls_segment_filename", str(out_dir / "%v.mp4"), str(out_dir / "%v.m3u8")]  # fmt: skip
+    args += [
+        "-f",
+        "hls",
+        "-hls_time",
+        str(SEGMENT_S),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_flags",
+        "single_file+independent_segments",
+        "-master_pl_name",
+        "master.m3u8",
+        "-var_stream_map",
+        " ".join(streams),
+        "-hls_segment_filename",
+        str(out_dir / "%v.mp4"),
+        str(out_dir / "%v.m3u8"),
+    ]
     return args
 
 
@@ -246,10 +287,24 @@ def measure_loudness(source: Path, *, timeout: float = 3600) -> dict[str, float]
     """First `loudnorm` pass: the file's integrated loudness, range, true peak and threshold."""
     target = ":".join(f"{k}={v}" for k, v in LOUDNESS.items())
     done = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostdin", *input_args(source), "-map", "0:a:0",
-         "-af", f"loudnorm={target}:print_format=json", "-f", "null", "-"],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            *input_args(source),
+            "-map",
+            "0:a:0",
+            "-af",
+            f"loudnorm={target}:print_format=json",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if done.returncode != 0:
         raise FfmpegFailed(f"loudness measurement failed: {done.stderr.strip()[-400:]}")
     found = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", done.stderr)
@@ -267,29 +322,78 @@ def loudnorm_filter(measured: dict[str, float]) -> str:
     m = measured
     if m["input_i"] == float("-inf") or m["input_i"] < -70:  # silence: nothing to normalize
         return "anull"
-    return (f"loudnorm=I={i}:TP={tp}:LRA={lra}:measured_I={m['input_i']}:measured_LRA={m['input_lra']}:"
-            f"measured_TP={m['input_tp']}:measured_thresh={m['input_thresh']}:offset={m['target_offset']}:"
-            "linear=true,aresample=48000")  # fmt: skip
+    return (
+        f"loudnorm=I={i}:TP={tp}:LRA={lra}:measured_I={m['input_i']}:measured_LRA={m['input_lra']}:"
+        f"measured_TP={m['input_tp']}:measured_thresh={m['input_thresh']}:offset={m['target_offset']}:"
+        "linear=true,aresample=48000"
+    )
 
 
 def audio_command(source: Path, out_dir: Path, measured: dict[str, float]) -> list[str]:
     """One decode, normalized once, then MP3 and AAC (a single-file fMP4 with an HLS playlist)."""
-    return ["ffmpeg", "-v", "error", "-nostdin", "-y", "-nostats", "-progress", "pipe:1", *input_args(source),
-            "-filter_complex", f"[0:a:0]{loudnorm_filter(measured)},asplit=2[m][a]",
-            "-map", "[m]", "-c:a", "libmp3lame", "-b:a", f"{MP3_BITRATE_K}k", "-ar", "48000", "-ac", "2",
-            str(out_dir / "audio.mp3"),
-            "-map", "[a]", "-c:a", "aac", "-b:a", f"{AUDIO_BITRATE_K}k", "-ar", "48000", "-ac", "2",
-            "-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
-            "-hls_flags", "single_file", "-hls_segment_filename", str(out_dir / "audio.mp4"),
-            str(out_dir / "audio.m3u8")]  # fmt: skip
+    return [
+        *FFMPEG_WITH_PROGRESS,
+        *input_args(source),
+        "-filter_complex",
+        f"[0:a:0]{loudnorm_filter(measured)},asplit=2[m][a]",
+        "-map",
+        "[m]",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        f"{MP3_BITRATE_K}k",
+        "-ar",
+        "48000",
+        "-ac",
+        "2",
+        str(out_dir / "audio.mp3"),
+        "-map",
+        "[a]",
+        "-c:a",
+        "aac",
+        "-b:a",
+        f"{AUDIO_BITRATE_K}k",
+        "-ar",
+        "48000",
+        "-ac",
+        "2",
+        "-f",
+        "hls",
+        "-hls_time",
+        str(SEGMENT_S),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_flags",
+        "single_file",
+        "-hls_segment_filename",
+        str(out_dir / "audio.mp4"),
+        str(out_dir / "audio.m3u8"),
+    ]
 
 
 def integrated_loudness(path: Path) -> float:
     """The EBU R128 integrated loudness of a file's audio (LUFS), from ffmpeg's `ebur128` filter."""
     done = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostdin", *input_args(path), "-map", "0:a:0", "-af", "ebur128",
-         "-f", "null", "-"], capture_output=True, text=True, check=False, timeout=3600,
-    )  # fmt: skip
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            *input_args(path),
+            "-map",
+            "0:a:0",
+            "-af",
+            "ebur128",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
     found = re.findall(r"I:\s+(-?[0-9.]+) LUFS", done.stderr)
     if not found:
         raise FfmpegFailed(f"ebur128 printed no loudness: {done.stderr.strip()[-300:]}")

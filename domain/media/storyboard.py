@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from domain.media.inspect import input_args
+from domain.media.inspect.sniffing import input_args
 
 TILE_WIDTH = 160
 COLUMNS = 10
@@ -103,8 +103,21 @@ def _grab(
         for i, (time_s, path) in enumerate(zip(batch, paths, strict=True)):
             path.unlink(missing_ok=True)
             inputs += [*seek, "-threads", "1", "-ss", f"{time_s:.3f}", *opened]
-            outputs += ["-map", f"{i}:v:0", "-frames:v", "1", "-fps_mode", "passthrough", "-vf", f"scale={width}:{height}",
-                        "-f", "rawvideo", "-pix_fmt", "rgb24", str(path)]  # fmt: skip
+            outputs += [
+                "-map",
+                f"{i}:v:0",
+                "-frames:v",
+                "1",
+                "-fps_mode",
+                "passthrough",
+                "-vf",
+                f"scale={width}:{height}",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                str(path),
+            ]
         _ffmpeg([*inputs, *outputs])
         for path in paths:
             data = path.read_bytes() if path.exists() else b""

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from domain.content import check_may_attach
 from domain.errors import DomainError, InvalidValue, NotFound
 from domain.ids import new_id
+from domain.media import events
 from domain.outbox import record_event
 from domain.schema import ContentItem, MediaAsset, MediaJob, TusUpload, utcnow
 from domain.settings import Settings
@@ -194,7 +195,7 @@ def record_upload(
     session.flush()
     record_event(
         session,
-        "media.uploaded",
+        events.MEDIA_UPLOADED,
         "media",
         media_id,
         {

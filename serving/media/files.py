@@ -18,7 +18,7 @@ import anyio
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, PathParameter
 from litestar.response import Stream
 
 from domain import content
@@ -28,8 +28,15 @@ from serving.db import Database
 from serving.deployment import Backends
 from serving.permissions import PUBLIC, requires
 
-_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4a": "audio/mp4", ".mp3": "audio/mpeg",
-          ".jpg": "image/jpeg", ".webp": "image/webp", ".vtt": "text/vtt"}  # fmt: skip
+_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mp4": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".mp3": "audio/mpeg",
+    ".jpg": "image/jpeg",
+    ".webp": "image/webp",
+    ".vtt": "text/vtt",
+}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _BLOCK = 256 * 1024
 
@@ -41,16 +48,22 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     m = _RANGE.match(header.strip())
     if not m or (not m.group(1) and not m.group(2)):
-        raise ClientException(status_code=416, detail="one byte range `bytes=start-end` is served",
-                              headers={"Content-Range": f"bytes */{size}"})  # fmt: skip
+        raise ClientException(
+            status_code=416,
+            detail="one byte range `bytes=start-end` is served",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
     if not m.group(1):
         start, end = max(0, size - int(m.group(2))), size - 1
     else:
         start = int(m.group(1))
         end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
     if start >= size or end < start:
-        raise ClientException(status_code=416, detail=f"the range is outside the file's {size} bytes",
-                              headers={"Content-Range": f"bytes */{size}"})  # fmt: skip
+        raise ClientException(
+            status_code=416,
+            detail=f"the range is outside the file's {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
     return start, end
 
 
@@ -69,7 +82,7 @@ class MediaFilesController(Controller):
         request: Request,
         media_id: FromPath[uuid.UUID],
         expires: FromPath[int],
-        sig: Annotated[str, Parameter(max_length=64)],
+        sig: Annotated[str, PathParameter(max_length=64)],
         rest: FromPath[str],
         db: NamedDependency[Database],
         backends: NamedDependency[Backends],
@@ -114,5 +127,9 @@ class MediaFilesController(Controller):
         headers = {"Cache-Control": cache, "Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
         if wanted:
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        return Stream(chunks(), media_type=_TYPES.get(suffix, "application/octet-stream"),
-                      status_code=206 if wanted else 200, headers=headers)  # fmt: skip
+        return Stream(
+            chunks(),
+            media_type=_TYPES.get(suffix, "application/octet-stream"),
+            status_code=206 if wanted else 200,
+            headers=headers,
+        )

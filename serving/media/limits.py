@@ -1,7 +1,7 @@
 """What an upload must pass before its bytes are taken, and while they come in.
 
 - `HeadCheck`: the first 64 KB of a file are held back until they can be sniffed
-  (`domain.media.inspect.check_head`); a file that is not video, audio or an image is refused (415)
+  (`domain.media.inspect.sniffing.check_head`); a file that is not video, audio or an image is refused (415)
   before anything after its head is written. A tus upload's head may span PATCHes: what earlier
   PATCHes committed is part of it.
 - `UploadGate`: per user, uploads in progress at once (429) and bytes per UTC day (413); for the
@@ -27,7 +27,9 @@ from datetime import timedelta
 import anyio
 from litestar.stores.base import Store
 
-from domain.media import inspect, uploads
+from domain.media import uploads
+from domain.media.inspect import sniffing
+from domain.media.inspect.limits import MediaLimits
 from domain.media.uploads import UploadLimits
 from serving.db import Database
 
@@ -35,7 +37,7 @@ LEASE_SECONDS = 300  # a multipart upload's slot, renewed while its bytes arrive
 RENEW_SECONDS = 60
 METER_STEP = 16 * 1024**2  # bytes between a meter's checks of the disk, the quota store and the lease
 COUNTER_TTL = timedelta(days=2)
-LIMITS = inspect.MediaLimits()
+LIMITS = MediaLimits()
 
 
 class HeadCheck:
@@ -43,12 +45,12 @@ class HeadCheck:
     sniffed; `committed` are the file's first bytes already stored (a tus upload's earlier PATCHes)."""
 
     def __init__(self, committed: bytes = b"", total: int | None = None) -> None:
-        self.need = min(inspect.HEAD_BYTES, total) if total else inspect.HEAD_BYTES
+        self.need = min(sniffing.HEAD_BYTES, total) if total else sniffing.HEAD_BYTES
         self.head = bytearray(committed[: self.need])
         self.held = bytearray()
         self.done = len(self.head) >= self.need
         if self.done:
-            inspect.check_head(bytes(self.head), LIMITS)
+            sniffing.check_head(bytes(self.head), LIMITS)
 
     def feed(self, data: bytes) -> bytes:
         """The bytes that may be written now: nothing while the head is incomplete, then everything
@@ -59,7 +61,7 @@ class HeadCheck:
         self.held += data
         if len(self.head) < self.need:
             return b""
-        inspect.check_head(bytes(self.head), LIMITS)
+        sniffing.check_head(bytes(self.head), LIMITS)
         self.done = True
         released, self.held = bytes(self.held), bytearray()
         return released
@@ -68,7 +70,7 @@ class HeadCheck:
         """What is still held, at the end of a request's bytes. `last`: the file ends here, so a file
         shorter than the head is checked now (an empty one is left to the full validation)."""
         if last and not self.done and self.head:
-            inspect.check_head(bytes(self.head), LIMITS)
+            sniffing.check_head(bytes(self.head), LIMITS)
             self.done = True
         released, self.held = bytes(self.held), bytearray()
         return released

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from domain.errors import DomainError
 from domain.ids import new_id
-from domain.media import inspect
+from domain.media.inspect import filenames, validation
+from domain.media.inspect.source import Source
 from domain.media.uploads import original_key, record_upload
 from resources.object_store import ObjectStore
 from serving.db import Database
@@ -48,7 +49,7 @@ async def accept(
     """Validate `staged` by content (413/415/422 on refusal), store it, record asset + job + event.
     The staging file is removed whatever happens."""
     try:
-        validated = await anyio.to_thread.run_sync(inspect.validate, staged)
+        validated = await anyio.to_thread.run_sync(validation.validate, staged)
         media_id = new_id()
         key = original_key(media_id)
 
@@ -88,12 +89,12 @@ async def accept_stored(
     failure it stays, so that the caller may try again."""
     try:
         size = await anyio.to_thread.run_sync(store.size, staged_key)
-        source = inspect.Source(
+        source = Source(
             size=size,
             open=lambda: store.open_seekable(staged_key),
             url=await anyio.to_thread.run_sync(store.read_url, staged_key),
         )
-        validated = await anyio.to_thread.run_sync(inspect.validate, source)
+        validated = await anyio.to_thread.run_sync(validation.validate, source)
         sha256 = await anyio.to_thread.run_sync(_sha256_object, store, staged_key)
         media_id = new_id()
         key = original_key(media_id)
@@ -121,7 +122,7 @@ async def _record(
     db: Database,
     store: ObjectStore,
     media_id: uuid.UUID,
-    validated: inspect.Validated,
+    validated: validation.Validated,
     *,
     size: int,
     sha256: str,
@@ -141,7 +142,7 @@ async def _record(
             mime=validated.mime or "",
             size=size,
             sha256=sha256,
-            filename=inspect.sanitize_filename(filename),
+            filename=filenames.sanitize_filename(filename),
             metadata=validated.summary(),
             content_item_id=content_item_id,
             language=language,

@@ -26,9 +26,30 @@ from tests.ffmpeg_frames import count_decoded_frames
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=25:duration=2",
-                    "-f", "lavfi", "-i", "sine=duration=2", "-shortest", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-c:a", "aac", str(path)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x180:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=2",
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            str(path),
+        ],
+        check=True,
+    )
     return path.read_bytes()
 
 
@@ -141,9 +162,31 @@ def test_thumbnails_avoid_black_frames_and_never_upscale(env, tmp_path) -> None:
     database, store = env
     # 4 s black, then 6 s of test card: most candidates (10%-90%) fall on the card.
     clip = tmp_path / "black-then-card.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=640x360:r=25:d=4",
-                    "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=6", "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]",
-                    "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast", str(clip)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=640x360:r=25:d=4",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=25:d=6",
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1[v]",
+            "-map",
+            "[v]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            str(clip),
+        ],
+        check=True,
+    )
     media_id = upload(env, clip.read_bytes())
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(media_partitions.name, [str(media_id)])
@@ -205,8 +248,26 @@ def test_thumbnail_time_does_not_grow_with_length(tmp_path, monkeypatch) -> None
 
     gop = 120  # frames: a keyframe every 10 minutes
     long = tmp_path / "ten-hours.mkv"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=0.2:d=36000",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), str(long)], check=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x180:r=0.2:d=36000",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            str(gop),
+            str(long),
+        ],
+        check=True,
+        timeout=300,
+    )
     frames = count_decoded_frames(monkeypatch, tmp_path)
     chosen = thumbnails.pick_frame(long, 36000.0)
     posters = thumbnails.render_posters(

@@ -25,8 +25,23 @@ from resources.object_store import LocalObjectStore
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2",
-                    "-c:v", "libx264", "-preset", "ultrafast", str(path)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25:duration=2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            str(path),
+        ],
+        check=True,
+    )
     return path.read_bytes()
 
 
@@ -51,8 +66,19 @@ def test_progress_moves_only_the_job_the_run_is_tagged_with(env, clip, tagged) -
     media_id = new_id()
     store.put_bytes(original_key(media_id), clip)
     with database.session() as session:
-        record_upload(session, media_id=media_id, kind="video", mime="video/mp4", size=len(clip), sha256="",
-                      filename="clip.mp4", metadata={}, content_item_id=None, language=None, uploaded_by=None)  # fmt: skip
+        record_upload(
+            session,
+            media_id=media_id,
+            kind="video",
+            mime="video/mp4",
+            size=len(clip),
+            sha256="",
+            filename="clip.mp4",
+            metadata={},
+            content_item_id=None,
+            language=None,
+            uploaded_by=None,
+        )
     with database.session() as session:
         processing.request_analysis(session, media_id, ["moderation"])
     with database.session() as session:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from assets.media import media_metadata, media_partitions, media_thumbnails
-from assets.media_renditions import RENDITION_TYPES, media_renditions, media_renditions_are_complete
+from assets.media_renditions import media_renditions, media_renditions_are_complete
 from domain import content
 from domain.content import NewContent
 from domain.db import sync_engine
@@ -22,6 +22,7 @@ from domain.ids import new_id
 from domain.media import renditions
 from domain.media.jobs import JOB_TAG
 from domain.media.uploads import original_key, record_upload
+from domain.media.variants import RENDITION_TYPES
 from domain.migrate import upgrade
 from domain.schema import ContentItem, MediaAsset, MediaJob, MediaVariant, OutboxEvent
 from resources.database import OperationalDatabase
@@ -36,8 +37,12 @@ def ffmpeg(*args: str) -> None:
 
 
 def ffprobe(path: Path) -> dict:
-    done = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-                           str(path)], capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -45,15 +50,52 @@ def ffprobe(path: Path) -> dict:
 def files(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("renditions")
     f = {n: d / n for n in ("av.mp4", "silent.mp4", "portrait.mp4", "vfr.mkv", "speech.wav", "dub.wav")}
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=6", "-f", "lavfi", "-i", "sine=f=300:d=6",
-           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(f["av.mp4"]))  # fmt: skip
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=3", "-c:v", "libx264", "-preset", "ultrafast",
-           str(f["silent.mp4"]))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=1280x720:r=30:d=6",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=300:d=6",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(f["av.mp4"]),
+    )
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=640x360:r=25:d=3",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(f["silent.mp4"]),
+    )
     ffmpeg("-i", str(f["silent.mp4"]), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(f["portrait.mp4"]))
     # Variable frame rate: frames at irregular times (dropped and held), 9 s long.
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=9", "-vf",
-           "select='not(mod(n\\,3))+between(n\\,100\\,130)',setpts=N/(20*TB)*0+PTS", "-fps_mode", "vfr",
-           "-c:v", "libx264", "-preset", "ultrafast", str(f["vfr.mkv"]))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=30:d=9",
+        "-vf",
+        "select='not(mod(n\\,3))+between(n\\,100\\,130)',setpts=N/(20*TB)*0+PTS",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(f["vfr.mkv"]),
+    )
     # Quiet speech-like audio (-40 dBFS-ish): normalization must lift it to -23 LUFS.
     ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=8,volume=0.02", "-ac", "2", str(f["speech.wav"]))
     ffmpeg("-f", "lavfi", "-i", "sine=f=660:d=6", "-ac", "2", str(f["dub.wav"]))
@@ -71,9 +113,19 @@ def upload(env, path: Path, kind: str, *, content_item_id=None, language=None) -
     media_id = new_id()
     store.put_bytes(original_key(media_id), path.read_bytes())
     with database.session() as session:
-        record_upload(session, media_id=media_id, kind=kind, mime="", size=path.stat().st_size, sha256="",
-                      filename=path.name, metadata={}, content_item_id=str(content_item_id) if content_item_id else None,
-                      language=language, uploaded_by=None)  # fmt: skip
+        record_upload(
+            session,
+            media_id=media_id,
+            kind=kind,
+            mime="",
+            size=path.stat().st_size,
+            sha256="",
+            filename=path.name,
+            metadata={},
+            content_item_id=str(content_item_id) if content_item_id else None,
+            language=language,
+            uploaded_by=None,
+        )
     return media_id
 
 
@@ -81,8 +133,14 @@ def process(env, media_id: uuid.UUID, assets=ALL, instance=None, tags=None) -> d
     database, store = env
     instance = instance or dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(media_partitions.name, [str(media_id)])
-    return dg.materialize(assets, partition_key=str(media_id), instance=instance, tags=tags,
-                          resources={"database": database, "object_store": store}, raise_on_error=False)  # fmt: skip
+    return dg.materialize(
+        assets,
+        partition_key=str(media_id),
+        instance=instance,
+        tags=tags,
+        resources={"database": database, "object_store": store},
+        raise_on_error=False,
+    )
 
 
 def variants(database, media_id) -> list[MediaVariant]:
@@ -101,8 +159,11 @@ def test_video_ladder_plays_never_upscales_and_stores_each_rung_once(env, files)
     assert result.success
     rows = variants(database, media_id)
     rungs = sorted((v for v in rows if v.variant_type == "hls" and v.format == "mp4"), key=lambda v: v.height)
-    assert [(v.quality, v.width, v.height) for v in rungs] == [("360p", 640, 360), ("480p", 854, 480),
-                                                               ("720p", 1280, 720)]  # fmt: skip
+    assert [(v.quality, v.width, v.height) for v in rungs] == [
+        ("360p", 640, 360),
+        ("480p", 854, 480),
+        ("720p", 1280, 720),
+    ]
     for v in rungs:  # each rung plays on its own (it is also a progressive file) at the source's length
         probed = ffprobe(local(store, v.s3_key))
         video = next(s for s in probed["streams"] if s["codec_type"] == "video")
@@ -154,8 +215,11 @@ def test_rerun_is_idempotent_and_removes_the_old_files(env, files) -> None:
     assert process(env, media_id, [media_renditions], instance=instance).success
     second = {v.s3_key for v in variants(database, media_id) if v.variant_type in RENDITION_TYPES}
     assert len(second) == len(first) and not first & second  # a new prefix each run
-    on_disk = {p.relative_to(store.root).as_posix()
-               for p in local(store, f"media/{media_id}/renditions").rglob("*") if p.is_file()}  # fmt: skip
+    on_disk = {
+        p.relative_to(store.root).as_posix()
+        for p in local(store, f"media/{media_id}/renditions").rglob("*")
+        if p.is_file()
+    }
     assert second <= on_disk and not first & on_disk
     assert all(k.rsplit("/", 1)[0] == next(iter(second)).rsplit("/", 1)[0] for k in on_disk)
 
@@ -207,8 +271,11 @@ def test_a_dubbed_track_joins_the_video_master_without_touching_the_video(env, f
     engine.dispose()
     video_id = upload(env, files["av.mp4"], "video", content_item_id=item)
     assert process(env, video_id).success
-    before = {v.s3_key: local(store, v.s3_key).stat().st_mtime_ns for v in variants(database, video_id)
-              if v.format == "mp4"}  # fmt: skip
+    before = {
+        v.s3_key: local(store, v.s3_key).stat().st_mtime_ns
+        for v in variants(database, video_id)
+        if v.format == "mp4"
+    }
     dub_id = upload(env, files["dub.wav"], "audio", content_item_id=item, language="ar")
     result = process(env, dub_id)
     assert result.success
@@ -224,8 +291,11 @@ def test_a_dubbed_track_joins_the_video_master_without_touching_the_video(env, f
         6, abs=0.1
     )
     assert text.count('AUDIO="aud"') == 3  # every video rung offers the group
-    after = {v.s3_key: local(store, v.s3_key).stat().st_mtime_ns for v in variants(database, video_id)
-             if v.format == "mp4"}  # fmt: skip
+    after = {
+        v.s3_key: local(store, v.s3_key).stat().st_mtime_ns
+        for v in variants(database, video_id)
+        if v.format == "mp4"
+    }
     assert after == before  # the video was not re-encoded
     assert master.file_size == len(text.encode())
     with database.session() as session:

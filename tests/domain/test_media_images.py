@@ -13,7 +13,7 @@ from PIL import ExifTags, Image, ImageCms
 
 from domain.media import images
 from domain.media.images import IMAGE_WIDTHS, blurhash_of, render_image_variants
-from domain.media.inspect import MediaLimits, MediaTooLarge
+from domain.media.inspect.limits import MediaLimits, MediaTooLarge
 
 RED, BLUE, GREEN = (230, 20, 20), (20, 20, 230), (20, 200, 20)
 
@@ -55,8 +55,11 @@ def test_rotated_phone_photo_comes_out_upright_without_metadata(phone_photo: Pat
     variants = render_image_variants(phone_photo, tmp_path / "out")
     # Shown 700x1400: widths up to 700, each as JPEG and WebP, taller than wide.
     assert [(v.width, v.height, v.format) for v in variants] == [
-        (320, 640, "jpg"), (320, 640, "webp"), (640, 1280, "jpg"), (640, 1280, "webp"),
-    ]  # fmt: skip
+        (320, 640, "jpg"),
+        (320, 640, "webp"),
+        (640, 1280, "jpg"),
+        (640, 1280, "webp"),
+    ]
     for v in variants:
         raw = v.path.read_bytes()
         with Image.open(v.path) as im:
@@ -159,8 +162,17 @@ def swapped_primaries_profile() -> bytes:
         + bytes(4 + 4 + 2 + 1 + 67)
     )
     cprt = b"text\x00\x00\x00\x00" + b"none\x00"
-    tags = [(b"desc", desc), (b"cprt", cprt), (b"wtpt", xyz(d50)), (b"rXYZ", xyz(srgb_green)),
-            (b"gXYZ", xyz(srgb_red)), (b"bXYZ", xyz(srgb_blue)), (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]  # fmt: skip
+    tags = [
+        (b"desc", desc),
+        (b"cprt", cprt),
+        (b"wtpt", xyz(d50)),
+        (b"rXYZ", xyz(srgb_green)),
+        (b"gXYZ", xyz(srgb_red)),
+        (b"bXYZ", xyz(srgb_blue)),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
     offset = 128 + 4 + 12 * len(tags)
     table, data = b"", b""
     for signature, body in tags:
@@ -202,9 +214,11 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
     )
     just_over = tmp_path / "just-over.png"  # 10001x10000: above 100 MP, under Pillow's default 2x error
     just_over.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 10001, 10000, 8, 0, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-    )  # fmt: skip
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 10001, 10000, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
     for source in (bomb, just_over):
         with pytest.raises(MediaTooLarge):
             render_image_variants(source, tmp_path / "out")

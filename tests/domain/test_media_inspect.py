@@ -10,19 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from domain.media.inspect import (
-    HEAD_BYTES,
-    InvalidMedia,
-    MediaLimits,
-    MediaTooLarge,
-    UnsupportedMedia,
-    image_dimensions,
-    probe,
-    read_image_header,
-    sanitize_filename,
-    sniff,
-    validate,
-)
+from domain.media.inspect.ffprobe import probe
+from domain.media.inspect.filenames import sanitize_filename
+from domain.media.inspect.image_headers import image_dimensions, read_image_header
+from domain.media.inspect.limits import InvalidMedia, MediaLimits, MediaTooLarge, UnsupportedMedia
+from domain.media.inspect.sniffing import HEAD_BYTES, sniff
+from domain.media.inspect.validation import validate
 
 
 def ffmpeg(*args: str) -> None:
@@ -50,23 +43,64 @@ title=Part two
 @pytest.fixture(scope="session")
 def media(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("media-inspect")
-    f = {name: d / name for name in (
-        "av.mp4", "silent.mp4", "sound.mp4", "audio.mp3", "tiny.mp4", "portrait.mp4", "vfr.mkv", "anim.gif",
-        "anim.webp", "photo.png", "photo.jpg", "photo.gif", "lossy.webp", "lossless.webp", "photo.tiff",
-        "faststart.mp4", "chapters.txt")}  # fmt: skip
+    f = {
+        name: d / name
+        for name in (
+            "av.mp4",
+            "silent.mp4",
+            "sound.mp4",
+            "audio.mp3",
+            "tiny.mp4",
+            "portrait.mp4",
+            "vfr.mkv",
+            "anim.gif",
+            "anim.webp",
+            "photo.png",
+            "photo.jpg",
+            "photo.gif",
+            "lossy.webp",
+            "lossless.webp",
+            "photo.tiff",
+            "faststart.mp4",
+            "chapters.txt",
+        )
+    }
     card = ["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25:duration=1"]
     tone = ["-f", "lavfi", "-i", "sine=frequency=440:duration=1"]
     still = ["-f", "lavfi", "-i", "testsrc=size=96x54", "-frames:v", "1"]
     f["chapters.txt"].write_text(CHAPTERS, encoding="utf-8")
-    ffmpeg(*card, *tone, "-i", str(f["chapters.txt"]), "-map", "0", "-map", "1", "-map_chapters", "2",
-           "-shortest", *x264(), "-c:a", "aac", str(f["av.mp4"]))  # fmt: skip
+    ffmpeg(
+        *card,
+        *tone,
+        "-i",
+        str(f["chapters.txt"]),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map_chapters",
+        "2",
+        "-shortest",
+        *x264(),
+        "-c:a",
+        "aac",
+        str(f["av.mp4"]),
+    )
     ffmpeg("-i", str(f["av.mp4"]), "-c", "copy", "-movflags", "+faststart", str(f["faststart.mp4"]))
     ffmpeg(*card, *x264(), str(f["silent.mp4"]))
     ffmpeg(*tone, "-c:a", "aac", "-f", "mp4", str(f["sound.mp4"]))  # an .mp4 (brand isom) with sound only
     ffmpeg(*tone, "-c:a", "libmp3lame", str(f["audio.mp3"]))
     # lavfi cannot make a 1x1 picture itself: scale one down (yuv444p, as 4:2:0 needs even sides).
-    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=2x2:r=25:d=1", "-vf", "scale=1:1", *x264("yuv444p"),
-           str(f["tiny.mp4"]))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:s=2x2:r=25:d=1",
+        "-vf",
+        "scale=1:1",
+        *x264("yuv444p"),
+        str(f["tiny.mp4"]),
+    )
     # A phone's portrait clip: landscape pixels plus a display rotation. ffmpeg >= 6 takes
     # `-display_rotation` on the input; 5.x writes the matrix from the stream's `rotate` tag.
     try:
@@ -78,12 +112,30 @@ def media(tmp_path_factory) -> dict[str, Path]:
             "-i", str(f["silent.mp4"]), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(f["portrait.mp4"])
         )
     # Variable frame rate: ten frames at 30 fps, then every third frame, then a 0.4 s hole.
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90:rate=30:duration=2", "-vf",
-           "select='not(mod(n\\,3))+lt(n\\,10)',setpts=N/(20*TB)+if(gt(N\\,20)\\,0.4/TB\\,0)", "-fps_mode", "vfr",
-           *x264(), str(f["vfr.mkv"]))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x90:rate=30:duration=2",
+        "-vf",
+        "select='not(mod(n\\,3))+lt(n\\,10)',setpts=N/(20*TB)+if(gt(N\\,20)\\,0.4/TB\\,0)",
+        "-fps_mode",
+        "vfr",
+        *x264(),
+        str(f["vfr.mkv"]),
+    )
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=5:duration=1", str(f["anim.gif"]))
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=5:duration=1", "-c:v", "libwebp_anim", "-loop", "0",
-           str(f["anim.webp"]))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=5:duration=1",
+        "-c:v",
+        "libwebp_anim",
+        "-loop",
+        "0",
+        str(f["anim.webp"]),
+    )
     for name in ("photo.png", "photo.jpg", "photo.gif", "photo.tiff"):
         ffmpeg(*still, str(f[name]))
     ffmpeg(*still, "-c:v", "libwebp", str(f["lossy.webp"]))
@@ -150,7 +202,10 @@ def box(kind: bytes, payload: bytes) -> bytes:
 def heic_header(width: int, height: int) -> bytes:
     """ftyp + meta/iprp/ipco with a 512x512 tile's extents and the whole (grid) image's."""
     ispe = [box(b"ispe", bytes(4) + struct.pack(">II", w, h)) for w, h in ((512, 512), (width, height))]
-    meta = box(b"meta", bytes(4) + box(b"hdlr", bytes(8) + b"pict" + bytes(13)) + box(b"iprp", box(b"ipco", b"".join(ispe))))  # fmt: skip
+    meta = box(
+        b"meta",
+        bytes(4) + box(b"hdlr", bytes(8) + b"pict" + bytes(13)) + box(b"iprp", box(b"ipco", b"".join(ispe))),
+    )
     return box(b"ftyp", b"heic" + bytes(4) + b"mif1heic") + meta
 
 
@@ -190,7 +245,9 @@ def test_video_without_audio(media) -> None:
     assert v.kind == "video" and v.probe.audio is None and v.probe.video.codec == "h264"
 
 
-@pytest.mark.parametrize(("name", "mime", "codec"), [("sound.mp4", "audio/mp4", "aac"), ("audio.mp3", "audio/mpeg", "mp3")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "mime", "codec"), [("sound.mp4", "audio/mp4", "aac"), ("audio.mp3", "audio/mpeg", "mp3")]
+)
 def test_audio_without_video_is_audio_whatever_the_container(media, name, mime, codec) -> None:
     v = validate(media[name])
     assert (v.kind, v.mime, v.probe.audio.codec) == ("audio", mime, codec)
@@ -372,7 +429,7 @@ MP3_FRAME = b"\xff\xfb\x50\xc4" + bytes(204)  # MPEG-1 layer III, 64 kbit/s, 44.
             b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84webm",
             "video",
             "webm",
-        ),  # fmt: skip
+        ),
         (b"\x1a\x45\xdf\xa3\xa3\x42\x86\x81\x01\x42\x82\x88matroska", "video", "matroska"),
         (b"RIFF\x00\x10\x00\x00AVI LIST", "video", "avi"),
         (b"RIFF\x00\x10\x00\x00WAVEfmt ", "audio", "wav"),
@@ -407,9 +464,16 @@ def test_sniff(head, kind, fmt) -> None:
 
 
 def test_sniff_real_files(media) -> None:
-    expected = {"av.mp4": "video/mp4", "vfr.mkv": "video/x-matroska", "audio.mp3": "audio/mpeg",
-                "anim.gif": "image/gif", "photo.jpg": "image/jpeg", "lossy.webp": "image/webp",
-                "photo.tiff": "image/tiff", "photo.png": "image/png"}  # fmt: skip
+    expected = {
+        "av.mp4": "video/mp4",
+        "vfr.mkv": "video/x-matroska",
+        "audio.mp3": "audio/mpeg",
+        "anim.gif": "image/gif",
+        "photo.jpg": "image/jpeg",
+        "lossy.webp": "image/webp",
+        "photo.tiff": "image/tiff",
+        "photo.png": "image/png",
+    }
     assert {name: sniff(media[name].read_bytes()[:HEAD_BYTES]).mime for name in expected} == expected
 
 
@@ -447,15 +511,28 @@ def test_sanitize_filename_keeps_the_extension_within_120_characters() -> None:
 
 @pytest.mark.parametrize(
     ("name", "demuxer"),
-    [("av.mp4", "mov"), ("vfr.mkv", "matroska"), ("audio.mp3", "mp3"), ("photo.png", "png_pipe"),
-     ("photo.jpg", "jpeg_pipe"), ("anim.gif", "gif"), ("lossy.webp", "webp_pipe"), ("photo.tiff", "tiff_pipe")],
-)  # fmt: skip
+    [
+        ("av.mp4", "mov"),
+        ("vfr.mkv", "matroska"),
+        ("audio.mp3", "mp3"),
+        ("photo.png", "png_pipe"),
+        ("photo.jpg", "jpeg_pipe"),
+        ("anim.gif", "gif"),
+        ("lossy.webp", "webp_pipe"),
+        ("photo.tiff", "tiff_pipe"),
+    ],
+)
 def test_input_args_pin_the_sniffed_demuxer_and_the_file_protocol(media, name, demuxer) -> None:
-    from domain.media.inspect import input_args
+    from domain.media.inspect.sniffing import input_args
 
     assert input_args(media[name]) == [
-        "-protocol_whitelist", "file", "-f", demuxer, "-i", f"file:{media[name].resolve()}"
-    ]  # fmt: skip
+        "-protocol_whitelist",
+        "file",
+        "-f",
+        demuxer,
+        "-i",
+        f"file:{media[name].resolve()}",
+    ]
     assert probe(media[name]).container  # and ffprobe reads it that way
 
 

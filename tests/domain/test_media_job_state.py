@@ -15,9 +15,19 @@ def uploaded(db: OperationalDatabase) -> tuple[uuid.UUID, uuid.UUID]:
     """A recorded upload: (media id, its `process` job id)."""
     media_id = new_id()
     with db.session() as session:
-        _, job = record_upload(session, media_id=media_id, kind="video", mime="video/mp4", size=10, sha256="",
-                               filename="clip.mp4", metadata={}, content_item_id=None, language=None,
-                               uploaded_by=None)  # fmt: skip
+        _, job = record_upload(
+            session,
+            media_id=media_id,
+            kind="video",
+            mime="video/mp4",
+            size=10,
+            sha256="",
+            filename="clip.mp4",
+            metadata={},
+            content_item_id=None,
+            language=None,
+            uploaded_by=None,
+        )
         return media_id, job.id
 
 

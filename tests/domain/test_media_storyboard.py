@@ -23,10 +23,27 @@ def ffmpeg(*args: str, timeout: float = 300) -> None:
 def two_colours(path: Path, first: str, second: str, *, size: str, rate: str, half_s: int, gop: int) -> Path:
     """`first` for half_s seconds, then `second` for as long: where a tile's colour changes shows
     the tile was taken at its own time."""
-    ffmpeg("-f", "lavfi", "-i", f"color={first}:s={size}:r={rate}:d={half_s}",
-           "-f", "lavfi", "-i", f"color={second}:s={size}:r={rate}:d={half_s}",
-           "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]",
-           "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), str(path))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"color={first}:s={size}:r={rate}:d={half_s}",
+        "-f",
+        "lavfi",
+        "-i",
+        f"color={second}:s={size}:r={rate}:d={half_s}",
+        "-filter_complex",
+        "[0:v][1:v]concat=n=2:v=1[v]",
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        str(gop),
+        str(path),
+    )
     return path
 
 

@@ -42,8 +42,16 @@ def test_only_published_folders_are_reachable_never_the_original_or_dot_dot() ->
     mid = uuid.uuid4()
     assert urls.published_key(mid, "renditions/abc/720p.mp4") == f"media/{mid}/renditions/abc/720p.mp4"
     assert urls.published_key(mid, "thumbnails/poster-320.jpg")
-    for bad in ("original", "renditions/../original", "renditions/./x", "renditions", "renditions//x",
-                "renditions/a b", "../x/renditions/y", "renditions/.hidden"):  # fmt: skip
+    for bad in (
+        "original",
+        "renditions/../original",
+        "renditions/./x",
+        "renditions",
+        "renditions//x",
+        "renditions/a b",
+        "../x/renditions/y",
+        "renditions/.hidden",
+    ):
         assert urls.published_key(mid, bad) is None, bad
 
 

@@ -41,16 +41,42 @@ def b64(text: str) -> str:
 
 
 def ffprobe(url: str) -> dict:
-    done = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, f"{url}: {done.stderr}"
     return json.loads(done.stdout)
 
 
 def make_video(path: Path, size: str, seconds: float) -> Path:
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s={size}:r=25:d={seconds}",
-                    "-f", "lavfi", "-i", f"sine=f=440:d={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-c:a", "aac", "-shortest", str(path)], check=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s={size}:r=25:d={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f=440:d={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+        timeout=120,
+    )
     return path
 
 
@@ -74,8 +100,9 @@ def serving(settings: Settings) -> Iterator[httpx.Client]:
     try:
         user_id = make_user(settings.database_url, "uploader", ["author"])
         token = mint_token(app, settings.database_url, user_id)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
-                          timeout=60) as client:  # fmt: skip
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=60
+        ) as client:
             yield client
     finally:
         server.should_exit = True
@@ -101,8 +128,9 @@ class Daemon:
         self.cursor: str | None = None
 
     def tick(self) -> list[dg.RunRequest]:
-        with dg.build_sensor_context(instance=self.instance, resources=self.resources,
-                                     cursor=self.cursor) as context:  # fmt: skip
+        with dg.build_sensor_context(
+            instance=self.instance, resources=self.resources, cursor=self.cursor
+        ) as context:
             result = self.sensor(context)
         assert isinstance(result, dg.SensorResult), result
         self.cursor = result.cursor or self.cursor
@@ -150,20 +178,51 @@ def job_status(client: httpx.Client, job_id: str) -> dict:
 def test_tus_upload_to_playable_variants(api, tmp_path) -> None:
     settings, client = api
     source = tmp_path / "source.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s=1280x720:r=30:d={SOURCE_S}",
-                    "-f", "lavfi", "-i", f"sine=f=440:d={SOURCE_S}", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-c:a", "aac", "-shortest", str(source)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s=1280x720:r=30:d={SOURCE_S}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f=440:d={SOURCE_S}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(source),
+        ],
+        check=True,
+    )
     data = source.read_bytes()
 
     # tus: create, then two chunks with sha256 checksums.
-    created = client.post("/api/v1/media/tus", headers={**TUS, "Upload-Length": str(len(data)),
-                                                         "Upload-Metadata": f"filename {b64('source.mp4')}"})  # fmt: skip
+    created = client.post(
+        "/api/v1/media/tus",
+        headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": f"filename {b64('source.mp4')}"},
+    )
     assert created.status_code == 201, created.text
     location, offset, media_id = created.headers["location"], 0, None
     for chunk in (data[: len(data) // 2], data[len(data) // 2 :]):
         digest = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
-        res = client.patch(location, content=chunk, headers={**TUS, "Upload-Offset": str(offset),
-                           "Content-Type": "application/offset+octet-stream", "Upload-Checksum": f"sha256 {digest}"})  # fmt: skip
+        res = client.patch(
+            location,
+            content=chunk,
+            headers={
+                **TUS,
+                "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Checksum": f"sha256 {digest}",
+            },
+        )
         assert res.status_code == 204, res.text
         offset = int(res.headers["upload-offset"])
         media_id = res.headers.get("thmnayah-media-id") or media_id
@@ -243,7 +302,11 @@ def test_transcode_requested_through_the_api_serves_new_renditions(api, tmp_path
     assert all(client.get(v["url"]).status_code == 200 for v in after["poster"])
     status = job_status(client, job_id)
     assert (status["kind"], status["status"], status["stage"], status["percent"]) == (
-        "transcode", "completed", "done", 100.0)  # fmt: skip
+        "transcode",
+        "completed",
+        "done",
+        100.0,
+    )
     assert status["error"] is None and status["finished_at"]
 
 
@@ -261,9 +324,17 @@ def test_pipeline_on_postgresql_and_s3(
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
     monkeypatch.setenv("THMNAYAH_DATABASE_URL", postgres_url)  # the prod resources read it as an EnvVar
-    settings = Settings(deployment="prod", data_dir=data_dir, database_url=postgres_url, redis_url=redis_url,
-                        s3_bucket=bucket, s3_endpoint_url=s3_endpoint, clickhouse_host="127.0.0.1",
-                        nats_url=NATS_URL, secret_key="s" * 40)  # fmt: skip
+    settings = Settings(
+        deployment="prod",
+        data_dir=data_dir,
+        database_url=postgres_url,
+        redis_url=redis_url,
+        s3_bucket=bucket,
+        s3_endpoint_url=s3_endpoint,
+        clickhouse_host="127.0.0.1",
+        nats_url=NATS_URL,
+        secret_key="s" * 40,
+    )
     seconds = 4.0
     with serving(settings) as client:
         accepted = upload(client, make_video(tmp_path / "talk.mp4", "854x480", seconds))

@@ -67,10 +67,19 @@ async def raw_get(app: Litestar, path: str) -> tuple[int, bytes]:
     """GET `path` byte for byte, as a client that does not normalize dot segments sends it (httpx,
     like browsers, would resolve `..` before sending)."""
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "server": ("testserver.local", 80), "client": ("127.0.0.1", 50000),
-        "root_path": "", "path": path, "raw_path": path.encode(), "query_string": b"", "headers": [],
-    }  # fmt: skip
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "server": ("testserver.local", 80),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [],
+    }
     sent: list[dict] = []
     requested, done = False, anyio.Event()
 
@@ -216,11 +225,25 @@ async def test_a_master_playlist_re_signs_another_medias_dubbed_track(media: Med
 def add_variant(settings: Settings, media_id: uuid.UUID, key: str, size: int) -> uuid.UUID:
     engine = sync_engine(settings.database_url)
     with Session(engine) as session, session.begin():
-        session.add(MediaAsset(id=media_id, content_type="video", file_size=size, s3_key=f"media/{media_id}/original",
-                               is_private=True, upload_status="completed"))  # fmt: skip
+        session.add(
+            MediaAsset(
+                id=media_id,
+                content_type="video",
+                file_size=size,
+                s3_key=f"media/{media_id}/original",
+                is_private=True,
+                upload_status="completed",
+            )
+        )
         session.flush()
-        variant = MediaVariant(media_asset_id=media_id, variant_type="mp4", format="mp4", quality="360p",
-                               s3_key=key, file_size=size)  # fmt: skip
+        variant = MediaVariant(
+            media_asset_id=media_id,
+            variant_type="mp4",
+            format="mp4",
+            quality="360p",
+            s3_key=key,
+            file_size=size,
+        )
         session.add(variant)
         session.flush()
         variant_id = variant.id

@@ -27,8 +27,19 @@ def recorded(url: str, kind: str = "video") -> str:
     engine = sync_engine(url)
     media_id = new_id()
     with Session(engine) as session, session.begin():
-        record_upload(session, media_id=media_id, kind=kind, mime="video/mp4", size=10, sha256="",
-                      filename="clip.mp4", metadata={}, content_item_id=None, language=None, uploaded_by=None)  # fmt: skip
+        record_upload(
+            session,
+            media_id=media_id,
+            kind=kind,
+            mime="video/mp4",
+            size=10,
+            sha256="",
+            filename="clip.mp4",
+            metadata={},
+            content_item_id=None,
+            language=None,
+            uploaded_by=None,
+        )
     engine.dispose()
     return str(media_id)
 

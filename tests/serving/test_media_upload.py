@@ -363,10 +363,22 @@ def long_wav(tmp_path_factory) -> Path:
     """About 17.4 MiB of real audio: two whole 8 MiB parts and a tail."""
     path = tmp_path_factory.mktemp("tus") / "talk.wav"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=95",
-         "-ac", "2", "-c:a", "pcm_s16le", str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=95",
+            "-ac",
+            "2",
+            "-c:a",
+            "pcm_s16le",
+            str(path),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     assert 2 * uploads.PART_BYTES < path.stat().st_size < 3 * uploads.PART_BYTES
     return path
 
@@ -439,10 +451,21 @@ def asgi_patch(client: AsyncTestClient, location: str, offset: int, length: int,
         (b"content-type", OFFSET_STREAM.encode()),
         (b"content-length", str(length).encode()),
     ]
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "PATCH",
-             "scheme": "http", "path": location, "raw_path": location.encode(), "query_string": b"",
-             "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
-             "server": ("testserver.local", 80), "extensions": {}}  # fmt: skip
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PATCH",
+        "scheme": "http",
+        "path": location,
+        "raw_path": location.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver.local", 80),
+        "extensions": {},
+    }
     sent: list[dict] = []
 
     async def receive() -> dict:

@@ -39,9 +39,19 @@ def uploader_role(db_sessions: sessionmaker[Session]) -> str:
 def recorded(factory: sessionmaker[Session], uploaded_by: uuid.UUID) -> tuple[str, str]:
     """An accepted upload of `uploaded_by` straight in the DB: (media id, its processing job id)."""
     with factory.begin() as session:
-        asset, job = record_upload(session, media_id=new_id(), kind="video", mime="video/mp4", size=10, sha256="",
-                                   filename="clip.mp4", metadata={}, content_item_id=None, language=None,
-                                   uploaded_by=uploaded_by)  # fmt: skip
+        asset, job = record_upload(
+            session,
+            media_id=new_id(),
+            kind="video",
+            mime="video/mp4",
+            size=10,
+            sha256="",
+            filename="clip.mp4",
+            metadata={},
+            content_item_id=None,
+            language=None,
+            uploaded_by=uploaded_by,
+        )
         return str(asset.id), str(job.id)
 
 

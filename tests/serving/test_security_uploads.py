@@ -51,11 +51,31 @@ def samples(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("security-uploads")
     files = {"seg.mp3": root / "seg.mp3", "clip.mp4": root / "clip.mp4", "tone.wav": root / "tone.wav"}
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "libmp3lame", str(files["seg.mp3"]))
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=1", "-c:v", "libx264",
-           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(files["clip.mp4"]))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10:duration=1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        str(files["clip.mp4"]),
+    )
     # About 0.73 MiB of real audio (4 s, 48 kHz stereo PCM).
-    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4", "-ac", "2",
-           "-c:a", "pcm_s16le", str(files["tone.wav"]))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000:duration=4",
+        "-ac",
+        "2",
+        "-c:a",
+        "pcm_s16le",
+        str(files["tone.wav"]),
+    )
     return files
 
 
@@ -150,10 +170,21 @@ async def stream(
         sent.append(message)
 
     raw = [(k.lower().encode(), v.encode()) for k, v in {**client.headers, **headers}.items()]
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": raw, "client": ("127.0.0.1", 50000), "server": ("testserver.local", 80),
-             "extensions": {}}  # fmt: skip
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": raw,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver.local", 80),
+        "extensions": {},
+    }
 
     async def run() -> None:
         await client.app(scope, receive, send)
