@@ -13,7 +13,7 @@ call, so nothing bound to an event loop outlives it.
 - `sms`: `SmsGatewayTransport` (a JSON-over-HTTP gateway);
 - `webhook`: `WebhookTransport` (signed with `domain.notifications.webhooks`);
 - `base`: the interface, `UnconfiguredTransport` (refuses every item with a reason that says what
-  to configure) and the plumbing the channels share.
+  to configure) and the fan-out the channels share; `http`: the plumbing of the HTTP channels.
 
 Failures that a retry can fix (timeouts, 4xx SMTP replies, HTTP 429/5xx, refused credentials,
 an unreachable server) are retryable; refusals of the message or address itself are permanent, and

@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 import anyio
 
 from domain.notifications.outgoing import Delivered, DeliveryFailed, Outcome, Outgoing
-from resources.notifiers.base import DeliveryTransport, Reply, clip, http_client, post, send_each
+from resources.notifiers.base import DeliveryTransport, clip, send_each
+from resources.notifiers.http import Reply, http_client, post
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from domain.notifications.outgoing import Delivered, DeliveryFailed, Outcome, Outgoing
-from resources.notifiers.base import DeliveryTransport, Reply, clip, http_client, post, send_each
+from resources.notifiers.base import DeliveryTransport, clip, send_each
+from resources.notifiers.http import Reply, http_client, post
 
 
 @dataclass(kw_only=True)

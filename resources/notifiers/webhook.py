@@ -14,7 +14,8 @@ import httpx
 from domain.notifications import webhooks
 from domain.notifications.outgoing import Delivered, DeliveryFailed, Outcome, Outgoing
 from resources import webhook_http
-from resources.notifiers.base import DeliveryTransport, Reply, clip, post, send_each
+from resources.notifiers.base import DeliveryTransport, clip, send_each
+from resources.notifiers.http import Reply, post
 
 
 def webhook_body(item: Outgoing) -> bytes:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from litestar.stores.base import StorageObject, Store
 from litestar.stores.memory import MemoryStore
-from litestar.stores.redis import RedisStore
 
 from domain.errors import InvalidValue
+
+if TYPE_CHECKING:
+    from litestar.stores.redis import RedisStore
 
 SEEN_TTL = timedelta(hours=48)
 SEEN_PREFIX = "analytics:seen:"
@@ -62,8 +66,8 @@ class SeenEvents:
                 for i, hit in zip(ids, hits, strict=True)
                 if hit is not None and (hit.expires_at is None or hit.expires_at > now)
             }
-        if isinstance(store, RedisStore):
-            values = await store._redis.mget([store._make_key(key) for key in keys])
+        if (redis := _redis_store(store)) is not None:
+            values = await redis._redis.mget([redis._make_key(key) for key in keys])
             return {i for i, value in zip(ids, values, strict=True) if value is not None}
         return {i for i, key in zip(ids, keys, strict=True) if await store.exists(key)}
 
@@ -76,12 +80,19 @@ class SeenEvents:
             async with store._lock:
                 table.update(entries)
             return
-        if isinstance(store, RedisStore):
+        if (redis := _redis_store(store)) is not None:
             seconds = int(SEEN_TTL.total_seconds())
-            async with store._redis.pipeline(transaction=False) as pipe:
+            async with redis._redis.pipeline(transaction=False) as pipe:
                 for i in ids:
-                    pipe.set(store._make_key(SEEN_PREFIX + i), _MARK, ex=seconds)
+                    pipe.set(redis._make_key(SEEN_PREFIX + i), _MARK, ex=seconds)
                 await pipe.execute()
             return
         for i in ids:
             await store.set(SEEN_PREFIX + i, _MARK, expires_in=SEEN_TTL)
+
+
+def _redis_store(store: Store) -> RedisStore | None:
+    """`store` if it is a Redis store. A Redis store exists only once its module is loaded, so the
+    embedded deployment never imports the Redis client for this check."""
+    module = sys.modules.get("litestar.stores.redis")
+    return store if module is not None and isinstance(store, module.RedisStore) else None

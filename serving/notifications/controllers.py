@@ -18,7 +18,6 @@ from domain.errors import InvalidValue, NotFound
 from domain.notifications import contacts, inbox, service, templates
 from domain.schema import User, utcnow
 from domain.settings import Settings
-from resources import webhook_http
 from serving.auth.principal import Principal
 from serving.auth.security import AuthContext
 from serving.db import Database
@@ -298,6 +297,8 @@ class NotificationsController(Controller):
         allow_private = auth.settings.webhook_allow_private_networks
         if new.channel == "webhook":
             address = contacts.check_address("webhook", new.address, allow_private_networks=allow_private)
+            from resources import webhook_http  # httpx loads on the first webhook contact, not at start
+
             refused = await webhook_http.refuse_private_host(address, allow_private_networks=allow_private)
             if refused:
                 raise InvalidValue(refused, field="address")

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from domain.notifications.outgoing import DeliveryFailed
-from resources.notifiers.base import UnconfiguredTransport, retry_after_seconds
+from resources.notifiers.base import UnconfiguredTransport
 from resources.notifiers.email import FileEmailTransport, SesEmailTransport, SmtpEmailTransport
+from resources.notifiers.http import retry_after_seconds
 from resources.notifiers.push import FcmPushTransport
 from resources.notifiers.sms import SmsGatewayTransport
 from resources.notifiers.webhook import WebhookTransport
