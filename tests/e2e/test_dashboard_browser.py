@@ -24,8 +24,8 @@ from domain.db import sync_engine
 from domain.migrate import upgrade
 from domain.settings import Settings
 from serving.app import create_app
+from tests.serving.analytics.test_dashboard_page import PASSWORD, seed_serving_rows
 from tests.serving.conftest import make_user
-from tests.serving.test_dashboard_page import PASSWORD, seed_serving_rows
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from domain.auth import audit, rbac, sessions, users
 from domain.auth.passwords import hash_password
 from domain.db import sync_engine
+from domain.ids import new_id
+from domain.media.uploads import record_upload
 from domain.migrate import upgrade
 from domain.settings import Settings
 from serving.app import create_app
@@ -42,18 +44,44 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def mails(folder: Path) -> list:
+    """The `.eml` files the file email transport wrote into `folder`, oldest first, parsed."""
+    return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(folder.glob("*.eml"))]
+
+
+def plain(message) -> str:
+    """The text/plain part of a message."""
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def link_token(message) -> str:
+    """The token of the link an account email carries."""
+    return re.search(r"token=([A-Za-z0-9_.~-]+)", plain(message)).group(1)
+
+
+def db_scalar(url: str, statement) -> object:
+    engine = sync_engine(url)
+    with engine.connect() as conn:
+        value = conn.execute(statement).scalar()
+    engine.dispose()
+    return value
+
+
+def db_exec(url: str, statement) -> None:
+    engine = sync_engine(url)
+    with engine.begin() as conn:
+        conn.execute(statement)
+    engine.dispose()
+
+
 async def self_register(client: AsyncTestClient, data_dir: Path, username: str) -> tuple[uuid.UUID, str]:
     """An account made the way anyone on the internet makes one, through the public API: register,
     confirm with the token of the emailed link, sign in. (user id, access token)."""
     email = f"{username}@example.test"
     body = {"username": username, "email": email, "password": PASSWORD}
     assert (await client.post("/api/v1/auth/register", json=body)).status_code == 202
-    mails = [
-        message_from_bytes(p.read_bytes(), policy=policy.default) for p in (data_dir / "mail").glob("*.eml")
-    ]
-    [mail] = [m for m in mails if m["To"] == email]
-    link = re.search(r"token=([A-Za-z0-9_.~-]+)", mail.get_body(preferencelist=("plain",)).get_content())
-    verified = await client.post("/api/v1/auth/verify-email", json={"token": link.group(1)})
+    [mail] = [m for m in mails(data_dir / "mail") if m["To"] == email]
+    verified = await client.post("/api/v1/auth/verify-email", json={"token": link_token(mail)})
     assert verified.status_code == 200, verified.text
     token = (await login(client, username))["access_token"]
     me = (await client.get("/api/v1/auth/me", headers=bearer(token))).json()
@@ -184,3 +212,22 @@ def served(app: Litestar) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def recorded(factory: sessionmaker[Session], uploaded_by: uuid.UUID) -> tuple[str, str]:
+    """An accepted upload of `uploaded_by` straight in the DB: (media id, its processing job id)."""
+    with factory.begin() as session:
+        asset, job = record_upload(
+            session,
+            media_id=new_id(),
+            kind="video",
+            mime="video/mp4",
+            size=10,
+            sha256="",
+            filename="clip.mp4",
+            metadata={},
+            content_item_id=None,
+            language=None,
+            uploaded_by=uploaded_by,
+        )
+        return str(asset.id), str(job.id)

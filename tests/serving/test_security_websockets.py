@@ -17,8 +17,17 @@ from domain.migrate import upgrade
 from domain.settings import Settings
 from serving.app import create_app
 from tests.conftest import prod_settings
-from tests.serving.conftest import PASSWORD, bearer, login, make_user, mint_token
-from tests.serving.test_security_account_flows import link_token, mails
+from tests.serving.conftest import (
+    PASSWORD,
+    bearer,
+    db_exec,
+    link_token,
+    login,
+    mails,
+    make_user,
+    mint_token,
+    recorded,
+)
 
 INBOX = "/api/v1/notifications"
 EVENTS = "/api/v1/ws"
@@ -62,7 +71,7 @@ async def _revoke_from_another_session(client: AsyncTestClient, tokens: dict, _:
 async def _password_reset(client: AsyncTestClient, tokens: dict, _: uuid.UUID, data_dir: Path) -> None:
     email = f"{tokens['user']['username']}@example.test"
     assert (await client.post("/api/v1/auth/password-reset", json={"email": email})).status_code == 202
-    token = link_token(mails(data_dir)[-1])
+    token = link_token(mails(data_dir / "mail")[-1])
     res = await client.post(
         "/api/v1/auth/password-reset/confirm",
         json={"token": token, "new_password": "quiet-lantern-meadow-77"},
@@ -123,7 +132,6 @@ async def test_a_message_on_a_revoked_session_is_not_answered(anonymous, new_use
     import sqlalchemy as sa
 
     from domain.schema import UserSession
-    from tests.serving.test_auth_flows import db_exec
 
     name = f"quiet-{uuid.uuid4().hex[:6]}"
     new_user(name, ["viewer"], password_hash=password_hash)
@@ -157,7 +165,6 @@ async def test_a_session_revoked_behind_the_apis_back_closes_an_idle_socket(
 
     from domain.schema import UserSession
     from serving.auth import sockets
-    from tests.serving.test_auth_flows import db_exec
 
     monkeypatch.setattr(sockets, "RECHECK_SECONDS", 0.2)
     name = f"idle-{uuid.uuid4().hex[:6]}"
@@ -229,7 +236,6 @@ async def test_a_logout_on_one_api_process_closes_the_socket_on_another(
 async def test_the_media_job_socket_closes_when_its_session_ends(
     anonymous: AsyncTestClient, new_user, password_hash, db_sessions
 ) -> None:
-    from tests.serving.test_security_media_jobs import recorded
 
     name = f"uploader-{uuid.uuid4().hex[:6]}"
     user_id, _ = new_user(name, ["author"], password_hash=password_hash)

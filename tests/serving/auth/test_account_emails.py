@@ -4,7 +4,6 @@ every other template, and an answer that says so when the mail could not be hand
 from __future__ import annotations
 
 import logging
-from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -12,21 +11,10 @@ from litestar.testing import AsyncTestClient
 
 from domain.settings import Settings
 from serving.app import create_app
-from tests.serving.conftest import bearer
+from tests.serving.conftest import bearer, link_token, mails, plain
 
 API = "/api/v1"
 PASSWORD = "amber-orchard-falcon-42"
-
-
-def mails(data_dir: Path) -> list:
-    return [
-        message_from_bytes(p.read_bytes(), policy=policy.default)
-        for p in sorted((data_dir / "mail").glob("*.eml"))
-    ]
-
-
-def plain(message) -> str:
-    return message.get_body(preferencelist=("plain",)).get_content()
 
 
 async def test_an_arabic_registrant_gets_arabic_mail_right_to_left(
@@ -34,17 +22,17 @@ async def test_an_arabic_registrant_gets_arabic_mail_right_to_left(
 ) -> None:
     body = {"username": "layla", "email": "layla@example.test", "password": PASSWORD, "locale": "ar-SA"}
     assert (await anonymous.post(f"{API}/auth/register", json=body)).status_code == 202
-    [verification] = mails(data_dir)
+    [verification] = mails(data_dir / "mail")
     assert verification["Subject"] == "تأكيد بريدك الإلكتروني"
     html = verification.get_body(preferencelist=("html",)).get_content()
     assert 'dir="rtl"' in html and 'lang="ar"' in html and "/api/v1/auth/verify-email?token=" in html
 
-    token = plain(verification).split("token=", 1)[1].split()[0]
+    token = link_token(verification)
     assert (await anonymous.post(f"{API}/auth/verify-email", json={"token": token})).status_code == 200
     assert (
         await anonymous.post(f"{API}/auth/password-reset", json={"email": body["email"]})
     ).status_code == 202
-    reset = mails(data_dir)[-1]
+    reset = mails(data_dir / "mail")[-1]
     assert reset["Subject"] == "إعادة تعيين كلمة المرور"  # the account's language, from its profile
     assert "/api/v1/auth/password-reset/confirm?token=" in plain(reset)
 
@@ -69,9 +57,9 @@ async def test_an_edited_account_template_is_what_registrants_receive(
 
     body = {"username": "edited", "email": "edited@example.test", "password": PASSWORD}
     assert (await anonymous.post(f"{API}/auth/register", json=body)).status_code == 202
-    [verification] = mails(data_dir)
+    [verification] = mails(data_dir / "mail")
     assert verification["Subject"] == "Welcome aboard: one step left"
-    token = plain(verification).split("token=", 1)[1].split()[0]
+    token = link_token(verification)
     assert (await anonymous.post(f"{API}/auth/verify-email", json={"token": token})).status_code == 200
 
 

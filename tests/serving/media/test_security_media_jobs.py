@@ -18,12 +18,10 @@ import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from domain.ids import new_id
-from domain.media.uploads import record_upload
 from domain.schema import MediaJob, Role
 from domain.settings import Settings
 from serving.app import create_app
-from tests.serving.conftest import bearer, make_user, mint_token
+from tests.serving.conftest import bearer, make_user, mint_token, recorded
 
 API = "/api/v1/media"
 
@@ -34,25 +32,6 @@ def uploader_role(db_sessions: sessionmaker[Session]) -> str:
     with db_sessions.begin() as session:
         session.add(Role(name="uploader", description="uploads media", permissions=["media:upload"]))
     return "uploader"
-
-
-def recorded(factory: sessionmaker[Session], uploaded_by: uuid.UUID) -> tuple[str, str]:
-    """An accepted upload of `uploaded_by` straight in the DB: (media id, its processing job id)."""
-    with factory.begin() as session:
-        asset, job = record_upload(
-            session,
-            media_id=new_id(),
-            kind="video",
-            mime="video/mp4",
-            size=10,
-            sha256="",
-            filename="clip.mp4",
-            metadata={},
-            content_item_id=None,
-            language=None,
-            uploaded_by=uploaded_by,
-        )
-        return str(asset.id), str(job.id)
 
 
 def job_count(factory: sessionmaker[Session], media_id: str) -> int:

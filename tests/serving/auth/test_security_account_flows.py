@@ -6,36 +6,18 @@ current-password checks."""
 from __future__ import annotations
 
 import re
-from email import message_from_bytes, policy
-from pathlib import Path
 
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
 from domain.schema import User
-from tests.serving.conftest import PASSWORD, bearer, login
-from tests.serving.test_auth_flows import db_scalar
+from tests.serving.conftest import PASSWORD, bearer, db_scalar, link_token, login, mails, plain
 
 API = "/api/v1/auth"
 NEW_PASSWORD = "quiet-lantern-meadow-77"
 SIGNUP_PER_IP = 10  # registrations one address may try per hour (serving.auth.throttle)
 RESET_PER_TARGET = 3  # reset mails one address may be sent per hour
 SPAM = "URGENT: your account is locked, call +1-555-0100 or visit https://evil.example/claim"
-
-
-def mails(data_dir: Path) -> list:
-    return [
-        message_from_bytes(p.read_bytes(), policy=policy.default)
-        for p in sorted((data_dir / "mail").glob("*.eml"))
-    ]
-
-
-def body_of(message) -> str:
-    return message.get_body(preferencelist=("plain",)).get_content()
-
-
-def link_token(message) -> str:
-    return body_of(message).split("token=", 1)[1].split()[0]
 
 
 def counting_hashes(client: AsyncTestClient) -> list[str]:
@@ -87,7 +69,7 @@ async def test_reset_mail_to_one_address_is_limited_whether_or_not_it_has_an_acc
             res = await anonymous.post(f"{API}/password-reset", json={"email": address})
             assert res.status_code == 202
         assert_429(await anonymous.post(f"{API}/password-reset", json={"email": address.upper()}))
-    assert len(mails(data_dir)) == RESET_PER_TARGET  # the victim's inbox is not a mail cannon
+    assert len(mails(data_dir / "mail")) == RESET_PER_TARGET  # the victim's inbox is not a mail cannon
     other = await anonymous.post(f"{API}/password-reset", json={"email": "someone-else@example.test"})
     assert other.status_code == 202  # the limit is per address (the IP has room left)
 
@@ -101,15 +83,15 @@ async def test_names_chosen_by_the_registrant_stay_out_of_account_mail(anonymous
         "last_name": SPAM,
     }
     assert (await anonymous.post(f"{API}/register", json=body)).status_code == 202
-    [verification] = mails(data_dir)
+    [verification] = mails(data_dir / "mail")
     html = verification.get_body(preferencelist=("html",)).get_content()
-    assert "evil.example" not in body_of(verification) and "evil.example" not in html
-    assert "555-0100" not in body_of(verification) + html and "spammer" not in body_of(verification)
+    assert "evil.example" not in plain(verification) and "evil.example" not in html
+    assert "555-0100" not in plain(verification) + html and "spammer" not in plain(verification)
 
     await anonymous.post(f"{API}/verify-email", json={"token": link_token(verification)})
     assert (await anonymous.post(f"{API}/password-reset", json={"email": body["email"]})).status_code == 202
-    reset = mails(data_dir)[-1]
-    text = body_of(reset) + reset.get_body(preferencelist=("html",)).get_content()
+    reset = mails(data_dir / "mail")[-1]
+    text = plain(reset) + reset.get_body(preferencelist=("html",)).get_content()
     assert "Reset your password" in reset["Subject"] and "evil.example" not in text and SPAM not in text
 
 
@@ -119,8 +101,8 @@ async def test_names_chosen_by_the_registrant_stay_out_of_account_mail(anonymous
 async def test_a_mail_scanner_following_the_link_does_not_verify_the_account(anonymous, data_dir) -> None:
     body = {"username": "scanned", "email": "scanned@example.test", "password": PASSWORD}
     assert (await anonymous.post(f"{API}/register", json=body)).status_code == 202
-    [verification] = mails(data_dir)
-    link = re.search(r"https?://\S+/api/v1/auth/verify-email\?token=\S+", body_of(verification)).group(0)
+    [verification] = mails(data_dir / "mail")
+    link = re.search(r"https?://\S+/api/v1/auth/verify-email\?token=\S+", plain(verification)).group(0)
     path = link.split("://", 1)[1].split("/", 1)[1]
 
     for _ in range(2):  # the scanner fetches the link (and often again)
@@ -149,7 +131,7 @@ async def test_a_password_change_voids_the_reset_links_already_sent(
     assert (
         await anonymous.post(f"{API}/password-reset", json={"email": "careful@example.test"})
     ).status_code == 202
-    stale = link_token(mails(data_dir)[-1])
+    stale = link_token(mails(data_dir / "mail")[-1])
     changed = await anonymous.post(
         f"/api/v1/users/{user_id}/password",
         headers=bearer(token),
@@ -170,7 +152,7 @@ async def test_a_completed_reset_voids_the_other_reset_links(
     new_user("twice", ["viewer"], password_hash=password_hash)
     for _ in range(2):
         await anonymous.post(f"{API}/password-reset", json={"email": "twice@example.test"})
-    first, second = (link_token(m) for m in mails(data_dir)[-2:])
+    first, second = (link_token(m) for m in mails(data_dir / "mail")[-2:])
     done = await anonymous.post(
         f"{API}/password-reset/confirm", json={"token": second, "new_password": NEW_PASSWORD}
     )

@@ -21,15 +21,10 @@ from domain.schema import Notification, User
 from domain.settings import Settings
 from resources.notifiers.email import FileEmailTransport, email_transport, notification_mail_dir
 from serving.app import create_app
+from tests.serving.conftest import link_token, mails
 
 API = "/api/v1/auth"
 PASSWORD = "amber-orchard-falcon-42"
-
-
-def _mails(directory: Path) -> list:
-    return [
-        message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(directory.glob("*.eml"))
-    ]
 
 
 def _welcomes(sessions: sessionmaker[Session]) -> list[tuple[str, str, str]]:
@@ -61,14 +56,13 @@ async def test_one_welcome_after_verification_in_the_users_language(
     rules.process_events(db_sessions.begin, after=0, now=now)
     assert _welcomes(db_sessions) == []  # not while the account is unverified
 
-    [verification] = _mails(data_dir / "mail")
-    text = verification.get_body(preferencelist=("plain",)).get_content()
-    token = text.split("token=", 1)[1].split()[0]
+    [verification] = mails(data_dir / "mail")
+    token = link_token(verification)
     assert (
         await anonymous.get(f"{API}/verify-email", params={"token": token})
     ).status_code == 200  # the page
     assert (await anonymous.post(f"{API}/verify-email", json={"token": token})).status_code == 200
-    assert len(_mails(data_dir / "mail")) == 1  # the account mail sent the link only
+    assert len(mails(data_dir / "mail")) == 1  # the account mail sent the link only
 
     rules.process_events(db_sessions.begin, after=0, now=now)
     rules.process_events(db_sessions.begin, after=0, now=now)  # a re-run never welcomes twice
@@ -79,7 +73,7 @@ async def test_one_welcome_after_verification_in_the_users_language(
     # The drain runs its own event loop (as in the Dagster job): off this test's loop.
     tally = await asyncio.to_thread(delivery.drain, db_sessions.begin, {"email": transport}, now=now)
     assert tally.as_dict()["email"] == {"messages": 1, "sent": 1}, tally.as_dict()
-    [welcome] = _mails(outbox)
+    [welcome] = mails(outbox)
     assert (welcome["To"], welcome["Subject"]) == ("newcomer@example.test", subject)
 
 
@@ -123,8 +117,7 @@ async def test_ses_carries_the_verification_and_the_one_welcome(
         assert (await client.post(f"{API}/register", json=body)).status_code == 202
         [verification] = received()  # sent before the answer: the person is waiting for it
         assert verification["Subject"] == "Confirm your email"
-        text = verification.get_body(preferencelist=("plain",)).get_content()
-        token = text.split("token=", 1)[1].split()[0]
+        token = link_token(verification)
         assert (await client.post(f"{API}/verify-email", json={"token": token})).status_code == 200
 
     rules.process_events(db_sessions.begin, after=0, now=now)

@@ -28,24 +28,9 @@ from domain.settings import Settings
 from serving.app import create_app
 from serving.auth.throttle import account_key
 from tests.conftest import prod_settings
-from tests.serving.conftest import PASSWORD, bearer, login
+from tests.serving.conftest import PASSWORD, bearer, db_exec, db_scalar, link_token, login, mails
 
 API = "/api/v1"
-
-
-def db_scalar(url: str, statement) -> object:
-    engine = sync_engine(url)
-    with engine.connect() as conn:
-        value = conn.execute(statement).scalar()
-    engine.dispose()
-    return value
-
-
-def db_exec(url: str, statement) -> None:
-    engine = sync_engine(url)
-    with engine.begin() as conn:
-        conn.execute(statement)
-    engine.dispose()
 
 
 def actions(url: str) -> list[str]:
@@ -231,18 +216,6 @@ async def test_imported_bcrypt_hash_is_upgraded_on_login(anonymous, new_user, mi
     await login(anonymous, "imported")  # and the new hash works
 
 
-def _mail(data_dir: Path) -> list:
-    return [
-        message_from_bytes(p.read_bytes(), policy=policy.default)
-        for p in sorted((data_dir / "mail").glob("*.eml"))
-    ]
-
-
-def _link_token(message) -> str:
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    return text.split("token=", 1)[1].split()[0]
-
-
 async def test_registration_verification_and_reset(anonymous, migrated_url, data_dir) -> None:
     body = {
         "username": "newcomer",
@@ -262,9 +235,9 @@ async def test_registration_verification_and_reset(anonymous, migrated_url, data
     unverified = await anonymous.post(f"{API}/auth/login", json={"login": "newcomer", "password": PASSWORD})
     assert unverified.status_code == 403
 
-    [verification] = _mail(data_dir)
+    [verification] = mails(data_dir / "mail")
     assert verification["To"] == "newcomer@example.test" and "Confirm your email" in verification["Subject"]
-    token = _link_token(verification)
+    token = link_token(verification)
     assert (await anonymous.post(f"{API}/auth/verify-email", json={"token": token + "x"})).status_code == 422
     # Opening the link shows a confirm button and changes nothing (mail scanners fetch links).
     assert (await anonymous.get(f"{API}/auth/verify-email", params={"token": token})).status_code == 200
@@ -273,14 +246,14 @@ async def test_registration_verification_and_reset(anonymous, migrated_url, data
     assert (
         await anonymous.post(f"{API}/auth/verify-email", json={"token": token})
     ).status_code == 422  # single use
-    assert len(_mail(data_dir)) == 1  # the welcome goes through the notifications (user.verified)
+    assert len(mails(data_dir / "mail")) == 1  # the welcome goes through the notifications (user.verified)
     session = await login(anonymous, "newcomer")
 
     # Password reset: the same answer for unknown addresses; the link works once and ends sessions.
     unknown = await anonymous.post(f"{API}/auth/password-reset", json={"email": "ghost@example.test"})
     res = await anonymous.post(f"{API}/auth/password-reset", json={"email": "newcomer@example.test"})
     assert unknown.status_code == res.status_code == 202 and unknown.json() == res.json()
-    reset_token = _link_token(_mail(data_dir)[-1])
+    reset_token = link_token(mails(data_dir / "mail")[-1])
     weak = await anonymous.post(
         f"{API}/auth/password-reset/confirm", json={"token": reset_token, "new_password": "password1"}
     )
@@ -634,7 +607,7 @@ async def test_registration_mail_goes_out_over_smtp(migrated_url: str, data_dir:
             assert res.status_code == 202
             [(recipients, message)] = received
             assert recipients == ["by-mail@example.test"]
-            token = _link_token(message)
+            token = link_token(message)
             assert (
                 "https://media.example/api/v1/auth/verify-email?token="
                 in message.get_body(("plain",)).get_content()

@@ -14,7 +14,6 @@ restart with B alone: what A signed is refused, what B signed and everything sto
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -23,7 +22,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from email import message_from_bytes, policy
 from pathlib import Path
 
 import jwt
@@ -49,10 +47,10 @@ from domain.schema import MediaAsset, MediaVariant, NotificationContact, OneTime
 from domain.settings import Settings
 from resources.object_store import LocalObjectStore
 from serving.app import create_app
-from tests.serving.conftest import PASSWORD, bearer, login, make_user
+from tests.serving.conftest import PASSWORD, bearer, link_token, login, mails, make_user
 
 API = "/api/v1"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 A = "rotation-secret-a-" + "a" * 32
 B = "rotation-secret-b-" + "b" * 32
 RUNG = "renditions/360p/stream.mp4"
@@ -106,13 +104,8 @@ async def register(client: AsyncTestClient, data_dir: Path, username: str) -> st
     email = f"{username}@example.test"
     body = {"username": username, "email": email, "password": PASSWORD}
     assert (await client.post(f"{API}/auth/register", json=body)).status_code == 202
-    mails = [
-        message_from_bytes(p.read_bytes(), policy=policy.default) for p in (data_dir / "mail").glob("*.eml")
-    ]
-    [mail] = [m for m in mails if m["To"] == email]
-    return re.search(
-        r"token=([A-Za-z0-9_.~-]+)", mail.get_body(preferencelist=("plain",)).get_content()
-    ).group(1)
+    [mail] = [m for m in mails(data_dir / "mail") if m["To"] == email]
+    return link_token(mail)
 
 
 async def verify(client: AsyncTestClient, token: str) -> int:
