@@ -41,7 +41,9 @@ def build_analytics_alerts_sensor(clock: Callable[[], datetime] = utcnow) -> dg.
         "records fired/escalated/resolved alerts in the outbox (notified by the notification sensors); "
         "prunes live minutes older than 8 days hourly. Launches no run.",
     )
-    def analytics_alerts_sensor(context: dg.SensorEvaluationContext, database: OperationalDatabase):
+    def analytics_alerts_sensor(
+        context: dg.SensorEvaluationContext, database: dg.ResourceParam[OperationalDatabase]
+    ):
         now = clock()
         with database.session() as session:
             transitions = alerts.evaluate_rules(session, now)
