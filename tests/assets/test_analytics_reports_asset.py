@@ -67,7 +67,7 @@ def _pdf_pages_not_blank(data: bytes) -> int:
     pdf = pypdfium2.PdfDocument(data)
     try:
         image = pdf[0].render(scale=1).to_pil().convert("L")
-        dark = sum(1 for v in image.getdata() if v < 200)
+        dark = sum(1 for v in image.get_flattened_data() if v < 200)
         assert dark > 500, "the first page is blank"
         return len(pdf)
     finally:
