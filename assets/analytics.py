@@ -1,7 +1,7 @@
 """The dbt models of the warehouse as Dagster assets; dbt tests surface as asset checks.
 
 Built by `analytics_assets(settings)` / `event_models_assets(settings)` at Definitions load (never
-at import): they make sure the manifest is current (see `resources.dbt.dbt_manifest`) and return
+at import): they make sure the manifest is current (see `resources.dagster.dbt.dbt_manifest`) and return
 one `@dbt_assets` definition each. The models tagged `events` (over the event lake) are partitioned
 by UTC day over the hourly `analytics_raw_events`; each run rebuilds its days, passed to dbt as
 `--vars '{min_date, max_date}'` (incremental delete+insert of those days).
@@ -22,7 +22,7 @@ from assets.cms import RAW_CONTENT_ITEMS_TABLE, content_items_snapshot
 from domain.analytics.warehouse_events import RAW_EVENTS_TABLE
 from domain.analytics.warehouse_ops import RAW_PROCESSING_JOBS_TABLE, RAW_ROUTE_MINUTES_TABLE
 from domain.settings import Settings
-from resources.dbt import dbt_manifest, dbt_project
+from resources.dagster.dbt import dbt_manifest, dbt_project
 from resources.warehouse import WAREHOUSE_POOL
 
 STAGING_GROUP = "warehouse_staging"

@@ -18,7 +18,6 @@ from resources.database import OperationalDatabase
 from resources.object_store import ObjectStore
 
 REPORTS_GROUP = "analytics_reports"
-ANALYTICS_REPORT_JOB = "analytics_report_job"
 report_partitions = dg.DynamicPartitionsDefinition(name="analytics_reports")
 
 

@@ -22,8 +22,6 @@ from resources.database import OperationalDatabase
 from resources.notifiers.base import DeliveryTransport
 
 NOTIFICATIONS_GROUP = "notifications"
-NOTIFICATION_EVENTS_JOB = "notification_events_job"
-NOTIFICATION_DELIVERIES_JOB = "notification_deliveries_job"
 NOTIFICATION_BROADCAST_JOB = "notification_broadcast_job"
 NOTIFIER_KEYS = {
     "email": "notifier_email",

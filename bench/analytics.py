@@ -302,7 +302,7 @@ FROM (
 def _dbt_timings(run_id: str) -> tuple[float, list[tuple[float, str]]]:
     """dbt's own elapsed time and (seconds, node) per model and test of the dbt invocation of a
     Dagster run (its target dir under dbt_project/target, removed once read)."""
-    from resources.dbt import DBT_PROJECT_DIR
+    from resources.dagster.dbt import DBT_PROJECT_DIR
 
     found = list((DBT_PROJECT_DIR / "target").glob(f"event_dbt_models-{run_id[:7]}-*/run_results.json"))
     if not found:

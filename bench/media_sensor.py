@@ -48,7 +48,8 @@ from domain.migrate import upgrade  # noqa: E402
 from domain.schema import MediaAsset, MediaJob, OutboxEvent  # noqa: E402
 from domain.settings import Settings  # noqa: E402
 from orchestration.definitions import build_definitions  # noqa: E402
-from orchestration.instance import write_dagster_home  # noqa: E402
+from orchestration.deployment import prepare_dagster_home  # noqa: E402
+from orchestration.jobs import media_job  # noqa: E402
 from resources.database import OperationalDatabase  # noqa: E402
 from sensors.media import build_media_uploads_sensor  # noqa: E402
 
@@ -97,7 +98,7 @@ def tick(sensor, instance, database, cursor):
 def dagster_home(root: Path, settings: Settings, postgres_url: str | None) -> Path:
     """The embedded instance's dagster.yaml (SQLite), or one whose storage is PostgreSQL."""
     if not postgres_url:
-        return write_dagster_home(settings)
+        return prepare_dagster_home(settings)
     home = root / "dagster_pg"
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text(
@@ -133,7 +134,6 @@ def burst(root: Path, uploads: int, postgres_url: str | None) -> tuple[float, in
         if postgres_url:  # leave the given database's partition set as it was
             for key in added:
                 instance.delete_dynamic_partition(media_partitions.name, key)
-    defs.resources["database"].engine().dispose()
     return seconds, len(data.run_requests or []), len(added)
 
 
@@ -144,7 +144,7 @@ def year(days: int, per_day: int, retention_days: int, root: Path) -> tuple[int,
     engine = sync_engine(settings.database_url)
     database = OperationalDatabase(url=settings.database_url)
     clock = {"now": T0}
-    sensor = build_media_uploads_sensor(retention_days, clock=lambda: clock["now"])
+    sensor = build_media_uploads_sensor(media_job, retention_days, clock=lambda: clock["now"])
     cursor, largest, last_tick = None, 0, 0.0
     with dg.DagsterInstance.ephemeral() as instance:
         for day in range(days):

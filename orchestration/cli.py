@@ -54,8 +54,17 @@ from domain.media.uploads import original_key, record_upload
 from domain.migrate import require_current, upgrade
 from domain.schema import ContentItem, MediaAsset, User, utcnow
 from domain.settings import Settings
-from orchestration.deployment import build_client, build_resources, child_process_env, load_settings
-from orchestration.instance import apply_pool_limits, write_dagster_home
+from orchestration.deployment import (
+    build_client,
+    build_resources,
+    child_process_env,
+    dagster_commands,
+    load_settings,
+    pool_limits,
+    prepare_dagster_home,
+    seeds_demo,
+)
+from orchestration.instance import apply_pool_limits
 from resources.event_lake import PARQUET_CONTENT_TYPE
 
 DEMO_MEDIA_NAME = "demo-testcard.mp4"
@@ -175,22 +184,6 @@ def api_command(settings: Settings) -> list[str]:
     ]  # fmt: skip
 
 
-def dagster_commands(settings: Settings) -> dict[str, list[str]]:
-    """The Dagster processes: `dagster dev` (UI and daemon in one) for the embedded demo; in prod the
-    webserver and the daemon as processes of their own, the UI `--read-only` if so set. Either way
-    the UI listens on `THMNAYAH_DAGSTER_HOST` (loopback by default): it has no login."""
-    target = ["-m", "orchestration.definitions"]
-    where = ["-h", settings.dagster_host, "-p", str(settings.dagster_port)]
-    if settings.deployment != "prod":
-        return {"dagster": [sys.executable, "-m", "dagster", "dev", *target, *where]}
-    bin_dir = Path(sys.executable).parent
-    read_only = ["--read-only"] if settings.dagster_read_only else []
-    return {
-        "dagster-webserver": [str(bin_dir / "dagster-webserver"), *target, *where, *read_only],
-        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", *target],
-    }
-
-
 def _local(host: str) -> str:
     """Where this machine reaches a server bound to `host` (all interfaces: loopback)."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -240,19 +233,19 @@ def prepare(settings: Settings, schedule_delay: float, report_delay: float, *, d
 
 
 def run(settings: Settings, schedule_delay: float, report_delay: float = 240.0, *, demo: bool = False) -> int:
-    demo = demo or settings.deployment == "local"
+    demo = demo or seeds_demo(settings)
     if not prepare(settings, schedule_delay, report_delay, demo=demo):
         return 2
-    home = write_dagster_home(settings)
+    home = prepare_dagster_home(settings)
     env = child_process_env(home)
     import dagster as dg  # only `run` needs it (a second of imports)
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        limits = apply_pool_limits(instance, settings)
+        limits = apply_pool_limits(instance, pool_limits(settings))
     print(f"dagster: pool limits {limits}", flush=True)
     procs = {name: subprocess.Popen(command, env=env) for name, command in dagster_commands(settings).items()}
     procs["api"] = subprocess.Popen(api_command(settings), env=env)
-    ui_proc = procs.get("dagster") or procs["dagster-webserver"]
+    ui_proc = procs["dagster-webserver"]
 
     def stop(*_args) -> None:
         for proc in procs.values():

@@ -1,155 +1,63 @@
 """The one `Definitions` of the platform (what `workspace.yaml` loads).
 
 Built by a `@dg.definitions` function, so settings are read and the dbt manifest is prepared when
-Dagster loads the code location, never at import.
+Dagster loads the code location, never at import. The jobs come from `orchestration.jobs`; every
+sensor and schedule is built here from its factory, given the job it runs.
 """
+
+# ruff: noqa: E402
+
+import warnings
 
 import dagster as dg
 
+# Beta Dagster APIs we chose on purpose, which Dagster warns about at every use and every load of the
+# code location; silenced once, here, before the asset modules are imported (hence E402 below):
+# - `BackfillPolicy.single_run()` on the partitioned warehouse assets (the raw events and ops loads,
+#   the dbt event models, the serving tables), so a backfilled range is one run: one `BetaWarning`
+#   per such asset;
+# - sensors given their job object (`job=`): Definitions copies each such sensor to attach the
+#   resources, and Dagster's copy passes the beta `owners` parameter along, one warning per sensor.
+for beta_parameter in ("backfill_policy", "owners"):
+    warnings.filterwarnings("ignore", message=f"Parameter `{beta_parameter}`", category=dg.BetaWarning)
+
 from assets.analytics import analytics_assets, event_models_assets
-from assets.analytics_events import (
-    analytics_raw_events,
-    events_daily_partitions,
-    events_hourly_partitions,
-    raw_events_match_lake,
-)
-from assets.analytics_ops import OPS_MODELS, analytics_ops_raw
-from assets.analytics_reports import ANALYTICS_REPORT_JOB, build_report_files_asset
+from assets.analytics_events import analytics_raw_events, raw_events_match_lake
+from assets.analytics_ops import analytics_ops_raw
+from assets.analytics_reports import build_report_files_asset
 from assets.analytics_serving import analytics_serving_tables, serving_tables_match_marts
-from assets.cms import CMS_GROUP, content_items_snapshot, raw_content_items_row_count
-from assets.media import (
-    MEDIA_GROUP,
-    media_metadata,
-    media_metadata_is_complete,
-    media_partitions,
-    media_thumbnails,
-)
+from assets.cms import content_items_snapshot, raw_content_items_row_count
+from assets.media import media_metadata, media_metadata_is_complete, media_thumbnails
 from assets.media_renditions import media_renditions, media_renditions_are_complete
-from assets.notifications import (
-    NOTIFICATION_DELIVERIES_JOB,
-    NOTIFICATION_EVENTS_JOB,
-    build_notification_assets,
-)
+from assets.notifications import build_notification_assets
 from domain.settings import Settings
+from orchestration import jobs
 from orchestration.deployment import build_resources, load_settings, notification_policy
-from orchestration.jobs import (
-    auth_housekeeping_job,
-    outbox_relay_job,
-    publish_due_content_job,
-    tus_cleanup_job,
-)
-from sensors.analytics import (
-    ANALYTICS_EVENTS_JOB,
-    ANALYTICS_MODELS_JOB,
-    ANALYTICS_OPS_JOB,
-    ANALYTICS_OPS_MODELS_JOB,
-    build_analytics_days_sensor,
-    build_analytics_hours_sensor,
-)
+from sensors.analytics import build_analytics_days_sensor, build_analytics_hours_sensor
 from sensors.analytics_alerts import build_analytics_alerts_sensor
 from sensors.analytics_reports import build_analytics_reports_sensor
 from sensors.cms import (
-    CONTENT_ANALYTICS_JOB,
-    auth_housekeeping_schedule,
-    content_changes_sensor,
-    outbox_relay_sensor,
-    scheduled_content_sensor,
-    tus_cleanup_schedule,
+    build_auth_housekeeping_schedule,
+    build_content_changes_sensor,
+    build_outbox_relay_sensor,
+    build_scheduled_content_sensor,
+    build_tus_cleanup_schedule,
 )
-from sensors.media import MEDIA_ANALYSIS_GROUP, MEDIA_JOB, build_media_uploads_sensor
+from sensors.media import build_media_uploads_sensor
 from sensors.notifications import (
-    notification_broadcasts_sensor,
-    notification_deliveries_sensor,
-    notification_digest_schedule,
-    notification_events_sensor,
+    build_notification_broadcasts_sensor,
+    build_notification_deliveries_sensor,
+    build_notification_digest_schedule,
+    build_notification_events_sensor,
 )
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     dbt_models = analytics_assets(settings)
-    content_analytics_job = dg.define_asset_job(
-        CONTENT_ANALYTICS_JOB,
-        selection=dg.AssetSelection.groups(CMS_GROUP) | dg.AssetSelection.assets(dbt_models),
-        description="Refreshes the warehouse snapshot of content and the dbt models built on it.",
-        tags={"service": "analytics"},
-    )
     event_models = event_models_assets(settings)
-    analytics_events_job = dg.define_asset_job(
-        ANALYTICS_EVENTS_JOB,
-        selection=dg.AssetSelection.assets(analytics_raw_events, analytics_ops_raw),
-        partitions_def=events_hourly_partitions,
-        description="Loads hours of the event lake (and the API's route minutes and finished jobs of "
-        "those hours) into the warehouse; analytics_days_sensor then runs analytics_models_job.",
-        tags={"service": "analytics"},
-    )
-    analytics_models_job = dg.define_asset_job(
-        ANALYTICS_MODELS_JOB,
-        selection=dg.AssetSelection.assets(event_models, analytics_serving_tables),
-        partitions_def=events_daily_partitions,
-        description="Rebuilds the dbt event marts of some UTC days and publishes those days to the "
-        "serving tables the API reads (run by analytics_days_sensor after each load).",
-        tags={"service": "analytics"},
-    )
-    # Route minutes and processing jobs are loaded with each hour of events, and also every hour on
-    # the clock: an hour with API traffic but no tracked event still reaches the warehouse.
-    analytics_ops_job = dg.define_asset_job(
-        ANALYTICS_OPS_JOB,
-        selection=dg.AssetSelection.assets(analytics_ops_raw),
-        partitions_def=events_hourly_partitions,
-        description="Loads the closed hour's API route minutes and finished processing jobs into the "
-        "warehouse; analytics_days_sensor then runs analytics_ops_models_job for its day.",
-        tags={"service": "analytics"},
-    )
-    analytics_ops_models_job = dg.define_asset_job(
-        ANALYTICS_OPS_MODELS_JOB,
-        selection=dg.AssetSelection.assets(*(dg.AssetKey(name) for name in OPS_MODELS)),
-        partitions_def=events_daily_partitions,
-        description="Rebuilds the system and processing-job metrics marts of some UTC days.",
-        tags={"service": "analytics"},
-    )
-    analytics_ops_schedule = dg.build_schedule_from_partitioned_job(
-        analytics_ops_job,
-        name="analytics_ops_hourly_schedule",
-        minute_of_hour=5,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-    )
-    analytics_days_sensor = build_analytics_days_sensor(
-        [analytics_events_job, analytics_ops_job], [analytics_models_job, analytics_ops_models_job]
-    )
+    dbt_jobs = jobs.build_dbt_jobs(dbt_models, event_models)
     report_files = build_report_files_asset(settings.public_base_url)
-    analytics_report_job = dg.define_asset_job(
-        ANALYTICS_REPORT_JOB,
-        selection=dg.AssetSelection.assets(report_files),
-        description="Renders one report job (CSV, Excel, PDF, JSON) and notifies its recipients "
-        "(run by analytics_reports_sensor).",
-        tags={"service": "analytics"},
-        executor_def=dg.in_process_executor,
-    )
-    media_job = dg.define_asset_job(
-        MEDIA_JOB,
-        # The analysis group is empty until transcription/moderation assets exist; the sensor
-        # requests them (asset_selection) in this job when they do.
-        selection=dg.AssetSelection.groups(MEDIA_GROUP, MEDIA_ANALYSIS_GROUP),
-        partitions_def=media_partitions,
-        description="Processes one uploaded media file (one partition per media id).",
-        tags={"service": "media"},
-    )
-    media_sensor = build_media_uploads_sensor(settings.media_partition_retention_days)
     notifications = build_notification_assets(notification_policy(settings))
-    notification_events_job = dg.define_asset_job(
-        NOTIFICATION_EVENTS_JOB,
-        selection=dg.AssetSelection.assets(notifications.events),
-        description="Turns new outbox events into notifications (run by notification_events_sensor).",
-        tags={"service": "notifications"},
-        executor_def=dg.in_process_executor,  # one light step: no subprocess per step
-    )
-    notification_deliveries_job = dg.define_asset_job(
-        NOTIFICATION_DELIVERIES_JOB,
-        selection=dg.AssetSelection.assets(notifications.deliveries),
-        description="Drains due email/push/SMS/webhook deliveries, then checks none is stuck.",
-        tags={"service": "notifications"},
-        executor_def=dg.in_process_executor,
-    )
     return dg.Definitions(
         # Every job runs its steps in the run's own process. A step subprocess costs seconds of
         # imports (and tens of seconds on a loaded 2-core machine), more than these jobs gain from
@@ -178,39 +86,49 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             notifications.deliveries_not_stuck,
         ],
         jobs=[
-            publish_due_content_job,
-            outbox_relay_job,
-            content_analytics_job,
-            analytics_events_job,
-            analytics_models_job,
-            analytics_report_job,
-            analytics_ops_job,
-            analytics_ops_models_job,
-            auth_housekeeping_job,
-            tus_cleanup_job,
-            media_job,
-            notification_events_job,
-            notification_deliveries_job,
+            jobs.publish_due_content_job,
+            jobs.outbox_relay_job,
+            dbt_jobs.content_analytics,
+            jobs.analytics_events_job,
+            dbt_jobs.analytics_models,
+            jobs.analytics_report_job,
+            jobs.analytics_ops_job,
+            jobs.analytics_ops_models_job,
+            jobs.auth_housekeeping_job,
+            jobs.tus_cleanup_job,
+            jobs.media_job,
+            jobs.notification_events_job,
+            jobs.notification_deliveries_job,
             notifications.broadcast_job,
         ],
         schedules=[
-            auth_housekeeping_schedule,
-            tus_cleanup_schedule,
-            notification_digest_schedule,
-            analytics_ops_schedule,
+            build_auth_housekeeping_schedule(jobs.auth_housekeeping_job),
+            build_tus_cleanup_schedule(jobs.tus_cleanup_job),
+            build_notification_digest_schedule(jobs.notification_deliveries_job),
+            dg.build_schedule_from_partitioned_job(
+                jobs.analytics_ops_job,
+                name="analytics_ops_hourly_schedule",
+                minute_of_hour=5,
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            ),
         ],
         sensors=[
-            scheduled_content_sensor,
-            outbox_relay_sensor,
-            content_changes_sensor,
-            media_sensor,
-            notification_events_sensor,
-            notification_deliveries_sensor,
-            notification_broadcasts_sensor,
-            build_analytics_hours_sensor(),
-            analytics_days_sensor,
+            build_scheduled_content_sensor(jobs.publish_due_content_job),
+            build_outbox_relay_sensor(jobs.outbox_relay_job),
+            build_content_changes_sensor(dbt_jobs.content_analytics),
+            build_media_uploads_sensor(jobs.media_job, settings.media_partition_retention_days),
+            build_notification_events_sensor(jobs.notification_events_job),
+            build_notification_deliveries_sensor(jobs.notification_deliveries_job),
+            build_notification_broadcasts_sensor(notifications.broadcast_job),
+            build_analytics_hours_sensor(jobs.analytics_events_job),
+            build_analytics_days_sensor(
+                [
+                    (jobs.analytics_events_job, dbt_jobs.analytics_models),
+                    (jobs.analytics_ops_job, jobs.analytics_ops_models_job),
+                ]
+            ),
             build_analytics_alerts_sensor(),
-            build_analytics_reports_sensor(),
+            build_analytics_reports_sensor(jobs.analytics_report_job),
         ],
         resources=build_resources(settings),
     )

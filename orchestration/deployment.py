@@ -1,8 +1,12 @@
-"""Embedded-vs-production wiring: the only Dagster module that reads the deployment switch."""
+"""Embedded-vs-production wiring: the only Dagster-side module that reads the deployment switch
+(`settings.deployment`). The resources, the dbt executable, the Dagster instance's configuration and
+pool limits, and the processes `thmnayah run` starts are chosen here and handed to the modules that
+use them."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,10 @@ import dagster as dg
 from domain.auth.keys import platform_keyring
 from domain.notifications import delivery
 from domain.settings import Settings
+from orchestration import instance
+from resources.chdb_dbt import write_launcher
 from resources.dagster.database import OperationalDatabaseResource
+from resources.dagster.dbt import build_dbt_resource, installed_dbt
 from resources.dagster.event_bus import NatsEventBusResource, OutboxEventBusResource
 from resources.dagster.notifiers import (
     FcmPushTransportResource,
@@ -24,9 +31,9 @@ from resources.dagster.notifiers import (
 )
 from resources.dagster.storage import LocalObjectStoreResource, S3ObjectStoreResource, UploadStagingResource
 from resources.dagster.warehouse import ChdbWarehouseResource, ClickHouseWarehouseResource
-from resources.dbt import build_dbt_resource
 from resources.notifiers.email import email_backend, notification_mail_dir
 
+DEFINITIONS_MODULE = "orchestration.definitions"
 RESOURCE_KEYS = (
     "database",
     "object_store",
@@ -87,7 +94,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     resources.update(build_notifiers(settings))
     resources["upload_staging"] = UploadStagingResource(root=str((settings.data_dir / "uploads").resolve()))
     # dbt target = deployment: chDB through the launcher (local) or the ClickHouse server (prod).
-    resources["dbt"] = build_dbt_resource(settings)
+    resources["dbt"] = build_dbt_resource(settings.deployment, dbt_executable(settings))
     assert tuple(sorted(resources)) == tuple(sorted(RESOURCE_KEYS))
     return resources
 
@@ -96,6 +103,55 @@ def build_client(resource: dg.ConfigurableResource) -> Any:
     """The plain client that `resource` hands runs, for work outside a run (the CLI's demo data,
     tests). The caller owns it: an `OperationalDatabase`'s engine is the caller's to dispose."""
     return resource.create_resource(dg.build_init_resource_context())
+
+
+def dbt_executable(settings: Settings) -> str:
+    """Embedded: a launcher that routes dbt-clickhouse to chDB (written into the data dir).
+    Production: the `dbt` installed next to this interpreter."""
+    if settings.deployment == "local":
+        launcher = write_launcher(settings.data_dir / "bin", settings.chdb_path, settings.warehouse_database)
+        return str(launcher.resolve())
+    return installed_dbt()
+
+
+def instance_config(settings: Settings) -> dict[str, Any]:
+    """The Dagster instance's dagster.yaml: SQLite under the Dagster home (embedded) or PostgreSQL."""
+    if settings.deployment == "local":
+        return instance.embedded_instance_config(settings.dagster_home.resolve())
+    return instance.production_instance_config()
+
+
+def pool_limits(settings: Settings) -> dict[str, int]:
+    """The explicit pool limits `thmnayah run` writes into the instance storage."""
+    return dict(
+        instance.EMBEDDED_POOL_LIMITS if settings.deployment == "local" else instance.PRODUCTION_POOL_LIMITS
+    )
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """Write the deployment's dagster.yaml into `settings.dagster_home`; return it (the DAGSTER_HOME)."""
+    return instance.write_dagster_home(settings.dagster_home, instance_config(settings))
+
+
+def seeds_demo(settings: Settings) -> bool:
+    """The embedded deployment always runs with the demo data; production only when asked."""
+    return settings.deployment == "local"
+
+
+def dagster_commands(settings: Settings) -> dict[str, list[str]]:
+    """The Dagster processes, for every deployment: the webserver (the UI) and the daemon (sensors,
+    schedules, the run queue), each a supported entry point of its own (`dagster dev`, which ran
+    both for the embedded demo, is superseded by `dg dev`, which wants a `dg` project layout). In
+    prod the UI is `--read-only` if so set. The UI listens on `THMNAYAH_DAGSTER_HOST` (loopback by
+    default): it has no login."""
+    target = ["-m", DEFINITIONS_MODULE]
+    where = ["-h", settings.dagster_host, "-p", str(settings.dagster_port)]
+    read_only = ["--read-only"] if settings.deployment == "prod" and settings.dagster_read_only else []
+    bin_dir = Path(sys.executable).parent
+    return {
+        "dagster-webserver": [str(bin_dir / "dagster-webserver"), *target, *where, *read_only],
+        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", *target],
+    }
 
 
 def _secret(value: str, env: str) -> Any:

@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -30,12 +30,9 @@ from domain.analytics import warehouse_events as events
 from domain.schema import utcnow
 from resources.object_store import ObjectStore
 
-ANALYTICS_EVENTS_JOB = "analytics_events_job"
-ANALYTICS_OPS_JOB = "analytics_ops_job"
-ANALYTICS_MODELS_JOB = "analytics_models_job"
-ANALYTICS_OPS_MODELS_JOB = "analytics_ops_models_job"
-# The daily models job each hourly load job leads to.
-MODELS_AFTER = {ANALYTICS_EVENTS_JOB: ANALYTICS_MODELS_JOB, ANALYTICS_OPS_JOB: ANALYTICS_OPS_MODELS_JOB}
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -92,10 +89,15 @@ def files_per_hour(object_store: ObjectStore, first: datetime, last: datetime) -
     return counts
 
 
-def build_analytics_hours_sensor(now: Callable[[], datetime] = utcnow) -> dg.SensorDefinition:
+def build_analytics_hours_sensor(
+    job: "UnresolvedAssetJobDefinition", now: Callable[[], datetime] = utcnow
+) -> dg.SensorDefinition:
+    """`analytics_hours_sensor`: closed hours of the lake with new or late files -> a run of `job`
+    (the hourly events load) over them."""
+
     @dg.sensor(
         name="analytics_hours_sensor",
-        job_name=ANALYTICS_EVENTS_JOB,
+        job=job,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Loads each closed hour of the event lake (end + 2 min) into the warehouse; a late "
@@ -152,15 +154,20 @@ def days_request(job_name: str, run_id: str, start: datetime, end: datetime) -> 
     )
 
 
-def build_analytics_days_sensor(load_jobs: Sequence[Any], models_jobs: Sequence[Any]) -> dg.SensorDefinition:
-    """`analytics_days_sensor`: a successful hourly load run -> one run of its models job over the
-    days of its hours (`MODELS_AFTER`), keyed by the load run so it is requested once."""
+def build_analytics_days_sensor(
+    models_after: Sequence[tuple["UnresolvedAssetJobDefinition", "UnresolvedAssetJobDefinition"]],
+) -> dg.SensorDefinition:
+    """`analytics_days_sensor`: a successful run of an hourly load job -> one run of the daily models
+    job it leads to (`models_after`: (load job, models job) pairs) over the days of its hours, keyed
+    by the load run so it is requested once."""
+    models_job_of = {load.name: models.name for load, models in models_after}
+    request_jobs = {models.name: models for _, models in models_after}
 
     @dg.run_status_sensor(
         name="analytics_days_sensor",
         run_status=dg.DagsterRunStatus.SUCCESS,
-        monitored_jobs=list(load_jobs),
-        request_jobs=list(models_jobs),
+        monitored_jobs=[load for load, _ in models_after],
+        request_jobs=list(request_jobs.values()),
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="When an hourly load (analytics_events_job, analytics_ops_job) succeeds, rebuilds "
@@ -168,7 +175,7 @@ def build_analytics_days_sensor(load_jobs: Sequence[Any], models_jobs: Sequence[
     )
     def analytics_days_sensor(context: dg.RunStatusSensorContext):
         run = context.dagster_run
-        models_job = MODELS_AFTER.get(run.job_name)
+        models_job = models_job_of.get(run.job_name)
         window = hours_of_run(run.tags)
         if models_job is None or window is None:
             return dg.SkipReason(f"run {run.run_id} of {run.job_name} names no hourly partition")

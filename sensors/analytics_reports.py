@@ -1,25 +1,31 @@
 """Turn report schedules and report requests into runs of the report job.
 
 Every 30 s: scheduled reports whose cron time has come get a queued job (`report_jobs.queue_due`),
-then every queued job becomes a run of `analytics_report_job` on its report's partition. The run
+then every queued job becomes a run of the report job on its report's partition. The run
 key is the job id, so a job still queued at the next tick is not launched twice.
 """
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from assets.analytics_reports import ANALYTICS_REPORT_JOB, report_partitions
+from assets.analytics_reports import report_partitions
 from domain.analytics import report_jobs
 from domain.schema import utcnow
 from resources.database import OperationalDatabase
 
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-def build_analytics_reports_sensor(clock: Callable[[], datetime] = utcnow) -> dg.SensorDefinition:
+
+def build_analytics_reports_sensor(
+    job: "UnresolvedAssetJobDefinition", clock: Callable[[], datetime] = utcnow
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="analytics_reports_sensor",
-        job_name=ANALYTICS_REPORT_JOB,
+        job=job,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Queues a job for each scheduled report whose cron time has come, and launches a "

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -22,10 +23,11 @@ from domain.media import processing
 from domain.media.events import MEDIA_ANALYZE_REQUESTED, MEDIA_TRANSCODE_REQUESTED, MEDIA_UPLOADED
 from domain.media.jobs import JOB_TAG
 from domain.schema import OutboxEvent, utcnow
-from domain.settings import Settings
 from resources.database import OperationalDatabase
 
-MEDIA_JOB = "media_job"
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
 # Transcription and moderation assets join this group when they exist (a separate issue); until
 # then an analyze request fails its job with `processing.NO_ANALYSIS_ASSETS`.
 MEDIA_ANALYSIS_GROUP = "media_analysis"
@@ -35,7 +37,6 @@ EVENT_TYPES = (MEDIA_UPLOADED, MEDIA_TRANSCODE_REQUESTED, MEDIA_ANALYZE_REQUESTE
 BATCH = 10_000  # outbox events per tick: a burst of uploads is one tick, one bulk partition insert
 RETENTION_BATCH = 250  # partitions removed per tick at most (one delete each: ~25 ms on PostgreSQL)
 RETENTION_EVERY = timedelta(hours=1)  # between retention passes, unless the last one was full
-DEFAULT_RETENTION_DAYS = Settings().media_partition_retention_days
 
 
 @dataclass
@@ -146,17 +147,19 @@ def _known_to_the_run_request_check(context: dg.SensorEvaluationContext, keys: l
 
 
 def build_media_uploads_sensor(
-    retention_days: int = DEFAULT_RETENTION_DAYS,
+    job: "UnresolvedAssetJobDefinition",
+    retention_days: int,
     *,
     retention_batch: int = RETENTION_BATCH,
     clock: Callable[[], datetime] = utcnow,
 ) -> dg.SensorDefinition:
-    """The media sensor with the deployment's retention (`THMNAYAH_MEDIA_PARTITION_RETENTION_DAYS`).
-    `clock` lets the benchmark simulate a year of days in minutes."""
+    """The media sensor for `job` (over the `media` partitions), with the deployment's retention
+    (`THMNAYAH_MEDIA_PARTITION_RETENTION_DAYS`). `clock` lets the benchmark simulate a year of days
+    in minutes."""
 
     @dg.sensor(
         name="media_uploads_sensor",
-        job_name=MEDIA_JOB,
+        job=job,
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
@@ -210,6 +213,3 @@ def build_media_uploads_sensor(
         return dg.SensorResult(run_requests=plan.runs, cursor=state.dump())
 
     return media_uploads_sensor
-
-
-media_uploads_sensor = build_media_uploads_sensor()

@@ -1,20 +1,20 @@
 """Sensors and the schedule of the notifications group: outbox events -> notifications, the delivery
-drain when something is due, the hourly digest run, and queued broadcasts -> fan-out runs."""
+drain when something is due, the hourly digest run, and queued broadcasts -> fan-out runs. Each is
+built by a factory given the job it runs."""
 
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from assets.notifications import (
-    NOTIFICATION_BROADCAST_JOB,
-    NOTIFICATION_DELIVERIES_JOB,
-    NOTIFICATION_EVENTS_JOB,
-)
 from domain.notifications import broadcast, delivery, rules
 from domain.schema import utcnow
 from resources.database import OperationalDatabase
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 EVENTS_BATCH = 10_000  # outbox events per run at most
 IN_FLIGHT = [
@@ -34,10 +34,10 @@ def _in_flight(context: dg.SensorEvaluationContext, job_name: str) -> bool:
     return bool(runs)
 
 
-def build_notification_events_sensor() -> dg.SensorDefinition:
+def build_notification_events_sensor(job: "UnresolvedAssetJobDefinition") -> dg.SensorDefinition:
     @dg.sensor(
         name="notification_events_sensor",
-        job_name=NOTIFICATION_EVENTS_JOB,
+        job=job,
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
@@ -72,10 +72,12 @@ def deliveries_run_key(count: int, fingerprint: str, now: datetime) -> str:
     return f"deliver-{digest}-{now:%Y%m%d%H}"
 
 
-def build_notification_deliveries_sensor(clock: Callable[[], datetime] = utcnow) -> dg.SensorDefinition:
+def build_notification_deliveries_sensor(
+    job: "UnresolvedAssetJobDefinition", clock: Callable[[], datetime] = utcnow
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="notification_deliveries_sensor",
-        job_name=NOTIFICATION_DELIVERIES_JOB,
+        job=job,
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Every 15 s: runs the delivery drain when email/push/SMS/webhook deliveries are due.",
@@ -88,7 +90,7 @@ def build_notification_deliveries_sensor(clock: Callable[[], datetime] = utcnow)
             count, fingerprint = delivery.due_fingerprint(session, now=now)
         if not count or fingerprint is None:
             return dg.SkipReason("no deliveries are due")
-        if _in_flight(context, NOTIFICATION_DELIVERIES_JOB):
+        if _in_flight(context, job.name):
             return dg.SkipReason(f"{count} deliveries are due; a drain run is already in progress")
         return dg.RunRequest(
             run_key=deliveries_run_key(count, fingerprint, now), tags={"due_deliveries": str(count)}
@@ -97,10 +99,12 @@ def build_notification_deliveries_sensor(clock: Callable[[], datetime] = utcnow)
     return notification_deliveries_sensor
 
 
-def build_notification_broadcasts_sensor(clock: Callable[[], datetime] = utcnow) -> dg.SensorDefinition:
+def build_notification_broadcasts_sensor(
+    job: dg.JobDefinition, clock: Callable[[], datetime] = utcnow
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="notification_broadcasts_sensor",
-        job_name=NOTIFICATION_BROADCAST_JOB,
+        job=job,
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Launches the fan-out of every queued broadcast whose scheduled time has come.",
@@ -126,15 +130,12 @@ def build_notification_broadcasts_sensor(clock: Callable[[], datetime] = utcnow)
     return notification_broadcasts_sensor
 
 
-notification_events_sensor = build_notification_events_sensor()
-notification_deliveries_sensor = build_notification_deliveries_sensor()
-notification_broadcasts_sensor = build_notification_broadcasts_sensor()
-
-notification_digest_schedule = dg.ScheduleDefinition(
-    name="notification_digest_schedule",
-    job_name=NOTIFICATION_DELIVERIES_JOB,
-    cron_schedule="0 * * * *",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Hourly at minute 0: runs the delivery drain, so hourly/daily/weekly digests go out at "
-    "their boundary even when nothing else is due.",
-)
+def build_notification_digest_schedule(job: "UnresolvedAssetJobDefinition") -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="notification_digest_schedule",
+        job=job,
+        cron_schedule="0 * * * *",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Hourly at minute 0: runs the delivery drain, so hourly/daily/weekly digests go out "
+        "at their boundary even when nothing else is due.",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,18 @@ def test_readme_tree_matches_the_top_level_folders() -> None:
         name = line.split(" ", 1)[0].rstrip("/")
         if line and not line.startswith((" ", "`")) and name:
             assert (ROOT / name).exists(), f"the README describes {name}, which does not exist"
+
+
+def test_readme_tree_lists_the_dbt_models_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    tree = readme.split("## The tree", 1)[1].split("##", 1)[0]
+    dbt_entry = tree.split("\ndbt_project/", 1)[1]
+    dbt_entry = dbt_entry[: re.search(r"\n\S", dbt_entry).start()]  # up to the next folder's line
+    described = set(re.findall(r"\b(?:stg|int|fct|dim)_\w+", dbt_entry))
+    models = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*.sql")}
+    assert described == models, (
+        f"missing from the README: {sorted(models - described)}; gone: {sorted(described - models)}"
+    )
+    for folder in (ROOT / "dbt_project" / "models").iterdir():
+        if folder.is_dir():
+            assert [p.name for p in folder.glob("*models.yml")] == [f"_{folder.name}__models.yml"]

@@ -22,7 +22,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.orm import Session
 
@@ -43,7 +43,7 @@ AuthedRequest = Request[Principal, Any, Any]
 OVERVIEW_CACHE_PREFIX = "analytics:overview:"
 OVERVIEW_CACHE_TTL = 30  # seconds; the daily tables change hourly at most
 StartDate = QueryParameter(
-    query="start_date", description="First day (UTC, inclusive); default: 7 days back", required=False
+    name="start_date", description="First day (UTC, inclusive); default: 7 days back", required=False
 )
 EndDate = QueryParameter(description="Last day (UTC, inclusive); default: today", required=False)
 
@@ -121,7 +121,7 @@ class AnalyticsController(Controller):
     async def content_metrics(
         self,
         request: AuthedRequest,
-        content_id: UUID,
+        content_id: FromPath[UUID],
         db: NamedDependency[Database],
         start_date: Annotated[date | None, StartDate] = None,
         end_date: Annotated[date | None, EndDate] = None,

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import PermissionDeniedException, TooManyRequestsException
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 from sqlalchemy.orm import Session
@@ -304,7 +304,7 @@ class AnalyticsManagementController(Controller):
         "counts towards the creator's 50 active ones.",
     )
     async def deactivate_report(
-        self, request: AuthedRequest, report_id: uuid.UUID, db: NamedDependency[Database]
+        self, request: AuthedRequest, report_id: FromPath[uuid.UUID], db: NamedDependency[Database]
     ) -> None:
         principal = request.user
 
@@ -338,7 +338,7 @@ class AnalyticsManagementController(Controller):
         operation_id="getReport",
         summary="A report definition with its 10 latest jobs",
     )
-    async def get_report(self, report_id: uuid.UUID, db: NamedDependency[Database]) -> ReportOut:
+    async def get_report(self, report_id: FromPath[uuid.UUID], db: NamedDependency[Database]) -> ReportOut:
         def read(session: Session) -> ReportOut:
             report = session.get(Report, report_id)
             if report is None:
@@ -353,7 +353,7 @@ class AnalyticsManagementController(Controller):
         operation_id="getReportJob",
         summary="A report job: its status, and the download path of each file once completed",
     )
-    async def get_job(self, job_id: uuid.UUID, db: NamedDependency[Database]) -> ReportJobOut:
+    async def get_job(self, job_id: FromPath[uuid.UUID], db: NamedDependency[Database]) -> ReportJobOut:
         return await db.read(lambda s: _job_out(report_jobs.get_run(s, job_id)[0]))
 
     @get(
@@ -364,7 +364,11 @@ class AnalyticsManagementController(Controller):
         media_type="application/octet-stream",
     )
     async def download(
-        self, job_id: uuid.UUID, fmt: str, db: NamedDependency[Database], backends: NamedDependency[Backends]
+        self,
+        job_id: FromPath[uuid.UUID],
+        fmt: FromPath[str],
+        db: NamedDependency[Database],
+        backends: NamedDependency[Backends],
     ) -> Stream:
         run, report = await db.read(lambda s: report_jobs.get_run(s, job_id))
         key = (run.files or {}).get(fmt)
@@ -452,7 +456,7 @@ class AnalyticsManagementController(Controller):
         description="Only the rule's creator or an admin may.",
     )
     async def deactivate_rule(
-        self, request: AuthedRequest, rule_id: uuid.UUID, db: NamedDependency[Database]
+        self, request: AuthedRequest, rule_id: FromPath[uuid.UUID], db: NamedDependency[Database]
     ) -> None:
         principal = request.user
 

@@ -30,6 +30,7 @@ from domain.notifications import rules
 from domain.schema import ContentMetricsDaily, Notification, OutboxEvent, Report, ReportRun
 from domain.settings import Settings
 from orchestration.deployment import build_client, build_resources
+from orchestration.jobs import analytics_report_job
 from sensors.analytics_reports import build_analytics_reports_sensor
 from serving.app import create_app
 from tests.serving.conftest import bearer, make_user, mint_token
@@ -68,7 +69,7 @@ def _pdf_pages_not_blank(data: bytes) -> int:
     pdf = pypdfium2.PdfDocument(data)
     try:
         image = pdf[0].render(scale=1).to_pil().convert("L")
-        dark = sum(1 for v in image.getdata() if v < 200)
+        dark = sum(1 for v in image.get_flattened_data() if v < 200)
         assert dark > 500, "the first page is blank"
         return len(pdf)
     finally:
@@ -119,7 +120,7 @@ async def test_a_generated_report_is_rendered_stored_downloadable_and_notified(
     # The sensor turns the queued job into a run on the report's partition.
     resources = build_resources(settings)
     instance = dg.DagsterInstance.ephemeral()
-    sensor = build_analytics_reports_sensor()
+    sensor = build_analytics_reports_sensor(analytics_report_job)
     with dg.build_sensor_context(instance=instance, resources=resources) as context:
         result = sensor(context)
     (request,) = result.run_requests

@@ -1,4 +1,5 @@
-"""The media sensor and the metadata asset, on real files made by ffmpeg."""
+"""The metadata and thumbnail assets, on real files made by ffmpeg (the media sensor's tests are in
+tests/sensors/test_media_sensor.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from assets.media import media_metadata, media_partitions
-from domain.db import sync_engine
 from domain.ids import new_id
 from domain.media.uploads import original_key, record_upload
 from domain.migrate import upgrade
 from domain.schema import MediaAsset, MediaJob
 from resources.database import OperationalDatabase
 from resources.object_store import LocalObjectStore
-from sensors.media import media_uploads_sensor
 from tests.ffmpeg_frames import count_decoded_frames
 
 
@@ -78,38 +76,6 @@ def upload(env, data: bytes, kind: str = "video") -> uuid.UUID:
             uploaded_by=None,
         )
     return media_id
-
-
-def test_sensor_adds_partitions_and_requests_one_run_per_upload(env, clip) -> None:
-    database, _ = env
-    ids = [str(upload(env, clip)) for _ in range(3)]
-    instance = dg.DagsterInstance.ephemeral()
-    with dg.build_sensor_context(instance=instance, resources={"database": database}) as context:
-        result = media_uploads_sensor(context)
-    assert [r.partition_key for r in result.run_requests] == ids
-    assert [r.run_key for r in result.run_requests] == [f"media-{i}" for i in ids]
-    assert instance.get_dynamic_partitions(media_partitions.name) == ids  # added in bulk by the tick
-    with dg.build_sensor_context(
-        instance=instance, resources={"database": database}, cursor=result.cursor
-    ) as context:
-        assert isinstance(media_uploads_sensor(context), dg.SkipReason)
-
-
-def test_a_burst_of_uploads_is_one_tick(env) -> None:
-    database, _ = env
-    engine = sync_engine(database.url)
-    with Session(engine) as session, session.begin():
-        from domain.outbox import record_event
-
-        for _ in range(2000):
-            media_id = new_id()
-            record_event(session, "media.uploaded", "media", media_id, {"id": str(media_id)})
-    engine.dispose()
-    instance = dg.DagsterInstance.ephemeral()
-    with dg.build_sensor_context(instance=instance, resources={"database": database}) as context:
-        result = media_uploads_sensor(context)
-    assert len(result.run_requests) == 2000
-    assert len(instance.get_dynamic_partitions(media_partitions.name)) == 2000
 
 
 def test_metadata_asset_probes_the_original(env, clip) -> None:

@@ -25,7 +25,8 @@ from domain.demo import seed_demo_users
 from domain.migrate import upgrade
 from domain.schema import User
 from domain.settings import Settings
-from orchestration.cli import dagster_commands, prepare
+from orchestration.cli import prepare
+from orchestration.deployment import dagster_commands
 from tests.conftest import prod_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,8 +133,10 @@ def test_create_admin_takes_no_password_argument_and_checks_the_policy(
 
 def test_the_dagster_ui_listens_on_its_own_loopback_address(sqlite_url: str, data_dir: Path) -> None:
     exposed_api = Settings(deployment="local", data_dir=data_dir, database_url=sqlite_url, api_host="0.0.0.0")
-    [dev] = dagster_commands(exposed_api).values()
-    assert dev[dev.index("-h") + 1] == "127.0.0.1" and dev[2:4] == ["dagster", "dev"]
+    local = dagster_commands(exposed_api)
+    assert set(local) == {"dagster-webserver", "dagster-daemon"}  # not the superseded `dagster dev`
+    web = local["dagster-webserver"]
+    assert web[web.index("-h") + 1] == "127.0.0.1" and "--read-only" not in web
 
     prod = dagster_commands(prod_settings(PROD_DB, data_dir, api_host="0.0.0.0", dagster_read_only=True))
     assert set(prod) == {"dagster-webserver", "dagster-daemon"}

@@ -1,10 +1,9 @@
 """The one Definitions loads under both deployments with the same resource keys, and its sensors
-and jobs do their work against real databases (and a real NATS in prod)."""
+and op jobs do their work against real databases (and a real NATS in prod); the sensors' own tests
+are in tests/sensors."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,21 +13,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from assets.media import media_partitions
-from domain import content
 from domain.auth.keys import Keyring
 from domain.db import sync_engine
 from domain.ids import new_id
 from domain.media.uploads import record_upload
 from domain.migrate import upgrade
-from domain.schema import ContentItem, OutboxEvent
 from domain.settings import Settings
 from orchestration.definitions import build_definitions
 from orchestration.deployment import RESOURCE_KEYS, build_client, build_resources
-from orchestration.jobs import auth_housekeeping_job, outbox_relay_job, publish_due_content_job
+from orchestration.jobs import auth_housekeeping_job
 from resources.database import OperationalDatabase
-from resources.event_bus import NatsEventBus, OutboxEventBus
-from sensors.cms import content_changes_sensor, outbox_relay_sensor, scheduled_content_sensor
 from sensors.media import MEDIA_ANALYSIS_GROUP, analysis_assets
+from tests.sensors.test_cms_sensors import schedule_item
 
 
 @pytest.fixture
@@ -84,7 +80,7 @@ def test_definitions_load_under_prod(prod_settings: Settings) -> None:
     sensor = repo.get_sensor_def("scheduled_content_sensor")
     with dg.build_sensor_context(resources=defs.resources) as context:
         assert isinstance(sensor(context), dg.SkipReason)
-    _schedule_item(prod_settings.database_url, timedelta(hours=1))
+    schedule_item(prod_settings.database_url, timedelta(hours=1))
     store = build_client(defs.resources["object_store"])
     store.put_bytes("probe/hello.txt", b"hello")
     assert store.get_bytes("probe/hello.txt") == b"hello" and store.health()["backend"] == "s3"
@@ -100,118 +96,6 @@ def test_resource_keys_are_the_same_for_every_deployment(
     local, prod = build_resources(local_settings), build_resources(prod_settings)
     assert set(local) == set(prod) == set(RESOURCE_KEYS)
     assert {type(v).__name__ for v in local.values()} != {type(v).__name__ for v in prod.values()}
-
-
-def _schedule_item(url: str, due_in: timedelta) -> uuid.UUID:
-    engine = sync_engine(url)
-    now = datetime.now(UTC)
-    with Session(engine) as session, session.begin():
-        item = content.create_content(session, content.NewContent(type="article", title={"en": "Due soon"}))
-        content.update_content(session, item.id, {"status": "in_review"}, expected_version=1)
-        content.schedule(session, item.id, now + timedelta(seconds=30), now=now)
-        item_id = item.id
-    # Move publish_at to where the test wants it (in the past means due now).
-    with Session(engine) as session, session.begin():
-        session.execute(
-            sa.update(ContentItem).where(ContentItem.id == item_id).values(publish_at=now + due_in)
-        )
-    engine.dispose()
-    return item_id
-
-
-def _status(url: str, item_id: uuid.UUID) -> str:
-    engine = sync_engine(url)
-    with engine.connect() as conn:
-        status = conn.scalar(sa.select(ContentItem.status).where(ContentItem.id == item_id))
-    engine.dispose()
-    return status
-
-
-def test_scheduled_content_sensor_and_job_publish_due_items(migrated_url: str) -> None:
-    database = OperationalDatabase(url=migrated_url)
-    later = _schedule_item(migrated_url, timedelta(hours=1))
-    with dg.build_sensor_context(resources={"database": database}) as context:
-        result = scheduled_content_sensor(context)
-    assert isinstance(result, dg.SkipReason)
-
-    due = _schedule_item(migrated_url, timedelta(seconds=-5))
-    with dg.build_sensor_context(resources={"database": database}) as context:
-        request = scheduled_content_sensor(context)
-    assert isinstance(request, dg.RunRequest) and request.run_key.startswith("publish-")
-
-    run = publish_due_content_job.execute_in_process(resources={"database": database})
-    assert run.success
-    assert _status(migrated_url, due) == "published"
-    assert _status(migrated_url, later) == "scheduled"
-    with dg.build_sensor_context(resources={"database": database}) as context:
-        assert isinstance(scheduled_content_sensor(context), dg.SkipReason)
-
-
-def test_content_changes_sensor_reads_the_outbox_by_cursor(migrated_url: str) -> None:
-    database = OperationalDatabase(url=migrated_url)
-    with dg.build_sensor_context(resources={"database": database}) as context:
-        assert isinstance(content_changes_sensor(context), dg.SkipReason)
-    _schedule_item(migrated_url, timedelta(hours=1))  # created, updated, scheduled: three events
-    with dg.build_sensor_context(resources={"database": database}, cursor="0") as context:
-        request = content_changes_sensor(context)
-        assert isinstance(request, dg.RunRequest) and request.tags["outbox_events"] == "3"
-        cursor = context.cursor
-    assert int(cursor) >= 3
-    with dg.build_sensor_context(resources={"database": database}, cursor=cursor) as context:
-        assert isinstance(content_changes_sensor(context), dg.SkipReason)
-
-
-def test_outbox_relay_sensor_skips_in_embedded_mode(migrated_url: str) -> None:
-    _schedule_item(migrated_url, timedelta(hours=1))
-    resources = {"database": OperationalDatabase(url=migrated_url), "event_bus": OutboxEventBus()}
-    with dg.build_sensor_context(resources=resources) as context:
-        result = outbox_relay_sensor(context)
-    assert isinstance(result, dg.SkipReason) and "embedded" in result.skip_message
-
-
-def test_outbox_relay_job_publishes_to_jetstream(postgres_url: str, nats_url: str) -> None:
-    upgrade(postgres_url)
-    _schedule_item(postgres_url, timedelta(hours=1))
-    database = OperationalDatabase(url=postgres_url)
-    bus = NatsEventBus(
-        url=nats_url, stream=f"T_{uuid.uuid4().hex[:8]}", subject_prefix=f"t{uuid.uuid4().hex[:8]}"
-    )
-    resources = {"database": database, "event_bus": bus}
-    with dg.build_sensor_context(resources=resources) as context:
-        request = outbox_relay_sensor(context)
-    assert isinstance(request, dg.RunRequest)
-    try:
-        run = outbox_relay_job.execute_in_process(resources=resources)
-        assert run.success
-        assert run.output_for_node("relay_outbox") == 3
-        with database.session() as session:
-            assert session.scalar(sa.select(sa.func.count()).where(OutboxEvent.relayed_at.is_(None))) == 0
-        with dg.build_sensor_context(resources=resources) as context:
-            assert isinstance(outbox_relay_sensor(context), dg.SkipReason)
-        assert asyncio.run(_stream_count(nats_url, bus.stream)) == 3
-    finally:
-        asyncio.run(_delete_stream(nats_url, bus.stream))
-
-
-async def _stream_count(url: str, stream: str) -> int:
-    import nats
-
-    nc = await nats.connect(url)
-    try:
-        return (await nc.jetstream().stream_info(stream)).state.messages
-    finally:
-        await nc.close()
-
-
-async def _delete_stream(url: str, stream: str) -> None:
-    import nats
-
-    nc = await nats.connect(url)
-    try:
-        with contextlib.suppress(Exception):  # already gone is fine
-            await nc.jetstream().delete_stream(stream)
-    finally:
-        await nc.close()
 
 
 def test_auth_housekeeping_purges_only_what_ended_long_ago(migrated_url: str) -> None:

@@ -9,11 +9,8 @@ import pytest
 import yaml
 
 from domain.settings import Settings
-from orchestration.instance import (
-    DAGSTER_POSTGRES_URL_ENV,
-    apply_pool_limits,
-    write_dagster_home,
-)
+from orchestration.deployment import pool_limits, prepare_dagster_home
+from orchestration.instance import DAGSTER_POSTGRES_URL_ENV, apply_pool_limits
 from resources.warehouse import WAREHOUSE_POOL
 
 PROD = dict(
@@ -33,7 +30,7 @@ def pool_probe() -> int:
 
 
 def test_local_instance_admits_one_warehouse_step_at_a_time(local_settings: Settings):
-    home = write_dagster_home(local_settings)
+    home = prepare_dagster_home(local_settings)
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
@@ -42,7 +39,7 @@ def test_local_instance_admits_one_warehouse_step_at_a_time(local_settings: Sett
         assert dg.materialize([pool_probe], instance=instance).success
         assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1
 
-        assert apply_pool_limits(instance, local_settings) == {WAREHOUSE_POOL: 1}
+        assert apply_pool_limits(instance, pool_limits(local_settings)) == {WAREHOUSE_POOL: 1}
         assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1
 
 
@@ -52,7 +49,7 @@ def test_prod_instance_stores_in_postgres_from_the_environment(
 ):
     settings = Settings(data_dir=tmp_path, **PROD)
     monkeypatch.setenv(DAGSTER_POSTGRES_URL_ENV, postgres_url)
-    home = write_dagster_home(settings)
+    home = prepare_dagster_home(settings)
 
     # The URL (a secret) stays in the environment: dagster.yaml names the variable, and Dagster
     # reads it when the instance loads.
@@ -66,6 +63,6 @@ def test_prod_instance_stores_in_postgres_from_the_environment(
         assert instance.run_storage.postgres_url == postgres_url
         assert instance.get_concurrency_config().pool_config.default_pool_limit is None
         # Warehouse steps (dbt runs over the same days) one at a time; other pools unlimited.
-        assert apply_pool_limits(instance, settings) == {WAREHOUSE_POOL: 1}
+        assert apply_pool_limits(instance, pool_limits(settings)) == {WAREHOUSE_POOL: 1}
         assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1
         assert dg.materialize([pool_probe], instance=instance).success

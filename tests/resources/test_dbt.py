@@ -1,4 +1,4 @@
-"""The dbt project, its manifest and the `dbt` resource per deployment."""
+"""The dbt project, its manifest and the `dbt` resource per deployment (resources/dagster/dbt.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 
 from domain.settings import Settings
+from orchestration.deployment import build_resources
 from resources.chdb_dbt import LAUNCHER_NAME
-from resources.dbt import (
-    DBT_PROJECT_DIR,
-    build_dbt_resource,
-    dbt_executable,
-    manifest_is_fresh,
-    parse_manifest,
-)
+from resources.dagster.dbt import DBT_PROJECT_DIR, installed_dbt, manifest_is_fresh, parse_manifest
 
 PROD = dict(
     deployment="prod",
@@ -31,8 +26,8 @@ PROD = dict(
 
 
 def test_dbt_target_is_the_deployment(local_settings: Settings, tmp_path: Path):
-    local = build_dbt_resource(local_settings)
-    prod = build_dbt_resource(Settings(data_dir=tmp_path / "prod", **PROD))
+    local = build_resources(local_settings)["dbt"]
+    prod = build_resources(Settings(data_dir=tmp_path / "prod", **PROD))["dbt"]
 
     assert local.target == "local"
     assert Path(local.dbt_executable) == (local_settings.data_dir / "bin" / LAUNCHER_NAME).resolve()
@@ -48,7 +43,9 @@ def test_parse_for_the_chdb_target_opens_no_warehouse(local_settings: Settings, 
     project = DbtProject(project_dir=copy, target="local")
     assert not manifest_is_fresh(project)
 
-    manifest = json.loads(parse_manifest(project, dbt_executable(local_settings)).read_text())
+    manifest = json.loads(
+        parse_manifest(project, installed_dbt(), database=local_settings.warehouse_database).read_text()
+    )
 
     assert not local_settings.chdb_path.exists()
     assert manifest["metadata"]["adapter_type"] == "clickhouse"

@@ -14,16 +14,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from domain.analytics import warehouse_events as events
+from orchestration.jobs import analytics_events_job
 from resources.object_store import LocalObjectStore
 from sensors.analytics import (
-    ANALYTICS_EVENTS_JOB,
-    ANALYTICS_MODELS_JOB,
     build_analytics_hours_sensor,
     days_request,
     hours_of_run,
 )
 
 H10 = datetime(2026, 3, 1, 10, tzinfo=UTC)
+MODELS_JOB = "analytics_models_job"
 
 
 class Clock:
@@ -55,7 +55,7 @@ def instance():
 
 class Ticker:
     def __init__(self, clock: Clock, store: LocalObjectStore, instance: dg.DagsterInstance) -> None:
-        self.sensor = build_analytics_hours_sensor(clock)
+        self.sensor = build_analytics_hours_sensor(analytics_events_job, clock)
         self.store, self.instance, self.cursor = store, instance, None
 
     def __call__(self) -> dg.SensorResult:
@@ -80,7 +80,7 @@ def keys(result: dg.SensorResult) -> list[tuple[str, str]]:
 def test_sensor_requests_closed_hours_with_files_and_reloads_late_files(store, instance):
     clock = Clock(H10 + timedelta(minutes=30))
     tick = Ticker(clock, store, instance)
-    assert tick.sensor.job_name == ANALYTICS_EVENTS_JOB
+    assert tick.sensor.job_name == analytics_events_job.name == "analytics_events_job"
     assert tick.sensor.name == "analytics_hours_sensor"
 
     empty = tick()
@@ -123,8 +123,8 @@ def test_sensor_looks_back_48_hours_only(store, instance):
 
 
 def test_a_load_run_leads_to_one_models_run_over_the_days_of_its_hours():
-    one = days_request(ANALYTICS_MODELS_JOB, "r1", *hours_of_run({"dagster/partition": "2026-03-01-23:00"}))
-    assert (one.job_name, one.partition_key, one.run_key) == (ANALYTICS_MODELS_JOB, "2026-03-01", "days-r1")
+    one = days_request(MODELS_JOB, "r1", *hours_of_run({"dagster/partition": "2026-03-01-23:00"}))
+    assert (one.job_name, one.partition_key, one.run_key) == (MODELS_JOB, "2026-03-01", "days-r1")
     # A range over midnight: both days, as one range run.
     window = hours_of_run(
         {
@@ -133,7 +133,7 @@ def test_a_load_run_leads_to_one_models_run_over_the_days_of_its_hours():
         }
     )
     assert window == (datetime(2026, 3, 1, 22, tzinfo=UTC), datetime(2026, 3, 2, 1, tzinfo=UTC))
-    span = days_request(ANALYTICS_MODELS_JOB, "r2", *window)
+    span = days_request(MODELS_JOB, "r2", *window)
     assert span.partition_key is None
     assert (span.partition_key_range.start, span.partition_key_range.end) == ("2026-03-01", "2026-03-02")
     assert span.tags["loaded_by_run"] == "r2"

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from assets.media import MEDIA_GROUP, media_metadata, media_partitions, media_thumbnails
+from assets.media import media_metadata, media_partitions, media_thumbnails
 from domain.db import sync_engine
 from domain.errors import Conflict
 from domain.ids import new_id
@@ -21,17 +21,19 @@ from domain.media.jobs import JOB_TAG
 from domain.media.uploads import record_upload
 from domain.outbox import record_event
 from domain.schema import MediaAsset, MediaJob, OutboxEvent
+from domain.settings import Settings
+from orchestration.jobs import media_job
 from resources.database import OperationalDatabase
 from resources.object_store import LocalObjectStore
 from sensors.media import (
     MEDIA_ANALYSIS_GROUP,
-    MEDIA_JOB,
     RENDITIONS,
     THUMBNAILS,
     build_media_uploads_sensor,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+RETENTION_DAYS = Settings().media_partition_retention_days
 
 
 @pytest.fixture
@@ -107,7 +109,8 @@ def media_definitions(database: OperationalDatabase, tmp_path, extra: list) -> d
 def ticker(instance, database) -> Callable[..., Ticker]:
     def make(clock: Clock | None = None, **options) -> Ticker:
         definitions = options.pop("definitions", None)
-        sensor = build_media_uploads_sensor(clock=clock or Clock(T0), **options)
+        options.setdefault("retention_days", RETENTION_DAYS)
+        sensor = build_media_uploads_sensor(media_job, clock=clock or Clock(T0), **options)
         return Ticker(sensor, instance, database, definitions)
 
     return make
@@ -306,7 +309,7 @@ def test_the_first_cursor_format_is_read_as_an_outbox_seq(instance, database) ->
     media_id, _ = upload(database)
     with database.session() as session:
         first_seq = session.scalar(sa.select(sa.func.min(OutboxEvent.seq)))
-    sensor = build_media_uploads_sensor(clock=Clock(T0))
+    sensor = build_media_uploads_sensor(media_job, RETENTION_DAYS, clock=Clock(T0))
     with dg.build_sensor_context(
         instance=instance, resources={"database": database}, cursor=str(first_seq)
     ) as context:
@@ -318,8 +321,7 @@ def test_the_daemon_s_evaluation_resolves_every_run_against_the_media_job(databa
     """`evaluate_tick` with an instance reference is what the code server runs for the daemon: each
     run request is checked against the job's partitions and gets its partition tags."""
     uploads = [upload(database) for _ in range(50)]
-    media_job = dg.define_asset_job(MEDIA_JOB, selection=dg.AssetSelection.groups(MEDIA_GROUP))
-    sensor = build_media_uploads_sensor(clock=Clock(T0))
+    sensor = build_media_uploads_sensor(media_job, RETENTION_DAYS, clock=Clock(T0))
     store = LocalObjectStore(root=str(tmp_path / "objects"))
     defs = dg.Definitions(assets=[media_metadata, media_thumbnails], jobs=[media_job], sensors=[sensor],
                           resources={"database": database, "object_store": store})  # fmt: skip
@@ -332,3 +334,31 @@ def test_the_daemon_s_evaluation_resolves_every_run_against_the_media_job(databa
         data = defs.get_repository_def().get_sensor_def(sensor.name).evaluate_tick(context)
         assert partitions(instance) == {m for m, _ in uploads}
     assert [(r.tags["dagster/partition"], r.tags[JOB_TAG]) for r in data.run_requests] == uploads
+
+
+def test_sensor_adds_partitions_and_requests_one_run_per_upload(instance, database) -> None:
+    ids = [upload(database)[0] for _ in range(3)]
+    sensor = build_media_uploads_sensor(media_job, RETENTION_DAYS)
+    with dg.build_sensor_context(instance=instance, resources={"database": database}) as context:
+        result = sensor(context)
+    assert [r.partition_key for r in result.run_requests] == ids
+    assert [r.run_key for r in result.run_requests] == [f"media-{i}" for i in ids]
+    assert instance.get_dynamic_partitions(media_partitions.name) == ids  # added in bulk by the tick
+    with dg.build_sensor_context(
+        instance=instance, resources={"database": database}, cursor=result.cursor
+    ) as context:
+        assert isinstance(sensor(context), dg.SkipReason)
+
+
+def test_a_burst_of_uploads_is_one_tick(instance, database) -> None:
+    engine = sync_engine(database.url)
+    with Session(engine) as session, session.begin():
+        for _ in range(2000):
+            media_id = new_id()
+            record_event(session, "media.uploaded", "media", media_id, {"id": str(media_id)})
+    engine.dispose()
+    sensor = build_media_uploads_sensor(media_job, RETENTION_DAYS)
+    with dg.build_sensor_context(instance=instance, resources={"database": database}) as context:
+        result = sensor(context)
+    assert len(result.run_requests) == 2000
+    assert len(instance.get_dynamic_partitions(media_partitions.name)) == 2000

@@ -11,20 +11,22 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from assets.notifications import NOTIFICATION_DELIVERIES_JOB, build_notification_assets
+from assets.notifications import build_notification_assets
 from domain import outbox
 from domain.auth import audit, rbac, users
 from domain.notifications import delivery, rules, service
 from domain.schema import Broadcast, DeliveryLog, NotificationEvent
+from orchestration.jobs import notification_deliveries_job, notification_events_job
 from resources.database import OperationalDatabase
 from sensors.notifications import (
     build_notification_broadcasts_sensor,
     build_notification_deliveries_sensor,
-    notification_digest_schedule,
-    notification_events_sensor,
+    build_notification_digest_schedule,
+    build_notification_events_sensor,
 )
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+notification_events_sensor = build_notification_events_sensor(notification_events_job)
 
 
 class Clock:
@@ -107,7 +109,7 @@ def test_deliveries_sensor_run_keys_follow_the_due_set(
     database: OperationalDatabase, instance: dg.DagsterInstance
 ) -> None:
     clock = Clock(T0)
-    sensor = build_notification_deliveries_sensor(clock)
+    sensor = build_notification_deliveries_sensor(notification_deliveries_job, clock)
     result, _ = tick(sensor, database, instance=instance)
     assert isinstance(result, dg.SkipReason) and result.skip_message == "no deliveries are due"
 
@@ -144,7 +146,7 @@ def test_deliveries_sensor_run_keys_follow_the_due_set(
     @dg.op
     def noop() -> None: ...
 
-    @dg.job(name=NOTIFICATION_DELIVERIES_JOB)
+    @dg.job(name=notification_deliveries_job.name)
     def running_drain() -> None:
         noop()
 
@@ -155,7 +157,8 @@ def test_deliveries_sensor_run_keys_follow_the_due_set(
 
 def test_broadcasts_sensor_launches_each_due_broadcast_once(database: OperationalDatabase) -> None:
     clock = Clock(T0)
-    sensor = build_notification_broadcasts_sensor(clock)
+    broadcast_job = build_notification_assets(delivery.Policy()).broadcast_job
+    sensor = build_notification_broadcasts_sensor(broadcast_job, clock)
     result, _ = tick(sensor, database)
     assert isinstance(result, dg.SkipReason) and result.skip_message == "no queued broadcast is due"
     with database.session() as session:
@@ -176,5 +179,6 @@ def test_broadcasts_sensor_launches_each_due_broadcast_once(database: Operationa
 
 
 def test_digest_schedule_runs_the_drain_hourly_at_minute_zero() -> None:
-    assert notification_digest_schedule.cron_schedule == "0 * * * *"
-    assert notification_digest_schedule.job_name == NOTIFICATION_DELIVERIES_JOB
+    schedule = build_notification_digest_schedule(notification_deliveries_job)
+    assert schedule.cron_schedule == "0 * * * *"
+    assert schedule.job_name == "notification_deliveries_job"

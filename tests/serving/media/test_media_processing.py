@@ -16,6 +16,8 @@ from domain.media import processing
 from domain.media.jobs import JOB_TAG
 from domain.media.uploads import record_upload
 from domain.schema import MediaAsset, MediaJob, OutboxEvent
+from domain.settings import Settings
+from orchestration.jobs import media_job
 from resources.database import OperationalDatabase
 from sensors.media import build_media_uploads_sensor
 
@@ -166,7 +168,7 @@ async def test_a_failed_transcode_can_be_retried(client, migrated_url) -> None:
             definitions=dg.Definitions(),
         ) as context,
     ):
-        result = build_media_uploads_sensor()(context)
+        result = build_media_uploads_sensor(media_job, Settings().media_partition_retention_days)(context)
     retried = [r for r in result.run_requests if r.run_key == f"transcode-{body['job_id']}"]
     assert [(r.partition_key, r.tags[JOB_TAG]) for r in retried] == [(media_id, body["job_id"])]
 
@@ -197,7 +199,7 @@ async def test_analyze_without_analysis_assets_shows_the_reason_at_the_status_ur
 ) -> None:
     media_id = recorded(migrated_url)
     accepted = (await client.post(f"{API}/analyze", json={"media_id": media_id})).json()
-    sensor = build_media_uploads_sensor()
+    sensor = build_media_uploads_sensor(media_job, Settings().media_partition_retention_days)
     with (
         dg.DagsterInstance.ephemeral() as instance,
         dg.build_sensor_context(

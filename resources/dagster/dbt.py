@@ -1,9 +1,11 @@
-"""The dbt project and the `dbt` resource for a deployment (dbt target name = deployment name).
+"""The dbt project and the `dbt` resource (dbt target name = deployment name), Dagster-only.
 
 Nothing here runs at import time. `dbt_manifest(settings)` runs `dbt parse` when the manifest is
 missing or older than the project's files (a fresh clone, an edited model), so Definitions load
 from a checkout with no build step; `dbt parse` renders the profile but opens no connection, so
-the process that loads Definitions never opens the embedded warehouse.
+it runs with the installed `dbt` for every target, and the process that loads Definitions never
+opens the embedded warehouse. Which executable *builds* the models (the chDB launcher or the
+installed `dbt`) is the deployment's choice, made in `orchestration.deployment`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 
 from domain.settings import Deployment, Settings
-from resources.chdb_dbt import write_launcher
+from resources.chdb_dbt import DATABASE_ENV
 
 # The dbt project sits next to the Python packages at the root of the checkout.
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 # Folders of the dbt project that hold outputs, not sources (ignored when judging staleness).
 _OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})
 
@@ -33,20 +35,14 @@ def dbt_project(target: Deployment) -> DbtProject:
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=target)
 
 
-def dbt_executable(settings: Settings) -> str:
-    """Embedded: a launcher that routes dbt-clickhouse to chDB (written into the data dir).
-    Production: the `dbt` installed next to this interpreter."""
-    if settings.deployment == "local":
-        launcher = write_launcher(settings.data_dir / "bin", settings.chdb_path, settings.warehouse_database)
-        return str(launcher.resolve())
+def installed_dbt() -> str:
+    """The `dbt` installed next to this interpreter (or on PATH)."""
     installed = Path(sysconfig.get_path("scripts")) / "dbt"
     return str(installed) if installed.is_file() else "dbt"
 
 
-def build_dbt_resource(settings: Settings) -> DbtCliResource:
-    return DbtCliResource(
-        project_dir=dbt_project(settings.deployment), dbt_executable=dbt_executable(settings)
-    )
+def build_dbt_resource(target: Deployment, executable: str) -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project(target), dbt_executable=executable)
 
 
 def _newest_source_mtime(project_dir: Path) -> float:
@@ -68,12 +64,13 @@ def dbt_manifest(settings: Settings) -> Path:
     """The path of an up-to-date manifest.json for the deployment's target, parsing if needed."""
     project = dbt_project(settings.deployment)
     if not manifest_is_fresh(project):
-        parse_manifest(project, dbt_executable(settings))
+        parse_manifest(project, installed_dbt(), database=settings.warehouse_database)
     return project.manifest_path
 
 
-def parse_manifest(project: DbtProject, executable: str) -> Path:
-    """Run `dbt parse` for `project` (its target) and return the manifest path.
+def parse_manifest(project: DbtProject, executable: str, *, database: str | None = None) -> Path:
+    """Run `dbt parse` for `project` (its target) and return the manifest path; `database` is the
+    warehouse database the profile names (else the profile's default).
 
     dbt parses into a private target directory (seeded with the partial-parse cache) and the
     results are renamed into place, so processes loading Definitions at once do not collide.
@@ -102,6 +99,7 @@ def parse_manifest(project: DbtProject, executable: str) -> Path:
         done = subprocess.run(
             command,
             cwd=project.project_dir,
+            env={**os.environ, DATABASE_ENV: database} if database else None,
             capture_output=True,
             text=True,
             check=False,
