@@ -72,8 +72,9 @@ def servers(data_dir: Path, url: str, apps: list[tuple[str, str]]) -> Iterator[l
     settings for `data_dir`; yields their ports and stops them afterwards."""
     env = data_dir / "bench.env"
     env.write_text(f"THMNAYAH_DEPLOYMENT=local\nTHMNAYAH_DATA_DIR={data_dir}\nTHMNAYAH_DATABASE_URL={url}\n")
-    common = ["--env-file", str(env), "--app-dir", str(Path(__file__).resolve().parent), "--host", "127.0.0.1",
-              "--no-access-log", "--log-level", "warning", "--workers", "1"]  # fmt: skip
+    app_dir = str(Path(__file__).resolve().parent)
+    common = ["--env-file", str(env), "--app-dir", app_dir, "--host", "127.0.0.1"]
+    common += ["--no-access-log", "--log-level", "warning", "--workers", "1"]
     ports = [free_port() for _ in apps]
     procs = []
     try:

@@ -77,8 +77,12 @@ def sample_data(count: int = 20, render: int = 0) -> dict:
                 "premium": i % 3 == 0,
             }
         )
-    return {"user": {"name": "سارة"}, "since": start, "unsubscribe_url": "https://example.test/u/abc",
-            "items": items}  # fmt: skip
+    return {
+        "user": {"name": "سارة"},
+        "since": start,
+        "unsubscribe_url": "https://example.test/u/abc",
+        "items": items,
+    }
 
 
 GOAL_MS = 1.0

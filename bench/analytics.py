@@ -165,7 +165,7 @@ def api(data_dir: Path, url: str, workers: int) -> Iterator[int]:
             "warning",
             "--workers",
             str(workers),
-        ],  # fmt: skip
+        ],
         f"http://127.0.0.1:{port}/api/v1/health",
     )
     try:
@@ -241,8 +241,16 @@ EN_WORDS = (
 )
 
 
-def raw_events_sql(database: str, count: int, start: datetime, days: int, *, users: int = 50_000,
-                   items: int = 5_000, queries: int = 2_000) -> str:  # fmt: skip
+def raw_events_sql(
+    database: str,
+    count: int,
+    start: datetime,
+    days: int,
+    *,
+    users: int = 50_000,
+    items: int = 5_000,
+    queries: int = 2_000,
+) -> str:
     """INSERT ... SELECT of `count` events from `numbers()`: sessions of 8 events a few tens of
     seconds apart, started at random over `days` days from `start`; 80% by signed-in users (`users`
     of them), content drawn with a skew toward the first of `items`, `queries` search queries
@@ -389,9 +397,30 @@ def rollup(args: argparse.Namespace) -> None:
 # --- serving rows ---------------------------------------------------------------------------------------
 
 
-def _insert(conn: sa.Connection, model: type, columns: tuple[str, ...], rows: list[tuple]) -> None:
+# The columns of the rows `fill_serving` writes, in the order of each row's values.
+ITEM_COLUMNS = (
+    "id type title description slug status published_at tags tag_index metadata search_text created_at"
+    " updated_at version"
+)
+CONTENT_COLUMNS = (
+    "id content_id date view_count unique_viewers average_watch_time completion_rate engagement_score"
+    " share_count favorite_count comment_count updated_at"
+)
+USER_COLUMNS = (
+    "id user_id date session_count total_session_time page_views content_interactions search_queries"
+    " downloads shares last_activity updated_at"
+)
+SEARCH_COLUMNS = (
+    "id query_text date language user_type search_count result_count click_count click_through_rate"
+    " average_position zero_result_count zero_result_rate updated_at"
+)
+
+
+def _insert(conn: sa.Connection, model: type, columns: str, rows: list[tuple]) -> None:
+    """Insert `rows`, each the values of the space-separated `columns` in order, into `model`'s table."""
+    names = columns.split()
     if rows:
-        conn.execute(sa.insert(model.__table__), [dict(zip(columns, row, strict=True)) for row in rows])
+        conn.execute(sa.insert(model.__table__), [dict(zip(names, row, strict=True)) for row in rows])
 
 
 def fill_serving(url: str, *, days: int, items: int, users: int, queries: int) -> None:
@@ -405,64 +434,73 @@ def fill_serving(url: str, *, days: int, items: int, users: int, queries: int) -
     user_ids = [uuid.uuid4() for _ in range(users)]
     engine = sync_engine(url)
     with engine.begin() as conn:
-        _insert(
-            conn,
-            ContentItem,
-            ("id", "type", "title", "description", "slug", "status", "published_at", "tags", "tag_index",
-             "metadata", "search_text", "created_at", "updated_at", "version"),
-            [(cid, "video", {"ar": f"حلقة وثائقية رقم {i}", "en": f"Documentary {i}"}, {}, f"bench-{i}",
-              "published", now, ["bench"], "|bench|", {}, f"documentary {i}", now, now, 1)
-             for i, cid in enumerate(content_ids)],
-        )  # fmt: skip
+        item_rows = []
+        for i, cid in enumerate(content_ids):
+            title = {"ar": f"حلقة وثائقية رقم {i}", "en": f"Documentary {i}"}
+            published = ("published", now, ["bench"], "|bench|", {}, f"documentary {i}", now, now, 1)
+            item_rows.append((cid, "video", title, {}, f"bench-{i}", *published))
+        _insert(conn, ContentItem, ITEM_COLUMNS, item_rows)
         for day in dates:
             rows = []
             for rank, cid in enumerate(content_ids):
                 views = rng.randint(0, 40_000 // (rank + 1) + 20)
                 viewers = views * 3 // 4
-                rows.append((uuid.uuid4(), cid, day, views, viewers, rng.randint(0, 600),
-                             rng.random() if viewers else None, views * 1.4, views // 50, views // 30,
-                             views // 80, now))  # fmt: skip
-            _insert(
-                conn,
-                ContentMetricsDaily,
-                ("id", "content_id", "date", "view_count", "unique_viewers", "average_watch_time",
-                 "completion_rate", "engagement_score", "share_count", "favorite_count", "comment_count",
-                 "updated_at"),
-                rows,
-            )  # fmt: skip
+                watch, completion = rng.randint(0, 600), (rng.random() if viewers else None)
+                shared = (views * 1.4, views // 50, views // 30, views // 80)  # score, shares, favs, comments
+                rows.append((uuid.uuid4(), cid, day, views, viewers, watch, completion, *shared, now))
+            _insert(conn, ContentMetricsDaily, CONTENT_COLUMNS, rows)
             _insert(
                 conn,
                 UserEngagementDaily,
-                ("id", "user_id", "date", "session_count", "total_session_time", "page_views",
-                 "content_interactions", "search_queries", "downloads", "shares", "last_activity",
-                 "updated_at"),
-                [(uuid.uuid4(), uid, day, rng.randint(1, 4), rng.randint(30, 7_200), rng.randint(1, 40),
-                  rng.randint(0, 5), rng.randint(0, 6), rng.randint(0, 2), rng.randint(0, 2), now, now)
-                 for uid in user_ids],
-            )  # fmt: skip
+                USER_COLUMNS,
+                [
+                    (
+                        uuid.uuid4(),
+                        uid,
+                        day,
+                        rng.randint(1, 4),
+                        rng.randint(30, 7_200),
+                        rng.randint(1, 40),
+                        rng.randint(0, 5),
+                        rng.randint(0, 6),
+                        rng.randint(0, 2),
+                        rng.randint(0, 2),
+                        now,
+                        now,
+                    )
+                    for uid in user_ids
+                ],
+            )
             rows = []
             for language, word in (("ar", "بحث"), ("en", "search")):
                 for q in range(queries):
                     searches = rng.randint(1, 2_000 // (q + 1) + 3)
                     clicks, zero = rng.randint(0, searches), rng.randint(0, searches // 10)
-                    rows.append((uuid.uuid4(), f"{word} {q}", day, language, "registered", searches, 12.5,
-                                 clicks, clicks / searches, 2.5 if clicks else None, zero,
-                                 zero / searches, now))  # fmt: skip
-            _insert(
-                conn,
-                SearchAnalyticsDaily,
-                ("id", "query_text", "date", "language", "user_type", "search_count", "result_count",
-                 "click_count", "click_through_rate", "average_position", "zero_result_count",
-                 "zero_result_rate", "updated_at"),
-                rows,
-            )  # fmt: skip
+                    rows.append(
+                        (
+                            uuid.uuid4(),
+                            f"{word} {q}",
+                            day,
+                            language,
+                            "registered",
+                            searches,
+                            12.5,
+                            clicks,
+                            clicks / searches,
+                            2.5 if clicks else None,
+                            zero,
+                            zero / searches,
+                            now,
+                        )
+                    )
+            _insert(conn, SearchAnalyticsDaily, SEARCH_COLUMNS, rows)
         if users:
             minute = now.replace(second=0, microsecond=0)
             kinds = ("view", "media_progress", "search", "search_click", "share")
             _insert(
                 conn,
                 LiveMinute,
-                ("minute", "metric", "value"),
+                "minute metric value",
                 [
                     (minute - timedelta(minutes=m), f"events.{k}", rng.randint(1, 900))
                     for m in range(30)

@@ -37,8 +37,10 @@ def main() -> None:
         data_dir = Path(tmp)
         url, ids = seed(data_dir, 200)
         random.Random(7).shuffle(ids)
-        apps = [("serving.app:create_app", "/api/v1/health"),
-                ("auth_apps:create_public_read_app", f"/api/v1/content/{ids[0]}")]  # fmt: skip
+        apps = [
+            ("serving.app:create_app", "/api/v1/health"),
+            ("auth_apps:create_public_read_app", f"/api/v1/content/{ids[0]}"),
+        ]
         with servers(data_dir, url, apps) as (auth_port, open_port):
             login_url = f"http://127.0.0.1:{auth_port}/api/v1/auth/login"
             latencies = []

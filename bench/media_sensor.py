@@ -62,15 +62,51 @@ def seed_uploads(engine: sa.Engine, count: int, at: datetime) -> list[uuid.UUID]
     assets, jobs, events = [], [], []
     for _ in range(count):
         media_id, job_id = new_id(), new_id()
-        assets.append({"id": media_id, "original_filename": "clip.mp4", "content_type": "video",
-                       "mime_type": "video/mp4", "file_size": 1_000_000, "sha256": "", "s3_key": original_key(media_id),
-                       "upload_status": "pending", "meta": {}, "created_at": at, "updated_at": at})  # fmt: skip
-        jobs.append({"id": job_id, "media_asset_id": media_id, "kind": "process", "status": "pending",
-                     "stage": "queued", "percent": 0.0, "requested": {}, "created_at": at, "updated_at": at})  # fmt: skip
-        events.append({"event_id": new_id(), "event_type": "media.uploaded", "aggregate_type": "media",
-                       "aggregate_id": str(media_id), "occurred_at": at,
-                       "payload": {"id": str(media_id), "kind": "video", "size": 1_000_000, "content_item_id": None,
-                                   "job_id": str(job_id), "language": None}})  # fmt: skip
+        assets.append(
+            {
+                "id": media_id,
+                "original_filename": "clip.mp4",
+                "content_type": "video",
+                "mime_type": "video/mp4",
+                "file_size": 1_000_000,
+                "sha256": "",
+                "s3_key": original_key(media_id),
+                "upload_status": "pending",
+                "meta": {},
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+        jobs.append(
+            {
+                "id": job_id,
+                "media_asset_id": media_id,
+                "kind": "process",
+                "status": "pending",
+                "stage": "queued",
+                "percent": 0.0,
+                "requested": {},
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+        events.append(
+            {
+                "event_id": new_id(),
+                "event_type": "media.uploaded",
+                "aggregate_type": "media",
+                "aggregate_id": str(media_id),
+                "occurred_at": at,
+                "payload": {
+                    "id": str(media_id),
+                    "kind": "video",
+                    "size": 1_000_000,
+                    "content_item_id": None,
+                    "job_id": str(job_id),
+                    "language": None,
+                },
+            }
+        )
     with Session(engine) as session, session.begin():
         session.execute(sa.insert(MediaAsset), assets)
         session.execute(sa.insert(MediaJob), jobs)
@@ -189,14 +225,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-media-sensor-") as tmp:
         seconds, runs, added = burst(Path(tmp) / "burst", args.uploads, args.dagster_postgres_url)
         report("media_sensor.tick_10k", seconds, "s", n=added)
-        print(f"# {args.uploads} uploads: one tick {seconds:.2f} s, {runs} run requests, on a "
-              f"{'PostgreSQL' if args.dagster_postgres_url else 'SQLite'} Dagster instance", file=sys.stderr)  # fmt: skip
+        print(
+            f"# {args.uploads} uploads: one tick {seconds:.2f} s, {runs} run requests, on a "
+            f"{'PostgreSQL' if args.dagster_postgres_url else 'SQLite'} Dagster instance",
+            file=sys.stderr,
+        )
         started = time.perf_counter()
         held, largest, last_pass = year(args.days, args.per_day, args.retention_days, Path(tmp) / "year")
         report("media_sensor.partitions_after_year", held, "count", n=args.days, per_day=args.per_day)
-        print(f"# {args.days} days x {args.per_day} uploads, {args.retention_days} days' retention: "
-              f"{held} partitions at the end, at most {largest}; last evening tick {last_pass:.2f} s; "
-              f"simulated in {time.perf_counter() - started:.0f} s", file=sys.stderr)  # fmt: skip
+        print(
+            f"# {args.days} days x {args.per_day} uploads, {args.retention_days} days' retention: "
+            f"{held} partitions at the end, at most {largest}; last evening tick {last_pass:.2f} s; "
+            f"simulated in {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

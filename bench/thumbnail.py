@@ -39,8 +39,8 @@ def bare_script(source: Path, out_dir: Path, chosen_s: float, posters: list[thum
     """The pipeline's work as one shell script of bare ffmpeg commands: the candidate grabs in a
     loop (raw grey probe to a file, where the pipeline reads it from the pipe), then the posters."""
     times = " ".join(f"{t:.3f}" for t in thumbnails.candidate_times(float(DURATION_S)))
-    probe = ["-frames:v", "1", "-vf", f"scale={thumbnails._PROBE_W}:{thumbnails._PROBE_H},format=gray",
-             "-f", "rawvideo", "-"]  # fmt: skip
+    gray = f"scale={thumbnails._PROBE_W}:{thumbnails._PROBE_H},format=gray"
+    probe = ["-frames:v", "1", "-vf", gray, "-f", "rawvideo", "-"]
     sizes = sorted({(p.width, p.height) for p in posters})
     graph = [f"[0:v]split={len(sizes)}" + "".join(f"[s{i}]" for i in range(len(sizes)))]
     outputs: list[str] = []
@@ -51,8 +51,8 @@ def bare_script(source: Path, out_dir: Path, chosen_s: float, posters: list[thum
         for fmt, label in zip(formats, labels, strict=True):
             outputs += ["-map", label, "-frames:v", "1", *ENCODE[fmt], str(out_dir / f"poster-{width}.{fmt}")]
     grab = shlex.join([*FFMPEG, "-ss", "$t", "-i", str(source), *probe]).replace("'$t'", '"$t"')
-    render = shlex.join([*FFMPEG, "-y", "-ss", f"{chosen_s:.3f}", "-i", str(source),
-                         "-filter_complex", ";".join(graph), *outputs])  # fmt: skip
+    at_chosen = ["-ss", f"{chosen_s:.3f}", "-i", str(source)]
+    render = shlex.join([*FFMPEG, "-y", *at_chosen, "-filter_complex", ";".join(graph), *outputs])
     return f"set -eu\nfor t in {times}; do\n  {grab} > {shlex.quote(str(out_dir))}/probe-$t.gray\ndone\n{render}\n"
 
 
@@ -69,9 +69,9 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "one-hour.mp4"
-        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s={args.size}:r={args.fps}:d={DURATION_S}",
-                        "-c:v", "libx264", "-preset", "ultrafast", "-g", str(int(args.fps * 4)), str(source)],
-                       check=True)  # fmt: skip
+        card = f"testsrc2=s={args.size}:r={args.fps}:d={DURATION_S}"
+        h264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", str(int(args.fps * 4))]
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", card, *h264, str(source)], check=True)
 
         def pipeline(out_dir: Path) -> tuple[thumbnails.Candidate, list[thumbnails.Poster]]:
             chosen = thumbnails.pick_frame(source, float(DURATION_S))
@@ -97,12 +97,20 @@ def main() -> None:
         bare_made = {p.name: p.read_bytes() for p in out["bare"].iterdir() if p.suffix != ".gray"}
         probes = len(list(out["bare"].glob("*.gray")))
     assert sorted(made) == sorted(bare_made), (sorted(made), sorted(bare_made))
-    report("thumbnail.one_hour", statistics.median(took["pipeline"]), "s", statistics.median(took["bare"]),
-           n=DURATION_S)  # fmt: skip
+    report(
+        "thumbnail.one_hour",
+        statistics.median(took["pipeline"]),
+        "s",
+        statistics.median(took["bare"]),
+        n=DURATION_S,
+    )
     identical = sum(made[name] == bare_made[name] for name in made)
-    print(f"# {len(posters)} posters from the frame at {chosen.time_s:.0f} s, {identical} byte-identical "
-          f"to bare ffmpeg's (after its {probes} grabs); pipeline {[round(t, 3) for t in took['pipeline']]} s, "
-          f"bare {[round(t, 3) for t in took['bare']]} s", file=sys.stderr)  # fmt: skip
+    print(
+        f"# {len(posters)} posters from the frame at {chosen.time_s:.0f} s, {identical} byte-identical "
+        f"to bare ffmpeg's (after its {probes} grabs); pipeline {[round(t, 3) for t in took['pipeline']]} s, "
+        f"bare {[round(t, 3) for t in took['bare']]} s",
+        file=sys.stderr,
+    )
     print(f"# bare script of the last round:\n{script}", file=sys.stderr)
 
 

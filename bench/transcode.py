@@ -45,9 +45,11 @@ def main() -> None:
         tmp = Path(tmp)
         source = tmp / "source.mp4"
         print(f"# making a {args.seconds} s {args.size}@30 test source", file=sys.stderr)
-        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s={args.size}:r=30:d={args.seconds}",
-                        "-f", "lavfi", "-i", f"sine=f=440:d={args.seconds}", "-c:v", "libx264", "-preset", "veryfast",
-                        "-crf", "20", "-g", "60", "-c:a", "aac", "-shortest", str(source)], check=True)  # fmt: skip
+        inputs = ["-f", "lavfi", "-i", f"testsrc2=s={args.size}:r=30:d={args.seconds}"]
+        inputs += ["-f", "lavfi", "-i", f"sine=f=440:d={args.seconds}"]
+        encode = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", "60"]
+        encode += ["-c:a", "aac", "-shortest"]
+        subprocess.run(["ffmpeg", "-v", "error", *inputs, *encode, str(source)], check=True)
         url = f"sqlite:///{tmp / 'thmnayah.db'}"
         upgrade(url)
         database, store = OperationalDatabase(url=url), LocalObjectStore(root=str(tmp / "objects"))
@@ -55,9 +57,19 @@ def main() -> None:
         with source.open("rb") as f:
             store.put_file(original_key(media_id), f)
         with database.session() as session:
-            record_upload(session, media_id=media_id, kind="video", mime="video/mp4", size=source.stat().st_size,
-                          sha256="", filename="source.mp4", metadata={}, content_item_id=None, language=None,
-                          uploaded_by=None)  # fmt: skip
+            record_upload(
+                session,
+                media_id=media_id,
+                kind="video",
+                mime="video/mp4",
+                size=source.stat().st_size,
+                sha256="",
+                filename="source.mp4",
+                metadata={},
+                content_item_id=None,
+                language=None,
+                uploaded_by=None,
+            )
         instance = dg.DagsterInstance.ephemeral()
         instance.add_dynamic_partitions(media_partitions.name, [str(media_id)])
         resources = {"database": database, "object_store": store}
@@ -74,12 +86,15 @@ def main() -> None:
             )
             bare_times.append(time.perf_counter() - started)
             started = time.perf_counter()
-            result = dg.materialize([media_renditions], partition_key=str(media_id), instance=instance,
-                                    resources=resources)  # fmt: skip
+            result = dg.materialize(
+                [media_renditions], partition_key=str(media_id), instance=instance, resources=resources
+            )
             pipeline_times.append(time.perf_counter() - started)
             assert result.success
-            print(f"# round {i + 1}: bare {bare_times[-1]:.2f} s, pipeline {pipeline_times[-1]:.2f} s",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"# round {i + 1}: bare {bare_times[-1]:.2f} s, pipeline {pipeline_times[-1]:.2f} s",
+                file=sys.stderr,
+            )
         shown = result.asset_materializations_for_node("media_renditions")[0].metadata
         print(
             f"# rungs {shown['details'].value['rungs']}, stored {shown['stored_bytes'].value} B",

@@ -98,9 +98,14 @@ def _patch(client, url: str, source: Path, offset: int, size: int, headers: dict
         response = client.patch(
             url,
             content=_blocks(source, offset, size),
-            headers={**headers, **extra, "Upload-Offset": str(offset), "Content-Type": OFFSET_STREAM,
-                     "Content-Length": str(size)},
-        )  # fmt: skip
+            headers={
+                **headers,
+                **extra,
+                "Upload-Offset": str(offset),
+                "Content-Type": OFFSET_STREAM,
+                "Content-Length": str(size),
+            },
+        )
         if response.status_code != 423:
             break
         time.sleep(0.05)
@@ -120,8 +125,9 @@ def tus_create(client, base: str, auth: dict, source: Path) -> str:  # noqa: ANN
     return base + created.headers["location"]
 
 
-def tus_send(client, location: str, auth: dict, source: Path, *, start: int, end: int, chunk: int,
-             checksum: bool) -> tuple[int, str | None, float]:  # fmt: skip  # noqa: ANN001
+def tus_send(
+    client, location: str, auth: dict, source: Path, *, start: int, end: int, chunk: int, checksum: bool
+) -> tuple[int, str | None, float]:  # noqa: ANN001
     """PATCH `source[start:end]` in chunks; returns (offset, media id once complete, seconds the last
     PATCH took)."""
     offset, response, last_s = start, None, 0.0
@@ -176,8 +182,9 @@ def make_wav(path: Path, size: int) -> str:
     import subprocess
 
     seconds = size / WAV_BYTES_PER_S
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds:.3f}",
-                    "-ac", "2", "-c:a", "pcm_s16le", "-y", str(path)], check=True)  # fmt: skip
+    tone = f"sine=frequency=440:sample_rate=48000:duration={seconds:.3f}"
+    pcm = ["-ac", "2", "-c:a", "pcm_s16le"]
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", tone, *pcm, "-y", str(path)], check=True)
     digest = hashlib.sha256()
     for block in _blocks(path, 0, path.stat().st_size):
         digest.update(block)
@@ -255,13 +262,17 @@ def main() -> None:
             f"THMNAYAH_DEPLOYMENT=local\nTHMNAYAH_DATA_DIR={data_dir}\nTHMNAYAH_DATABASE_URL={url}\n"
             f"BARE_UPLOAD_FILE={data_dir / 'bare.bin'}\n"
         )
-        common = ["--env-file", str(env), "--app-dir", str(HERE), "--host", "127.0.0.1", "--no-access-log",
-                  "--log-level", "warning", "--workers", "1"]  # fmt: skip
+        common = ["--env-file", str(env), "--app-dir", str(HERE), "--host", "127.0.0.1"]
+        common += ["--no-access-log", "--log-level", "warning", "--workers", "1"]
         api_port, bare_port = free_port(), free_port()
-        api = serve(["serving.app:create_app", "--factory", "--port", str(api_port), *common],
-                    f"http://127.0.0.1:{api_port}/api/v1/health")  # fmt: skip
-        bare = serve(["upload:create_bare_upload_app", "--factory", "--port", str(bare_port), *common],
-                     f"http://127.0.0.1:{bare_port}/ready")  # fmt: skip
+        api = serve(
+            ["serving.app:create_app", "--factory", "--port", str(api_port), *common],
+            f"http://127.0.0.1:{api_port}/api/v1/health",
+        )
+        bare = serve(
+            ["upload:create_bare_upload_app", "--factory", "--port", str(bare_port), *common],
+            f"http://127.0.0.1:{bare_port}/ready",
+        )
         base = f"http://127.0.0.1:{api_port}"
         originals = data_dir / "objects" / "media"
         try:
@@ -275,8 +286,11 @@ def main() -> None:
             bare_times, tus_times, identical = [], [], True
             with httpx.Client(timeout=600) as client:
                 for _ in range(args.rounds):
-                    bare_times.append(bare_round(client, f"http://127.0.0.1:{bare_port}/bare-upload", source,
-                                                 chunk, args.checksum))  # fmt: skip
+                    bare_times.append(
+                        bare_round(
+                            client, f"http://127.0.0.1:{bare_port}/bare-upload", source, chunk, args.checksum
+                        )
+                    )
                     (data_dir / "bare.bin").unlink()
                     seconds, last_s, media_id = tus_round(client, base, auth, source, chunk, args.checksum)
                     tus_times.append((seconds, last_s))

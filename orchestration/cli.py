@@ -89,18 +89,30 @@ def seed(settings: Settings, schedule_delay: float, report_delay: float = 240.0)
         engine.dispose()
 
 
+# The demo video: six seconds of a test card with a tone.
+DEMO_VIDEO_ARGS = (
+    ["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=6"]
+    + ["-f", "lavfi", "-i", "sine=frequency=330:duration=6", "-shortest"]
+    + ["-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-movflags", "+faststart"]
+)
 # (file name, ffmpeg arguments making it, language, content item slug it belongs to)
 DEMO_MEDIA: list[tuple[str, list[str], str | None, str | None]] = [
-    (DEMO_MEDIA_NAME, ["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=6", "-f", "lavfi", "-i",
-                       "sine=frequency=330:duration=6", "-shortest", "-c:v", "libx264", "-preset", "veryfast",
-                       "-c:a", "aac", "-movflags", "+faststart"], "en", "ramadan-documentary"),
+    (DEMO_MEDIA_NAME, DEMO_VIDEO_ARGS, "en", "ramadan-documentary"),
     # An Arabic dub of the documentary: it joins the video's HLS master as an alternate audio track.
-    ("demo-dub-ar.m4a", ["-f", "lavfi", "-i", "sine=frequency=550:duration=6", "-c:a", "aac"], "ar",
-     "ramadan-documentary"),
+    (
+        "demo-dub-ar.m4a",
+        ["-f", "lavfi", "-i", "sine=frequency=550:duration=6", "-c:a", "aac"],
+        "ar",
+        "ramadan-documentary",
+    ),
     # A photo: WebP and JPEG sizes, EXIF stripped, and a blurhash placeholder.
-    ("demo-photo.jpg", ["-f", "lavfi", "-i", "testsrc2=size=1600x1000", "-frames:v", "1", "-q:v", "3"], None,
-     None),
-]  # fmt: skip
+    (
+        "demo-photo.jpg",
+        ["-f", "lavfi", "-i", "testsrc2=size=1600x1000", "-frames:v", "1", "-q:v", "3"],
+        None,
+        None,
+    ),
+]
 
 
 def seed_demo_media(settings: Settings, engine) -> None:
@@ -178,10 +190,8 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> bool:
 
 
 def api_command(settings: Settings) -> list[str]:
-    return [
-        sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
-        "--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log",
-    ]  # fmt: skip
+    server = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory"]
+    return [*server, "--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log"]
 
 
 def _local(host: str) -> str:

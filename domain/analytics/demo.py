@@ -37,13 +37,31 @@ DEMO_QUERIES: list[tuple[str, str, int]] = [
 ]
 DEMO_REPORT_NAME = "Weekly content report"
 DEMO_ALERTS: list[dict[str, Any]] = [
-    {"name": "Views spike", "metric": "events.view", "kind": "absolute", "comparison": "above", "threshold": 200,
-     "window_minutes": 5},
-    {"name": "API server errors", "metric": "http.error_rate", "kind": "absolute", "comparison": "above",
-     "threshold": 5, "window_minutes": 5},
-    {"name": "Searches vs last week", "metric": "events.search", "kind": "same_hour_last_week",
-     "comparison": "above", "threshold": 100, "window_minutes": 60},
-]  # fmt: skip
+    {
+        "name": "Views spike",
+        "metric": "events.view",
+        "kind": "absolute",
+        "comparison": "above",
+        "threshold": 200,
+        "window_minutes": 5,
+    },
+    {
+        "name": "API server errors",
+        "metric": "http.error_rate",
+        "kind": "absolute",
+        "comparison": "above",
+        "threshold": 5,
+        "window_minutes": 5,
+    },
+    {
+        "name": "Searches vs last week",
+        "metric": "events.search",
+        "kind": "same_hour_last_week",
+        "comparison": "above",
+        "threshold": 100,
+        "window_minutes": 60,
+    },
+]
 
 
 def _hour_weight(hour: int) -> float:

@@ -8,8 +8,28 @@ from collections.abc import Sequence
 
 # Upper bounds (ms, inclusive) of the latency buckets; a last, open bucket holds anything slower.
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
-    1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000,
-)  # fmt: skip
+    1,
+    2,
+    3,
+    5,
+    7.5,
+    10,
+    15,
+    20,
+    30,
+    50,
+    75,
+    100,
+    150,
+    200,
+    300,
+    500,
+    750,
+    1000,
+    2000,
+    5000,
+    10000,
+)
 BUCKET_COUNT = len(LATENCY_BUCKETS_MS) + 1
 
 

@@ -158,11 +158,27 @@ def fan_out(
                 where = targets.get(user_id, [])
                 if not where:
                     status = "failed"
-                    logs[notification_id] = [_log(notification_id, channel, "", "failed", None, None, None, now,
-                                                  error=service.NO_DESTINATION[channel])]  # fmt: skip
+                    logs[notification_id] = [
+                        _log(
+                            notification_id,
+                            channel,
+                            "",
+                            "failed",
+                            None,
+                            None,
+                            None,
+                            now,
+                            error=service.NO_DESTINATION[channel],
+                        )
+                    ]
                 else:
-                    due = schedule.due_at(now, frequency=pref.frequency, quiet=pref.quiet, critical=draft.critical,
-                                          timezone=pref.timezone)  # fmt: skip
+                    due = schedule.due_at(
+                        now,
+                        frequency=pref.frequency,
+                        quiet=pref.quiet,
+                        critical=draft.critical,
+                        timezone=pref.timezone,
+                    )
                     key = None if draft.critical else schedule.digest_key(user_id, channel, pref.frequency)
                     logs[notification_id] = [
                         _log(notification_id, channel, address, "queued", due, key, secret, now)
@@ -268,12 +284,21 @@ def run(
         row = _start(session, broadcast_id, clock_now, default_language)
         if row is None:
             done = session.get(Broadcast, broadcast_id)
-            return Progress(broadcast_id, done.status, done.total_recipients or 0, done.processed_recipients,
-                            done.notifications_created)  # fmt: skip
+            return Progress(
+                broadcast_id,
+                done.status,
+                done.total_recipients or 0,
+                done.processed_recipients,
+                done.notifications_created,
+            )
         progress = Progress(
-            broadcast_id, "running", row.total_recipients or 0, row.processed_recipients, row.notifications_created,
+            broadcast_id,
+            "running",
+            row.total_recipients or 0,
+            row.processed_recipients,
+            row.notifications_created,
             resumed_from=row.cursor,
-        )  # fmt: skip
+        )
         criteria, cursor = dict(row.criteria or {}), row.cursor
         render = _Renderer(session, _draft(row), default_language)
     while True:
@@ -291,9 +316,19 @@ def run(
             if not user_ids:
                 row.status, row.finished_at, row.updated_at = "completed", batch_now, batch_now
                 row.total_recipients = row.processed_recipients
-                outbox.record_event(session, "broadcast.completed", "broadcast", row.id, {
-                    "broadcast_id": str(row.id), "name": row.name, "recipients": row.processed_recipients,
-                    "notifications": row.notifications_created}, at=batch_now)  # fmt: skip
+                outbox.record_event(
+                    session,
+                    "broadcast.completed",
+                    "broadcast",
+                    row.id,
+                    {
+                        "broadcast_id": str(row.id),
+                        "name": row.name,
+                        "recipients": row.processed_recipients,
+                        "notifications": row.notifications_created,
+                    },
+                    at=batch_now,
+                )
                 progress.status, progress.total = "completed", row.total_recipients
                 break
             created, skipped = fan_out(

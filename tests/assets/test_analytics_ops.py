@@ -57,9 +57,18 @@ def _seed(url: str) -> None:
             ]
         ):
             _, job = record_upload(
-                session, media_id=uuid.uuid4(), kind=kind, mime="", size=1, sha256="", filename=f"f{n}",
-                metadata={}, content_item_id=None, language=None, uploaded_by=None,
-            )  # fmt: skip
+                session,
+                media_id=uuid.uuid4(),
+                kind=kind,
+                mime="",
+                size=1,
+                sha256="",
+                filename=f"f{n}",
+                metadata={},
+                content_item_id=None,
+                language=None,
+                uploaded_by=None,
+            )
             job.status, job.started_at = status, H10 + timedelta(minutes=10 + n)
             job.finished_at = job.started_at + timedelta(seconds=seconds)
     engine.dispose()

@@ -82,9 +82,18 @@ def _seed(url: str) -> dict[str, uuid.UUID]:
         )
         for n, (status, seconds) in enumerate([("completed", 30), ("failed", 5)]):
             _, job = record_upload(
-                session, media_id=uuid.uuid4(), kind="video", mime="", size=1, sha256="", filename=f"f{n}",
-                metadata={}, content_item_id=None, language=None, uploaded_by=None,
-            )  # fmt: skip
+                session,
+                media_id=uuid.uuid4(),
+                kind="video",
+                mime="",
+                size=1,
+                sha256="",
+                filename=f"f{n}",
+                metadata={},
+                content_item_id=None,
+                language=None,
+                uploaded_by=None,
+            )
             job.status, job.started_at = status, H10 + timedelta(minutes=10 + n)
             job.finished_at = job.started_at + timedelta(seconds=seconds)
     engine.dispose()
@@ -107,24 +116,48 @@ def _serving_tables(url: str) -> dict[str, list[tuple]]:
         tables = {
             "content": session.execute(
                 sa.select(
-                    c.content_id, c.date, c.view_count, c.unique_viewers, c.average_watch_time,
-                    c.completion_rate, c.engagement_score, c.share_count, c.favorite_count, c.comment_count,
+                    c.content_id,
+                    c.date,
+                    c.view_count,
+                    c.unique_viewers,
+                    c.average_watch_time,
+                    c.completion_rate,
+                    c.engagement_score,
+                    c.share_count,
+                    c.favorite_count,
+                    c.comment_count,
                 ).order_by(c.view_count.desc())
             ).all(),
             "users": session.execute(
                 sa.select(
-                    u.user_id, u.date, u.session_count, u.total_session_time, u.page_views,
-                    u.content_interactions, u.search_queries, u.downloads, u.shares, u.last_activity,
+                    u.user_id,
+                    u.date,
+                    u.session_count,
+                    u.total_session_time,
+                    u.page_views,
+                    u.content_interactions,
+                    u.search_queries,
+                    u.downloads,
+                    u.shares,
+                    u.last_activity,
                 ).order_by(u.total_session_time)
             ).all(),
             "search": session.execute(
                 sa.select(
-                    s.query_text, s.date, s.language, s.user_type, s.search_count, s.result_count,
-                    s.click_count, s.click_through_rate, s.average_position, s.zero_result_count,
+                    s.query_text,
+                    s.date,
+                    s.language,
+                    s.user_type,
+                    s.search_count,
+                    s.result_count,
+                    s.click_count,
+                    s.click_through_rate,
+                    s.average_position,
+                    s.zero_result_count,
                     s.zero_result_rate,
                 ).order_by(s.query_text)
             ).all(),
-        }  # fmt: skip
+        }
         updated = session.scalars(sa.select(c.updated_at)).all()
     engine.dispose()
     return {name: [tuple(r) for r in rows] for name, rows in tables.items()} | {"updated_at": updated}

@@ -186,9 +186,19 @@ def test_media_sensor_takes_the_retention_setting_and_analysis_assets_join_the_m
     engine = sync_engine(local_settings.database_url)
     with Session(engine) as session, session.begin():
         media_id = new_id()
-        _, job = record_upload(session, media_id=media_id, kind="video", mime="video/mp4", size=1, sha256="",
-                               filename="a.mp4", metadata={}, content_item_id=None, language=None,
-                               uploaded_by=None)  # fmt: skip
+        _, job = record_upload(
+            session,
+            media_id=media_id,
+            kind="video",
+            mime="video/mp4",
+            size=1,
+            sha256="",
+            filename="a.mp4",
+            metadata={},
+            content_item_id=None,
+            language=None,
+            uploaded_by=None,
+        )
         job.status, job.finished_at = "completed", datetime.now(UTC) - timedelta(days=8)
     engine.dispose()
     kept = {}

@@ -51,8 +51,17 @@ def test_sensor_fires_resolves_and_prunes_on_a_controlled_clock(database: Operat
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
     with database.session() as session:
-        session.add(AlertRule(name="Views high", metric="events.view", kind="absolute", comparison="above",
-                              threshold=100, window_minutes=5, recipients=[str(uuid.UUID(int=1))]))  # fmt: skip
+        session.add(
+            AlertRule(
+                name="Views high",
+                metric="events.view",
+                kind="absolute",
+                comparison="above",
+                threshold=100,
+                window_minutes=5,
+                recipients=[str(uuid.UUID(int=1))],
+            )
+        )
         for i in range(5):
             session.add(LiveMinute(minute=T10 - timedelta(minutes=5 - i), metric="events.view", value=30))
         session.add(LiveMinute(minute=T10 - timedelta(days=9), metric="events.view", value=1))

@@ -59,9 +59,19 @@ def upload(database: OperationalDatabase, kind: str = "video") -> tuple[str, str
     """A recorded upload (asset, first job, `media.uploaded`): (media id, job id)."""
     media_id = new_id()
     with database.session() as session:
-        _, job = record_upload(session, media_id=media_id, kind=kind, mime="video/mp4", size=10, sha256="",
-                               filename="clip.mp4", metadata={}, content_item_id=None, language=None,
-                               uploaded_by=None)  # fmt: skip
+        _, job = record_upload(
+            session,
+            media_id=media_id,
+            kind=kind,
+            mime="video/mp4",
+            size=10,
+            sha256="",
+            filename="clip.mp4",
+            metadata={},
+            content_item_id=None,
+            language=None,
+            uploaded_by=None,
+        )
         return str(media_id), str(job.id)
 
 
@@ -136,10 +146,33 @@ def test_a_burst_without_job_ids_in_the_events_finds_each_job_in_one_query(datab
             media_id, job_id = new_id(), new_id()
             expected[str(media_id)] = str(job_id)
             record_event(session, "media.uploaded", "media", media_id, {"id": str(media_id)})
-            jobs.append({"id": job_id, "media_asset_id": media_id, "kind": "process", "status": "pending",
-                         "stage": "queued", "percent": 0.0, "requested": {}, "created_at": T0, "updated_at": T0})  # fmt: skip
-        session.execute(sa.insert(MediaAsset), [{"id": j["media_asset_id"], "content_type": "video", "file_size": 1,
-                                                 "s3_key": "k", "created_at": T0, "updated_at": T0} for j in jobs])  # fmt: skip
+            jobs.append(
+                {
+                    "id": job_id,
+                    "media_asset_id": media_id,
+                    "kind": "process",
+                    "status": "pending",
+                    "stage": "queued",
+                    "percent": 0.0,
+                    "requested": {},
+                    "created_at": T0,
+                    "updated_at": T0,
+                }
+            )
+        session.execute(
+            sa.insert(MediaAsset),
+            [
+                {
+                    "id": j["media_asset_id"],
+                    "content_type": "video",
+                    "file_size": 1,
+                    "s3_key": "k",
+                    "created_at": T0,
+                    "updated_at": T0,
+                }
+                for j in jobs
+            ],
+        )
         session.execute(sa.insert(MediaJob), jobs)
     engine.dispose()
     statements: list[str] = []
@@ -323,8 +356,12 @@ def test_the_daemon_s_evaluation_resolves_every_run_against_the_media_job(databa
     uploads = [upload(database) for _ in range(50)]
     sensor = build_media_uploads_sensor(media_job, RETENTION_DAYS, clock=Clock(T0))
     store = LocalObjectStore(root=str(tmp_path / "objects"))
-    defs = dg.Definitions(assets=[media_metadata, media_thumbnails], jobs=[media_job], sensors=[sensor],
-                          resources={"database": database, "object_store": store})  # fmt: skip
+    defs = dg.Definitions(
+        assets=[media_metadata, media_thumbnails],
+        jobs=[media_job],
+        sensors=[sensor],
+        resources={"database": database, "object_store": store},
+    )
     with (
         dg.instance_for_test() as instance,
         dg.build_sensor_context(

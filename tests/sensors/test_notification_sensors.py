@@ -78,8 +78,9 @@ def test_events_sensor_requests_one_run_per_new_range_of_mapped_events(database:
     with database.session() as session:
         outbox.record_event(session, "content.created", "content", "x", {})  # not a notifying event
         for name in ("R1", "R2"):
-            last = outbox.record_event(session, "report.ready", "report", name,
-                                       {"name": name, "recipients": [str(manager)]})  # fmt: skip
+            last = outbox.record_event(
+                session, "report.ready", "report", name, {"name": name, "recipients": [str(manager)]}
+            )
         session.flush()
         last_seq = last.seq
     request, cursor = tick(notification_events_sensor, database)
@@ -95,8 +96,12 @@ def test_events_sensor_requests_one_run_per_new_range_of_mapped_events(database:
     # The requested run config is what the asset takes: materialize with it.
     assets = build_notification_assets(delivery.Policy())
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize([assets.events], resources={"database": database}, run_config=request.run_config,
-                                instance=instance)  # fmt: skip
+        result = dg.materialize(
+            [assets.events],
+            resources={"database": database},
+            run_config=request.run_config,
+            instance=instance,
+        )
     assert result.success
     with database.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(NotificationEvent)) == 2
@@ -163,8 +168,13 @@ def test_broadcasts_sensor_launches_each_due_broadcast_once(database: Operationa
     assert isinstance(result, dg.SkipReason) and result.skip_message == "no queued broadcast is due"
     with database.session() as session:
         now = Broadcast(name="now", message={"subject": "Hi"}, channels=["in_app"], created_at=T0)
-        later = Broadcast(name="later", message={"subject": "Hi"}, channels=["in_app"], created_at=T0,
-                          scheduled_at=T0 + timedelta(hours=2))  # fmt: skip
+        later = Broadcast(
+            name="later",
+            message={"subject": "Hi"},
+            channels=["in_app"],
+            created_at=T0,
+            scheduled_at=T0 + timedelta(hours=2),
+        )
         done = Broadcast(name="done", message={"subject": "Hi"}, channels=["in_app"], status="completed")
         session.add_all([now, later, done])
         session.flush()

@@ -271,18 +271,50 @@ _FILTER_CHECKS = {
 
 # Filters that turn their input into text first: a list or mapping given to them is printed whole.
 _TEXT_FILTERS = frozenset(
-    {"capitalize", "center", "e", "escape", "forceescape", "indent", "lower", "replace", "safe",
-     "striptags", "title", "trim", "truncate", "upper", "urlize", "wordcount", "wordwrap"}
-)  # fmt: skip
+    {
+        "capitalize",
+        "center",
+        "e",
+        "escape",
+        "forceescape",
+        "indent",
+        "lower",
+        "replace",
+        "safe",
+        "striptags",
+        "title",
+        "trim",
+        "truncate",
+        "upper",
+        "urlize",
+        "wordcount",
+        "wordwrap",
+    }
+)
 
 
 # Filters that make a number, pick a value, or format one value in CLDR's short forms: none builds
 # more than a few characters from what it is given, so they run without the guard's bookkeeping
 # (the loops around them still count).
 UNGUARDED_FILTERS = frozenset(
-    {*FILTERS, "abs", "attr", "count", "d", "default", "first", "float", "int", "last", "length",
-     "max", "min", "random", "round"}
-)  # fmt: skip
+    {
+        *FILTERS,
+        "abs",
+        "attr",
+        "count",
+        "d",
+        "default",
+        "first",
+        "float",
+        "int",
+        "last",
+        "length",
+        "max",
+        "min",
+        "random",
+        "round",
+    }
+)
 
 
 def guard_filter(name: str, func: Any) -> Any:

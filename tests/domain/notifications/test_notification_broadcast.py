@@ -31,15 +31,24 @@ MESSAGE = {
 }
 
 
-def add_users(db: DB, count: int, *, prefix: str = "u", locale_of=lambda i: "ar" if i % 3 == 0 else None) -> list[uuid.UUID]:  # fmt: skip
+def add_users(
+    db: DB, count: int, *, prefix: str = "u", locale_of=lambda i: "ar" if i % 3 == 0 else None
+) -> list[uuid.UUID]:
     rows = []
     for i in range(count):
         locale = locale_of(i)
-        rows.append({
-            "id": new_id(), "username": f"{prefix}{i}", "email": f"{prefix}{i}@example.test", "is_active": True,
-            "is_verified": True, "preferences": {"locale": locale} if locale else {}, "created_at": NOW,
-            "updated_at": NOW,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": new_id(),
+                "username": f"{prefix}{i}",
+                "email": f"{prefix}{i}@example.test",
+                "is_active": True,
+                "is_verified": True,
+                "preferences": {"locale": locale} if locale else {},
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+        )
     with db.session() as session:
         session.execute(sa.insert(User.__table__), rows)
     return [r["id"] for r in rows]
@@ -47,8 +56,15 @@ def add_users(db: DB, count: int, *, prefix: str = "u", locale_of=lambda i: "ar"
 
 def queue(db: DB, *, channels=("in_app",), criteria=None, **values) -> uuid.UUID:
     with db.session() as session:
-        row = Broadcast(name="hello", message=MESSAGE, criteria=criteria or {}, channels=list(channels),
-                        created_at=NOW, updated_at=NOW, **values)  # fmt: skip
+        row = Broadcast(
+            name="hello",
+            message=MESSAGE,
+            criteria=criteria or {},
+            channels=list(channels),
+            created_at=NOW,
+            updated_at=NOW,
+            **values,
+        )
         session.add(row)
         session.flush()
         return row.id
@@ -95,7 +111,11 @@ def test_crash_after_a_batch_then_resume_notifies_everyone_exactly_once(db: DB) 
     assert progress.resumed_from == crashed.cursor and progress.batches == 3
     done = state(db, bid)
     assert (done.status, done.total_recipients, done.processed_recipients, done.notifications_created) == (
-        "completed", 5_000, 5_000, 5_000)  # fmt: skip
+        "completed",
+        5_000,
+        5_000,
+        5_000,
+    )
     assert done.finished_at == NOW
     with db.session() as session:
         per_user = session.execute(
@@ -146,7 +166,11 @@ def test_criteria_matching_nobody_complete_with_zero(db: DB) -> None:
     progress = broadcast.run(db.session, bid, now=NOW)
     done = state(db, bid)
     assert (progress.status, done.status, done.total_recipients, done.processed_recipients) == (
-        "completed", "completed", 0, 0)  # fmt: skip
+        "completed",
+        "completed",
+        0,
+        0,
+    )
     assert progress.percent == 100.0
     assert count(db) == 0
 
@@ -167,7 +191,9 @@ def test_criteria_select_by_language_and_role(db: DB) -> None:
             )
         )
         assert got == arabic
-        assert list(session.scalars(sa.select(Notification.recipient_id).where(Notification.broadcast_id == by_role))) == [ids[1]]  # fmt: skip
+        assert list(
+            session.scalars(sa.select(Notification.recipient_id).where(Notification.broadcast_id == by_role))
+        ) == [ids[1]]
 
 
 def test_delivered_channels_respect_preferences_quiet_hours_and_missing_destinations(
@@ -175,9 +201,16 @@ def test_delivered_channels_respect_preferences_quiet_hours_and_missing_destinat
 ) -> None:
     plain, quiet, muted, device = add_users(db, 4, locale_of=lambda i: "ar" if i == 1 else None)
     with db.session() as session:
-        session.add(NotificationPreference(user_id=quiet, notification_type="*", channel="email",
-                                           quiet_hours_start=clock_time(22), quiet_hours_end=clock_time(7),
-                                           timezone="Asia/Riyadh"))  # fmt: skip
+        session.add(
+            NotificationPreference(
+                user_id=quiet,
+                notification_type="*",
+                channel="email",
+                quiet_hours_start=clock_time(22),
+                quiet_hours_end=clock_time(7),
+                timezone="Asia/Riyadh",
+            )
+        )
         session.add(
             NotificationPreference(user_id=muted, notification_type="*", channel="email", is_enabled=False)
         )

@@ -68,9 +68,18 @@ def test_regional_language_keeps_its_tag_and_direction() -> None:
 
 @pytest.mark.parametrize(
     ("language", "direction"),
-    [("ar", "rtl"), ("ar-EG", "rtl"), ("fa", "rtl"), ("he", "rtl"), ("ur_PK", "rtl"), ("en", "ltr"),
-     ("fr-FR", "ltr"), ("AR", "rtl"), ("", "ltr")],
-)  # fmt: skip
+    [
+        ("ar", "rtl"),
+        ("ar-EG", "rtl"),
+        ("fa", "rtl"),
+        ("he", "rtl"),
+        ("ur_PK", "rtl"),
+        ("en", "ltr"),
+        ("fr-FR", "ltr"),
+        ("AR", "rtl"),
+        ("", "ltr"),
+    ],
+)
 def test_text_direction(language: str, direction: str) -> None:
     assert text_direction(language) == direction
 
@@ -151,8 +160,9 @@ def test_one_instant_in_two_zones_formats_in_each_zone() -> None:
     source = TemplateSource("s", "{{ utc | datetime('short') }}|{{ riyadh | datetime('short') }}")
     utc = datetime(2024, 3, 5, 18, 30, tzinfo=UTC)
 
-    rendered = render(source, {"utc": utc, "riyadh": utc.astimezone(ZoneInfo("Asia/Riyadh"))}, language="en",
-                      channel="sms")  # fmt: skip
+    rendered = render(
+        source, {"utc": utc, "riyadh": utc.astimezone(ZoneInfo("Asia/Riyadh"))}, language="en", channel="sms"
+    )
 
     assert rendered.text == "3/5/24, 6:30\u202fPM|3/5/24, 9:30\u202fPM"
 
@@ -187,8 +197,13 @@ TITLE = {"ar": "حلقة جديدة", "en": "New episode"}
     ],
 )
 def test_t_filter(value: object, language: str, default: str, expected: str) -> None:
-    rendered = render(TemplateSource("s", "{{ title | t }}"), {"title": value}, language=language,
-                      channel="in_app", default_language=default)  # fmt: skip
+    rendered = render(
+        TemplateSource("s", "{{ title | t }}"),
+        {"title": value},
+        language=language,
+        channel="in_app",
+        default_language=default,
+    )
 
     assert rendered.text == expected
 
@@ -302,9 +317,14 @@ def test_sandbox_blocks_internal_attributes(expression: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "expression", ["{{ data.update({'admin': True}) }}", "{{ data.clear() }}", "{{ items.append(4) }}",
-                   "{% set _ = items.pop() %}"],
-)  # fmt: skip
+    "expression",
+    [
+        "{{ data.update({'admin': True}) }}",
+        "{{ data.clear() }}",
+        "{{ items.append(4) }}",
+        "{% set _ = items.pop() %}",
+    ],
+)
 def test_sandbox_refuses_to_mutate_data(expression: str) -> None:
     data = {"data": {"admin": False}, "items": [1, 2, 3]}
 
@@ -422,8 +442,12 @@ def test_html_derived_plain_text_keeps_link_targets() -> None:
 <p><a href="mailto:help@thmanyah.test">Write to us</a></p>""",
     )
 
-    rendered = render(source, {"title": {"en": "Hello"}, "url": "https://thmanyah.test/e/1?a=1&b=2"},
-                      language="en", channel="email")  # fmt: skip
+    rendered = render(
+        source,
+        {"title": {"en": "Hello"}, "url": "https://thmanyah.test/e/1?a=1&b=2"},
+        language="en",
+        channel="email",
+    )
 
     assert rendered.text == (
         "Hello\n\n"
@@ -451,8 +475,9 @@ def test_email_without_html_gets_paragraphs_from_the_text() -> None:
 def test_other_channels_have_no_html(channel: str) -> None:
     rendered = render(WELCOME, {"user": {"name": "Sara"}}, language="en", channel=channel)
 
-    assert rendered == Rendered(subject="أهلاً Sara في ثمانية", text="مرحبا Sara", html=None, language="en",
-                                direction="ltr")  # fmt: skip
+    assert rendered == Rendered(
+        subject="أهلاً Sara في ثمانية", text="مرحبا Sara", html=None, language="en", direction="ltr"
+    )
 
 
 def test_unknown_channel_is_refused() -> None:

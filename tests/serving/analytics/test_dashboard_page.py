@@ -66,14 +66,35 @@ def seed_serving_rows(url: str, today: date | None = None) -> dict[str, str]:
         )
         session.add_all(
             [
-                ContentMetricsDaily(content_id=a, date=day1, view_count=1200, unique_viewers=400,
-                                    average_watch_time=90, completion_rate=0.5, engagement_score=1300.0),
-                ContentMetricsDaily(content_id=a, date=day2, view_count=34, unique_viewers=100,
-                                    average_watch_time=90, completion_rate=0.5, engagement_score=40.0),
-                ContentMetricsDaily(content_id=b, date=day2, view_count=321, unique_viewers=21,
-                                    average_watch_time=90, completion_rate=0.5, engagement_score=330.0),
+                ContentMetricsDaily(
+                    content_id=a,
+                    date=day1,
+                    view_count=1200,
+                    unique_viewers=400,
+                    average_watch_time=90,
+                    completion_rate=0.5,
+                    engagement_score=1300.0,
+                ),
+                ContentMetricsDaily(
+                    content_id=a,
+                    date=day2,
+                    view_count=34,
+                    unique_viewers=100,
+                    average_watch_time=90,
+                    completion_rate=0.5,
+                    engagement_score=40.0,
+                ),
+                ContentMetricsDaily(
+                    content_id=b,
+                    date=day2,
+                    view_count=321,
+                    unique_viewers=21,
+                    average_watch_time=90,
+                    completion_rate=0.5,
+                    engagement_score=330.0,
+                ),
             ]
-        )  # fmt: skip
+        )
         session.add_all(
             [
                 UserEngagementDaily(user_id=users[0], date=day1, session_count=2, total_session_time=300),
@@ -83,16 +104,38 @@ def seed_serving_rows(url: str, today: date | None = None) -> dict[str, str]:
         )
         session.add_all(
             [
-                SearchAnalyticsDaily(query_text="قرآن", date=day1, language="ar", user_type="registered",
-                                     search_count=40, click_count=10, zero_result_count=4),
-                SearchAnalyticsDaily(query_text="<news>", date=day2, language="en", user_type="anonymous",
-                                     search_count=10, click_count=5, zero_result_count=6),
+                SearchAnalyticsDaily(
+                    query_text="قرآن",
+                    date=day1,
+                    language="ar",
+                    user_type="registered",
+                    search_count=40,
+                    click_count=10,
+                    zero_result_count=4,
+                ),
+                SearchAnalyticsDaily(
+                    query_text="<news>",
+                    date=day2,
+                    language="en",
+                    user_type="anonymous",
+                    search_count=10,
+                    click_count=5,
+                    zero_result_count=6,
+                ),
             ]
-        )  # fmt: skip
+        )
         session.add(
-            RouteMinute(minute=minute, route="GET /api/v1/content", requests=100, client_errors=5,
-                        server_errors=1, latency_sum_ms=8300.0, latency_max_ms=900.0, latency_buckets=buckets)
-        )  # fmt: skip
+            RouteMinute(
+                minute=minute,
+                route="GET /api/v1/content",
+                requests=100,
+                client_errors=5,
+                server_errors=1,
+                latency_sum_ms=8300.0,
+                latency_max_ms=900.0,
+                latency_buckets=buckets,
+            )
+        )
         add_live(session, {(minute, "events.view"): 7, (minute, "events.search"): 2})
     engine.dispose()
     return {

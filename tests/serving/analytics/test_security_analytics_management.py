@@ -42,8 +42,13 @@ def _problem(res: Any, status: int) -> dict[str, Any]:
 @pytest.fixture
 def people(new_user) -> dict[str, tuple[uuid.UUID, dict[str, str]]]:
     out = {}
-    for name, roles in (("analyst", ["analyst"]), ("editor", ["editor"]), ("other", ["editor"]),
-                        ("admin", ["admin"]), ("viewer", ["viewer"])):  # fmt: skip
+    for name, roles in (
+        ("analyst", ["analyst"]),
+        ("editor", ["editor"]),
+        ("other", ["editor"]),
+        ("admin", ["admin"]),
+        ("viewer", ["viewer"]),
+    ):
         user_id, token = new_user(f"{name}-{uuid.uuid4().hex[:6]}", roles)
         out[name] = (user_id, bearer(token))
     return out
@@ -57,13 +62,14 @@ async def test_analytics_read_does_not_write_rules_or_reports(
     rule = (await anonymous.post(RULES, json=RULE, headers=editor)).json()
     report = (await anonymous.post(f"{REPORTS}/generate", json=REPORT, headers=editor)).json()
 
+    every_minute = {"name": "Every minute", "report_type": "system", "schedule": "* * * * *"}
     for method, url, body in [
         ("POST", RULES, RULE | {"name": "Mine"}),
         ("DELETE", f"{RULES}/{rule['rule_id']}", None),
-        ("POST", f"{REPORTS}/generate", {"name": "Every minute", "report_type": "system", "schedule": "* * * * *"}),
+        ("POST", f"{REPORTS}/generate", every_minute),
         ("POST", f"{REPORTS}/generate", {"report_id": report["report_id"]}),
         ("DELETE", f"{REPORTS}/{report['report_id']}", None),
-    ]:  # fmt: skip
+    ]:
         _problem(await anonymous.request(method, url, json=body, headers=analyst), 403)
     # Reading stays open to the analyst.
     assert (await anonymous.get(RULES, headers=analyst)).status_code == 200
@@ -81,10 +87,10 @@ async def test_only_the_creator_or_an_admin_deactivates_a_rule_or_a_report(
     rules = [
         (await anonymous.post(RULES, json=RULE | {"name": f"R{i}"}, headers=editor)).json() for i in range(2)
     ]
+    weekly = REPORT | {"schedule": "0 6 * * 1"}
     defs = [
-        (await anonymous.post(f"{REPORTS}/generate", json=REPORT | {"schedule": "0 6 * * 1"}, headers=editor)).json()
-        for _ in range(2)
-    ]  # fmt: skip
+        (await anonymous.post(f"{REPORTS}/generate", json=weekly, headers=editor)).json() for _ in range(2)
+    ]
 
     # Another manager may not: 403, nothing changes.
     body = _problem(await anonymous.delete(f"{RULES}/{rules[0]['rule_id']}", headers=other), 403)
@@ -171,8 +177,10 @@ async def test_unknown_recipients_all_get_the_same_answer(
         str(viewer_id),
         "not an address",
     ]:
-        for url, body in ((f"{REPORTS}/generate", REPORT | {"recipients": [recipient]}),
-                          (RULES, RULE | {"recipients": [recipient]})):  # fmt: skip
+        for url, body in (
+            (f"{REPORTS}/generate", REPORT | {"recipients": [recipient]}),
+            (RULES, RULE | {"recipients": [recipient]}),
+        ):
             problem = _problem(await anonymous.post(url, json=body, headers=editor), 422)
             assert recipient.lower() not in problem["detail"].lower()
             answers.append((problem["detail"], problem["errors"]))

@@ -99,20 +99,34 @@ async def _seed_through_the_api(
         for n, query in enumerate(tracked):
             session.add(
                 SearchAnalyticsDaily(
-                    query_text=_as_the_marts_store_it(query), date=yesterday, language="en",
-                    user_type="registered", search_count=10 + n, result_count=0.0, click_count=0,
-                    click_through_rate=0.0, average_position=None, zero_result_count=10 + n,
+                    query_text=_as_the_marts_store_it(query),
+                    date=yesterday,
+                    language="en",
+                    user_type="registered",
+                    search_count=10 + n,
+                    result_count=0.0,
+                    click_count=0,
+                    click_through_rate=0.0,
+                    average_position=None,
+                    zero_result_count=10 + n,
                     zero_result_rate=1.0,
                 )
-            )  # fmt: skip
+            )
         for n, content_id in enumerate(content_ids):
             session.add(
                 ContentMetricsDaily(
-                    content_id=content_id, date=yesterday, view_count=50 + n, unique_viewers=5,
-                    average_watch_time=30, completion_rate=0.5, engagement_score=10.0, share_count=0,
-                    favorite_count=0, comment_count=0,
+                    content_id=content_id,
+                    date=yesterday,
+                    view_count=50 + n,
+                    unique_viewers=5,
+                    average_watch_time=30,
+                    completion_rate=0.5,
+                    engagement_score=10.0,
+                    share_count=0,
+                    favorite_count=0,
+                    comment_count=0,
                 )
-            )  # fmt: skip
+            )
 
 
 def _document(url: str, language: str = "en") -> ReportDocument:

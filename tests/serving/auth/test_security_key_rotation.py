@@ -63,8 +63,13 @@ async def serving(
     migrated_url: str, data_dir: Path, secret: str, previous: str = ""
 ) -> AsyncIterator[AsyncTestClient]:
     """The API as a (re)started process with these secrets."""
-    settings = Settings(deployment="local", data_dir=data_dir, database_url=migrated_url, secret_key=secret,
-                        secret_key_previous=previous)  # fmt: skip
+    settings = Settings(
+        deployment="local",
+        data_dir=data_dir,
+        database_url=migrated_url,
+        secret_key=secret,
+        secret_key_previous=previous,
+    )
     async with AsyncTestClient(app=create_app(settings)) as client:
         yield client
 
@@ -79,11 +84,27 @@ def add_media(url: str, data_dir: Path) -> uuid.UUID:
     LocalObjectStore(root=str((data_dir / "objects").resolve())).put_bytes(f"media/{media_id}/{RUNG}", DATA)
     engine = sync_engine(url)
     with Session(engine) as session, session.begin():
-        session.add(MediaAsset(id=media_id, content_type="video", file_size=len(DATA), is_private=True,
-                               s3_key=f"media/{media_id}/original", upload_status="completed"))  # fmt: skip
+        session.add(
+            MediaAsset(
+                id=media_id,
+                content_type="video",
+                file_size=len(DATA),
+                is_private=True,
+                s3_key=f"media/{media_id}/original",
+                upload_status="completed",
+            )
+        )
         session.flush()
-        session.add(MediaVariant(media_asset_id=media_id, variant_type="mp4", format="mp4", quality="360p",
-                                 s3_key=f"media/{media_id}/{RUNG}", file_size=len(DATA)))  # fmt: skip
+        session.add(
+            MediaVariant(
+                media_asset_id=media_id,
+                variant_type="mp4",
+                format="mp4",
+                quality="360p",
+                s3_key=f"media/{media_id}/{RUNG}",
+                file_size=len(DATA),
+            )
+        )
     engine.dispose()
     return media_id
 
@@ -142,11 +163,21 @@ async def enrol_totp(client: AsyncTestClient, user_id: uuid.UUID, token: str) ->
 
 
 def rotate_keys(migrated_url: str, data_dir: Path, secret: str, previous: str) -> subprocess.CompletedProcess:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("THMNAYAH_")},
-           "THMNAYAH_DATA_DIR": str(data_dir), "THMNAYAH_DATABASE_URL": migrated_url,
-           "THMNAYAH_SECRET_KEY": secret, "THMNAYAH_SECRET_KEY_PREVIOUS": previous}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "orchestration.cli", "rotate-keys"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("THMNAYAH_")},
+        "THMNAYAH_DATA_DIR": str(data_dir),
+        "THMNAYAH_DATABASE_URL": migrated_url,
+        "THMNAYAH_SECRET_KEY": secret,
+        "THMNAYAH_SECRET_KEY_PREVIOUS": previous,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "rotate-keys"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def test_a_staged_rotation_keeps_old_values_working_until_the_old_secret_is_dropped(
@@ -172,8 +203,11 @@ async def test_a_staged_rotation_keeps_old_values_working_until_the_old_secret_i
         rotor_totp, rotor_step = await enrol_totp(client, rotor, jwt_a)
         second_jwt = (await login(client, "second"))["access_token"]
         second_totp, second_step = await enrol_totp(client, second, second_jwt)
-        hook = await client.put(f"{API}/notifications/contacts", headers=bearer(jwt_a), json={
-            "channel": "webhook", "address": "https://hooks.example.test/in", "secret": HOOK_SECRET})  # fmt: skip
+        hook = await client.put(
+            f"{API}/notifications/contacts",
+            headers=bearer(jwt_a),
+            json={"channel": "webhook", "address": "https://hooks.example.test/in", "secret": HOOK_SECRET},
+        )
         assert hook.status_code == 200, hook.text
 
     # --- B current, A previous: what A made still works, new values carry B's key id ---------------
@@ -234,8 +268,10 @@ async def test_a_value_signed_for_one_purpose_is_refused_for_another(
             key = keys.current(purpose)
             return jwt.encode(claims, key.material, algorithm="HS256", headers={"kid": key.kid})
 
-        me = {p: (await client.get(f"{API}/auth/me", headers=bearer(signed_with(p)))).status_code
-              for p in (ACCESS_TOKEN, LINK_TOKEN, MEDIA_URL, MFA_CHALLENGE, DASHBOARD_CSRF)}  # fmt: skip
+        me = {
+            p: (await client.get(f"{API}/auth/me", headers=bearer(signed_with(p)))).status_code
+            for p in (ACCESS_TOKEN, LINK_TOKEN, MEDIA_URL, MFA_CHALLENGE, DASHBOARD_CSRF)
+        }
         assert me == {
             ACCESS_TOKEN: 200,
             LINK_TOKEN: 401,
@@ -262,8 +298,15 @@ async def test_a_value_signed_for_one_purpose_is_refused_for_another(
             engine = sync_engine(migrated_url)
             with Session(engine) as session, session.begin():
                 now = utcnow()
-                session.add(OneTimeToken(token_hash=sha256_hex(link), user_id=user_id, purpose="reset_password",
-                                         created_at=now, expires_at=now + timedelta(hours=1)))  # fmt: skip
+                session.add(
+                    OneTimeToken(
+                        token_hash=sha256_hex(link),
+                        user_id=user_id,
+                        purpose="reset_password",
+                        created_at=now,
+                        expires_at=now + timedelta(hours=1),
+                    )
+                )
             engine.dispose()
             return link
 

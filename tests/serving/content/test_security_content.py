@@ -117,12 +117,29 @@ def add_media(
     key = f"media/{media_id}/renditions/run1/360p.mp4"
     store.put_bytes(key, b"rendition bytes")
     with factory.begin() as session:
-        session.add(MediaAsset(id=media_id, content_item_id=uuid.UUID(item_id) if item_id else None,
-                               content_type="video", mime_type="video/mp4", file_size=15, s3_key=f"media/{media_id}/original",
-                               upload_status="completed", is_private=private))  # fmt: skip
+        session.add(
+            MediaAsset(
+                id=media_id,
+                content_item_id=uuid.UUID(item_id) if item_id else None,
+                content_type="video",
+                mime_type="video/mp4",
+                file_size=15,
+                s3_key=f"media/{media_id}/original",
+                upload_status="completed",
+                is_private=private,
+            )
+        )
         session.flush()
-        session.add(MediaVariant(media_asset_id=media_id, variant_type="mp4", format="mp4", quality="360p",
-                                 s3_key=key, file_size=15))  # fmt: skip
+        session.add(
+            MediaVariant(
+                media_asset_id=media_id,
+                variant_type="mp4",
+                format="mp4",
+                quality="360p",
+                s3_key=key,
+                file_size=15,
+            )
+        )
     return media_id, key
 
 
@@ -174,8 +191,12 @@ async def test_a_cdn_never_serves_media_of_an_unpublished_item(
 ) -> None:
     from serving.app import create_app
 
-    settings = Settings(deployment="local", data_dir=data_dir, database_url=migrated_url,
-                        cdn_base_url="https://cdn.example.test")  # fmt: skip
+    settings = Settings(
+        deployment="local",
+        data_dir=data_dir,
+        database_url=migrated_url,
+        cdn_base_url="https://cdn.example.test",
+    )
     async with AsyncTestClient(app=create_app(settings)) as client:
         editor = bearer(new_user(f"editor-{uuid.uuid4().hex[:6]}", ["editor"])[1])
         draft = await make_item(client, editor, "draft")
@@ -231,8 +252,8 @@ async def test_an_author_cannot_change_live_content(anonymous: AsyncTestClient, 
 @pytest.fixture(scope="module")
 def dub(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("dub") / "dub.m4a"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=1", "-c:a", "aac",
-                    str(path)], check=True)  # fmt: skip
+    tone = ["-f", "lavfi", "-i", "sine=frequency=330:duration=1"]
+    subprocess.run(["ffmpeg", "-v", "error", *tone, "-c:a", "aac", str(path)], check=True)
     return path
 
 
@@ -255,23 +276,42 @@ async def test_an_author_cannot_attach_a_dub_to_a_published_video(
     video = (await anonymous.post(f"{API}/{video['id']}/publish", headers=editor)).json()
     form = {"content_item_id": video["id"], "language": "ar"}
 
-    multipart = await anonymous.post(f"{MEDIA}/upload", files={"file": ("dub.m4a", dub.read_bytes(), "audio/mp4")},
-                                     data=form, headers=author)  # fmt: skip
+    multipart = await anonymous.post(
+        f"{MEDIA}/upload",
+        files={"file": ("dub.m4a", dub.read_bytes(), "audio/mp4")},
+        data=form,
+        headers=author,
+    )
     metadata = f"filename {b64('dub.m4a')},content_item_id {b64(video['id'])},language {b64('ar')}"
-    tus = await anonymous.post(f"{MEDIA}/tus", headers={**author, "Tus-Resumable": "1.0.0",
-                               "Upload-Length": str(dub.stat().st_size), "Upload-Metadata": metadata})  # fmt: skip
+    tus = await anonymous.post(
+        f"{MEDIA}/tus",
+        headers={
+            **author,
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": str(dub.stat().st_size),
+            "Upload-Metadata": metadata,
+        },
+    )
 
     assert (multipart.status_code, tus.status_code) == (403, 403), (multipart.text, tus.text)
     with db_sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(MediaAsset)) == 0
         assert session.scalar(sa.select(sa.func.count()).select_from(TusUpload)) == 0
-    by_editor = await anonymous.post(f"{MEDIA}/upload", files={"file": ("dub.m4a", dub.read_bytes(), "audio/mp4")},
-                                     data=form, headers=editor)  # fmt: skip
+    by_editor = await anonymous.post(
+        f"{MEDIA}/upload",
+        files={"file": ("dub.m4a", dub.read_bytes(), "audio/mp4")},
+        data=form,
+        headers=editor,
+    )
     assert by_editor.status_code == 201, by_editor.text
     # A draft takes the author's media as before.
     draft = await make_item(anonymous, editor, "draft")
-    own = await anonymous.post(f"{MEDIA}/upload", files={"file": ("dub.m4a", dub.read_bytes(), "audio/mp4")},
-                               data={**form, "content_item_id": draft["id"]}, headers=author)  # fmt: skip
+    own = await anonymous.post(
+        f"{MEDIA}/upload",
+        files={"file": ("dub.m4a", dub.read_bytes(), "audio/mp4")},
+        data={**form, "content_item_id": draft["id"]},
+        headers=author,
+    )
     assert own.status_code == 201, own.text
 
 

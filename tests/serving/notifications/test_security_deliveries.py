@@ -42,8 +42,16 @@ def people(new_user, db_sessions: sessionmaker[Session]) -> dict[str, tuple[uuid
 
 
 async def send(client: AsyncTestClient, headers: dict, recipient: uuid.UUID) -> dict[str, str]:
-    res = await client.post(f"{API}/send", headers=headers, json={
-        "recipient_ids": [str(recipient)], "channels": ["email", "sms", "webhook"], "category": "c", "subject": "s"})  # fmt: skip
+    res = await client.post(
+        f"{API}/send",
+        headers=headers,
+        json={
+            "recipient_ids": [str(recipient)],
+            "channels": ["email", "sms", "webhook"],
+            "category": "c",
+            "subject": "s",
+        },
+    )
     assert res.status_code == 201, res.text
     return {n["channel"]: n["id"] for n in res.json()["notifications"]}
 
@@ -55,13 +63,20 @@ def destinations(report: dict) -> list[str]:
 async def test_only_the_recipient_sees_destinations_and_only_the_involved_see_the_report(
     anonymous: AsyncTestClient, people, db_sessions: sessionmaker[Session]
 ) -> None:
-    (nora, nora_headers), sender, manager, notifier = (people["nora"], people["sender"][1], people["manager"][1],
-                                                      people["notifier"][1])  # fmt: skip
+    (nora, nora_headers), sender, manager, notifier = (
+        people["nora"],
+        people["sender"][1],
+        people["manager"][1],
+        people["notifier"][1],
+    )
     email = (await anonymous.get("/api/v1/auth/me", headers=nora_headers)).json()
     email = f"{email['username']}@example.test"
     for channel, address, secret in (("sms", PHONE, None), ("webhook", HOOK, "a-signing-secret-of-16+")):
-        res = await anonymous.put(f"{API}/contacts", headers=nora_headers,
-                                  json={"channel": channel, "address": address, **({"secret": secret} if secret else {})})  # fmt: skip
+        res = await anonymous.put(
+            f"{API}/contacts",
+            headers=nora_headers,
+            json={"channel": channel, "address": address, **({"secret": secret} if secret else {})},
+        )
         assert res.status_code == 200, res.text
     ids = await send(anonymous, sender, nora)
     with db_sessions.begin() as session:  # what a failed SMTP attempt leaves behind

@@ -74,13 +74,20 @@ LIMITS = [
     ('{% set s = "x" * 100000 %}{{ s | replace("", s) }}', "characters"),
     ('{% set s = "x" * 100000 %}{{ ([s] * 100000) | join }}', "characters"),
     # Text captured by a block, or doubled step by step, counts too.
-    ('{% set s = "y" * 100000 %}{% set b %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endset %}.',
-     "characters"),
-    ('{% set a = "z" * 100000 %}{% set b = a ~ a ~ a ~ a %}{% set c = b ~ b ~ b ~ b %}{% set d = c ~ c %}.',
-     "characters"),
+    (
+        '{% set s = "y" * 100000 %}{% set b %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endset %}.',
+        "characters",
+    ),
+    (
+        '{% set a = "z" * 100000 %}{% set b = a ~ a ~ a ~ a %}{% set c = b ~ b ~ b ~ b %}{% set d = c ~ c %}.',
+        "characters",
+    ),
     # Recursion doubling the work on every level: each call counts against the time limit.
-    ("{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}", "longer than"),
-]  # fmt: skip
+    (
+        "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
+        "longer than",
+    ),
+]
 
 
 async def test_templates_that_would_exhaust_the_api_are_422s_naming_the_limit(
@@ -134,10 +141,15 @@ async def test_a_send_to_many_recipients_shares_one_render_time_limit(
     slow = "{% for a in range(2) %}{% for b in range(100000) %}{% endfor %}{% endfor %}done"
     saved = await anonymous.post(
         f"{API}/templates",
-        json={"name": "slow-note", "template_type": "in_app", "language": "en", "subject_template": "Hi",
-              "content_template": slow},
+        json={
+            "name": "slow-note",
+            "template_type": "in_app",
+            "language": "en",
+            "subject_template": "Hi",
+            "content_template": slow,
+        },
         headers=editor,
-    )  # fmt: skip
+    )
     assert saved.status_code == 201, saved.text
     recipients = [
         str(make_user(migrated_url, f"many-{i}-{uuid.uuid4().hex[:4]}", ["viewer"])) for i in range(150)
