@@ -224,12 +224,7 @@ def _content_section(conn: sa.Connection, period: _Period, language: str, top: i
         )
     table = _table(language, "table.top_content", CONTENT_COLUMNS, rows)
     charts = [
-        ReportChart(
-            title=label("chart.daily_views", language),
-            kind="line",
-            labels=period.labels(),
-            series={label("views", language): period.daily({day: views for day, views in daily})},
-        ),
+        _daily_chart(period, language, "chart.daily_views", daily, "views"),
         ReportChart(
             title=label("chart.top_content", language),
             kind="bar",
@@ -316,16 +311,24 @@ def _user_section(conn: sa.Connection, period: _Period, language: str, top: int)
         for row in ranked
     ]
     table = _table(language, "table.top_users", USER_COLUMNS, rows)
-    chart = ReportChart(
-        title=label("chart.daily_users", language),
+    chart = _daily_chart(period, language, "chart.daily_users", daily, "active_users", "sessions")
+    return kpis, [chart], [table]
+
+
+def _daily_chart(
+    period: _Period, language: str, title: str, daily: Sequence[Sequence[Any]], *measures: str
+) -> ReportChart:
+    """A line chart over the period's days, one series a measure: `daily` rows are the day and then
+    one value per measure, in the order the measures are named (labels are the measures' keys)."""
+    return ReportChart(
+        title=label(title, language),
         kind="line",
         labels=period.labels(),
         series={
-            label("active_users", language): period.daily({day: users for day, users, _ in daily}),
-            label("sessions", language): period.daily({day: sessions for day, _, sessions in daily}),
+            label(measure, language): period.daily({row[0]: row[i] for row in daily})
+            for i, measure in enumerate(measures, start=1)
         },
     )
-    return kpis, [chart], [table]
 
 
 def _utc_minute(value: datetime | None) -> str | None:
@@ -394,15 +397,7 @@ def _search_section(conn: sa.Connection, period: _Period, language: str, top: in
         for row in zero
     ]
     zero_table = _table(language, "table.zero_result_queries", ZERO_RESULT_COLUMNS, zero_rows)
-    chart = ReportChart(
-        title=label("chart.daily_searches", language),
-        kind="line",
-        labels=period.labels(),
-        series={
-            label("searches", language): period.daily({day: n for day, n, _ in daily}),
-            label("zero_result_searches", language): period.daily({day: n for day, _, n in daily}),
-        },
-    )
+    chart = _daily_chart(period, language, "chart.daily_searches", daily, "searches", "zero_result_searches")
     return kpis, [chart], [popular_table, zero_table]
 
 
