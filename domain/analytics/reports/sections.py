@@ -10,13 +10,14 @@ Report types: `content`, `user`, `search`, `system`, and `custom`, which for now
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from domain.analytics.health import add_buckets, percentile
+from domain.analytics.health import percentile
+from domain.analytics.live import RouteFigures
 from domain.analytics.reports.document import (
     LANGUAGES,
     ReportChart,
@@ -401,24 +402,6 @@ def _search_section(conn: sa.Connection, period: _Period, language: str, top: in
     return kpis, [chart], [popular_table, zero_table]
 
 
-@dataclass
-class _RouteTotals:
-    requests: int = 0
-    client_errors: int = 0
-    server_errors: int = 0
-    latency_sum_ms: float = 0.0
-    latency_max_ms: float = 0.0
-    buckets: list[int] = field(default_factory=list)
-
-    def add(self, row: Any) -> None:
-        self.requests += row.requests
-        self.client_errors += row.client_errors
-        self.server_errors += row.server_errors
-        self.latency_sum_ms += row.latency_sum_ms
-        self.latency_max_ms = max(self.latency_max_ms, row.latency_max_ms)
-        self.buckets = add_buckets(self.buckets, row.latency_buckets or [])
-
-
 def _system_section(conn: sa.Connection, period: _Period, language: str, top: int) -> Section:
     """API health from `analytics_route_minutes`: requests and 4xx/5xx error rates are sums over the
     minutes; latency percentiles are read from the histograms summed over all minutes (per route and
@@ -427,8 +410,8 @@ def _system_section(conn: sa.Connection, period: _Period, language: str, top: in
     cut in UTC. Route minutes are pruned after 8 days (`alerts.KEEP_MINUTES`): older days read 0.
     The route table lists every route (a short, fixed list) so a slow, rarely used one still shows."""
     t = RouteMinute.__table__
-    routes: dict[str, _RouteTotals] = {}
-    overall = _RouteTotals()
+    routes: dict[str, RouteFigures] = {}
+    overall = RouteFigures()
     per_day: dict[date, float] = {}
     result = conn.execution_options(yield_per=5000).execute(
         sa.select(
@@ -443,8 +426,9 @@ def _system_section(conn: sa.Connection, period: _Period, language: str, top: in
         ).where(t.c.minute >= period.start_at(), t.c.minute < period.end_at())
     )
     for row in result:
-        routes.setdefault(row.route, _RouteTotals()).add(row)
-        overall.add(row)
+        figures = RouteFigures.of_minute(row)
+        routes.setdefault(row.route, RouteFigures()).merge(figures)
+        overall.merge(figures)
         day = row.minute.astimezone(UTC).date()
         per_day[day] = per_day.get(day, 0) + row.requests
 
@@ -458,8 +442,8 @@ def _system_section(conn: sa.Connection, period: _Period, language: str, top: in
             label("server_error_rate", language),
             format_percent(_ratio(overall.server_errors, overall.requests)),
         ),
-        (label("p50", language), format_decimal(percentile(overall.buckets, 0.5))),
-        (label("p95", language), format_decimal(percentile(overall.buckets, 0.95))),
+        (label("p50", language), format_decimal(percentile(overall.latency_buckets, 0.5))),
+        (label("p95", language), format_decimal(percentile(overall.latency_buckets, 0.95))),
     ]
     ordered = sorted(routes.items(), key=lambda item: (-item[1].requests, item[0]))
     rows = [
@@ -468,8 +452,8 @@ def _system_section(conn: sa.Connection, period: _Period, language: str, top: in
         + [_rounded(_ratio(totals.server_errors, totals.requests))]
         + [_rounded(_ratio(totals.latency_sum_ms, totals.requests), 1)]
         + [
-            percentile(totals.buckets, 0.5),
-            percentile(totals.buckets, 0.95),
+            percentile(totals.latency_buckets, 0.5),
+            percentile(totals.latency_buckets, 0.95),
             _rounded(totals.latency_max_ms, 1),
         ]
         for route, totals in ordered
