@@ -3,13 +3,15 @@ that alternate between the servers compared so that load from elsewhere hits the
 
 from __future__ import annotations
 
+import argparse
+import random
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _http import measure, serve
+from _http import measure, post_json, serve
 from sqlalchemy.orm import Session
 
 from domain import content
@@ -25,6 +27,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def load_options(parser: argparse.ArgumentParser, *, rounds: int) -> None:
+    """The options of a benchmark that alternates load between servers: seconds a round, client
+    connections, and rounds."""
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=rounds)
+
+
+def login(port: int) -> str:
+    """The bench editor's access token from the API listening on `port`."""
+    body = {"login": BENCH_USER, "password": BENCH_PASSWORD}
+    return post_json(f"http://127.0.0.1:{port}/api/v1/auth/login", body)["access_token"]
+
+
+def seed_shuffled(data_dir: Path, count: int) -> tuple[str, list[str]]:
+    """`seed`, with the content ids in a fixed random order so reads do not walk the table."""
+    url, ids = seed(data_dir, count)
+    random.Random(7).shuffle(ids)
+    return url, ids
 
 
 def seed(data_dir: Path, count: int) -> tuple[str, list[str]]:

@@ -24,8 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import httpx  # noqa: E402
 import websockets  # noqa: E402
-from _common import BENCH_PASSWORD, BENCH_USER, seed, servers  # noqa: E402
-from _http import post_json  # noqa: E402
+from _common import login, seed, servers  # noqa: E402
 
 WARMUP = 10
 SEND = "/api/v1/notifications/send"
@@ -68,11 +67,7 @@ def websocket_p99(messages: int = 300) -> dict:
         data_dir = Path(tmp)
         url, _ = seed(data_dir, 0)
         with servers(data_dir, url, [("serving.app:create_app", "/api/v1/health")]) as (port,):
-            login = post_json(
-                f"http://127.0.0.1:{port}/api/v1/auth/login",
-                {"login": BENCH_USER, "password": BENCH_PASSWORD},
-            )
-            latencies = sorted(asyncio.run(_round_trips(port, login["access_token"], messages)))
+            latencies = sorted(asyncio.run(_round_trips(port, login(port), messages)))
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
     print(
         f"# websocket: p50 {latencies[len(latencies) // 2] * 1000:.2f} ms, p99 {p99:.2f} ms, "

@@ -53,8 +53,8 @@ import sqlalchemy as sa
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import BENCH_PASSWORD, BENCH_USER, free_port, seed, servers  # noqa: E402
-from _http import post_json, report, serve  # noqa: E402
+from _common import free_port, login, seed, servers  # noqa: E402
+from _http import report, serve  # noqa: E402
 
 from domain.analytics import events  # noqa: E402
 from domain.analytics.warehouse_events import RAW_EVENTS_TABLE, raw_events_ddl  # noqa: E402
@@ -180,10 +180,7 @@ def ingest(args: argparse.Namespace) -> None:
         data_dir = Path(tmp)
         url, _ = seed(data_dir, 0)
         with api(data_dir, url, args.workers) as port:
-            token = post_json(
-                f"http://127.0.0.1:{port}/api/v1/auth/login",
-                {"login": BENCH_USER, "password": BENCH_PASSWORD},
-            )["access_token"]
+            token = login(port)
             asyncio.run(_ingest(port, token, bodies(4 * args.clients, args.batch), args.clients, args.batch))
             rates = []
             for _ in range(args.rounds):
@@ -550,10 +547,7 @@ def dashboard(args: argparse.Namespace) -> None:
             ("serving.app:create_app", "/api/v1/health"),
         ]
         with servers(data_dir, url, apps) as (bare_port, real_port):
-            token = post_json(
-                f"http://127.0.0.1:{real_port}/api/v1/auth/login",
-                {"login": BENCH_USER, "password": BENCH_PASSWORD},
-            )["access_token"]
+            token = login(real_port)
             auth = {"Authorization": f"Bearer {token}"}
             today = datetime.now(UTC).date()
             month = f"{OVERVIEW}?start_date={today - timedelta(days=args.days - 1)}&end_date={today}"

@@ -11,35 +11,28 @@ Embedded defaults: SQLite operational DB, memory stores.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import BENCH_PASSWORD, BENCH_USER, Target, alternate, seed, servers  # noqa: E402
-from _http import post_json, report  # noqa: E402
+from _common import Target, alternate, load_options, login, seed_shuffled, servers  # noqa: E402
+from _http import report  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--connections", type=int, default=32)
+    load_options(parser, rounds=3)
     parser.add_argument("--items", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        url, ids = seed(data_dir, args.items)
-        random.Random(7).shuffle(ids)
+        url, ids = seed_shuffled(data_dir, args.items)
         apps = [("bare_app:create_bare_app", f"/bare/{ids[0]}"), ("serving.app:create_app", "/api/v1/health")]
         with servers(data_dir, url, apps) as (bare_port, real_port):
-            token = post_json(
-                f"http://127.0.0.1:{real_port}/api/v1/auth/login",
-                {"login": BENCH_USER, "password": BENCH_PASSWORD},
-            )["access_token"]
+            token = login(real_port)
             bare = Target(bare_port, [f"/bare/{i}" for i in ids])
             real = Target(
                 real_port, [f"/api/v1/content/{i}" for i in ids], {"Authorization": f"Bearer {token}"}

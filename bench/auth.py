@@ -11,7 +11,6 @@ same run, in alternating rounds. `auth.login_p50` / `auth.login_p99`: sequential
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import tempfile
 import time
@@ -19,36 +18,30 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import BENCH_PASSWORD, BENCH_USER, Target, alternate, seed, servers  # noqa: E402
-from _http import post_json, report  # noqa: E402
+from _common import Target, alternate, load_options, login, seed_shuffled, servers  # noqa: E402
+from _http import report  # noqa: E402
 
 from domain.auth import passwords  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=5)
+    load_options(parser, rounds=5)
     parser.add_argument("--logins", type=int, default=40)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        url, ids = seed(data_dir, 200)
-        random.Random(7).shuffle(ids)
+        url, ids = seed_shuffled(data_dir, 200)
         apps = [
             ("serving.app:create_app", "/api/v1/health"),
             ("auth_apps:create_public_read_app", f"/api/v1/content/{ids[0]}"),
         ]
         with servers(data_dir, url, apps) as (auth_port, open_port):
-            login_url = f"http://127.0.0.1:{auth_port}/api/v1/auth/login"
             latencies = []
             for _ in range(args.logins):
                 started = time.perf_counter()
-                token = post_json(login_url, {"login": BENCH_USER, "password": BENCH_PASSWORD})[
-                    "access_token"
-                ]
+                token = login(auth_port)
                 latencies.append((time.perf_counter() - started) * 1000)
             paths = [f"/api/v1/content/{i}" for i in ids]
             authenticated = Target(auth_port, paths, {"Authorization": f"Bearer {token}"})

@@ -34,8 +34,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import BENCH_PASSWORD, BENCH_USER, free_port, seed  # noqa: E402
-from _http import post_json, report, serve  # noqa: E402
+from _common import free_port, login, seed  # noqa: E402
+from _http import report, serve  # noqa: E402
 
 MB = 1024 * 1024
 WAV_BYTES_PER_S = 48_000 * 2 * 2  # 48 kHz, stereo, 16-bit
@@ -276,11 +276,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{api_port}"
         originals = data_dir / "objects" / "media"
         try:
-            login = {"login": BENCH_USER, "password": BENCH_PASSWORD}
-            auth = {
-                "Authorization": f"Bearer {post_json(f'{base}/api/v1/auth/login', login)['access_token']}",
-                **TUS,
-            }
+            auth = {"Authorization": f"Bearer {login(api_port)}", **TUS}
             start_peak = peak_rss_mb(api.pid)  # start and login (argon2id hashing takes 19 MiB)
             reset_peak_rss(api.pid)
             bare_times, tus_times, identical = [], [], True

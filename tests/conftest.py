@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
+from litestar import Litestar
+from sqlalchemy.orm import Session
 
+from domain.ids import new_id
+from domain.media.uploads import record_upload
 from domain.migrate import upgrade
+from domain.schema import MediaAsset, MediaJob
 from domain.settings import Settings
 
 POSTGRES_URL = os.environ.get("THMNAYAH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -42,6 +50,64 @@ def require_service(name: str, url: str, default_port: int) -> None:
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"{message} and REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(f"{message}; start it or set REQUIRE_SERVICES=1 to make this a failure")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on at the moment of asking."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def served(app: Litestar) -> Iterator[str]:
+    """The app under uvicorn in a thread (a real event loop serving real connections): its
+    `127.0.0.1:<port>`, for as long as the block runs. Waits at most 20 s for the start."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(400):
+        if server.started:
+            break
+        thread.join(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def record_test_upload(
+    session: Session,
+    *,
+    media_id: uuid.UUID | None = None,
+    kind: str = "video",
+    mime: str = "video/mp4",
+    size: int = 10,
+    filename: str = "clip.mp4",
+    content_item_id: str | None = None,
+    language: str | None = None,
+    uploaded_by: uuid.UUID | None = None,
+) -> tuple[MediaAsset, MediaJob]:
+    """An accepted upload recorded straight in the DB, without its bytes (a small video nobody
+    uploaded, unless the arguments say otherwise): its asset and its `process` job."""
+    return record_upload(
+        session,
+        media_id=media_id or new_id(),
+        kind=kind,
+        mime=mime,
+        size=size,
+        sha256="",
+        filename=filename,
+        metadata={},
+        content_item_id=content_item_id,
+        language=language,
+        uploaded_by=uploaded_by,
+    )
 
 
 @pytest.fixture

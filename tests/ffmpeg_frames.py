@@ -1,14 +1,29 @@
-"""How many frames each ffmpeg run decoded, from ffmpeg's own report: what tells seeking a video
-from decoding it, whatever the machine's speed."""
+"""ffmpeg in the tests: making sample media (`ffmpeg`), and how many frames each ffmpeg run decoded,
+from ffmpeg's own report: what tells seeking a video from decoding it, whatever the machine's speed."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+
+
+def ffmpeg(*args: str, timeout: float = 300) -> None:
+    """Run ffmpeg quietly (errors only, never reading stdin, overwriting outputs); a failure raises."""
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", *args], check=True, timeout=timeout)
+
+
+def lavfi(*sources: str) -> list[str]:
+    """ffmpeg inputs from lavfi sources (generated test video or audio, e.g. `testsrc2=s=320x240:d=2`)."""
+    return [arg for source in sources for arg in ("-f", "lavfi", "-i", source)]
+
+
+X264_FAST = ("-c:v", "libx264", "-preset", "ultrafast")  # H.264 made quickly: test media, not quality
+
 
 # ffmpeg's final statistics, written to the report at the verbose level, one line per input stream.
 _DECODED = re.compile(

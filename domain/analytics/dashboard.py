@@ -529,14 +529,7 @@ def system_health(session: Session, now: datetime, minutes: int = 60) -> dict[st
     per_minute: dict[datetime, list[int]] = defaultdict(lambda: [0, 0])
     everything = RouteFigures()
     for r in rows:
-        figures = RouteFigures(
-            r.requests,
-            r.client_errors,
-            r.server_errors,
-            r.latency_sum_ms,
-            r.latency_max_ms,
-            list(r.latency_buckets or []),
-        )
+        figures = RouteFigures.of_minute(r)
         routes.setdefault(r.route, RouteFigures()).merge(figures)
         everything.merge(figures)
         per_minute[r.minute][0] += r.requests

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +29,18 @@ class RouteFigures:
     latency_sum_ms: float = 0.0
     latency_max_ms: float = 0.0
     latency_buckets: list[int] = field(default_factory=lambda: [0] * BUCKET_COUNT)
+
+    @classmethod
+    def of_minute(cls, row: Any) -> RouteFigures:
+        """The figures of one stored route minute (a `RouteMinute`, or a row of its columns)."""
+        return cls(
+            row.requests,
+            row.client_errors,
+            row.server_errors,
+            row.latency_sum_ms,
+            row.latency_max_ms,
+            list(row.latency_buckets or []),
+        )
 
     def record(self, status: int, latency_ms: float) -> None:
         self.requests += 1

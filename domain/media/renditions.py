@@ -182,16 +182,7 @@ def ladder_command(source: Path, out_dir: Path, plan: VideoPlan, *, preset: str 
     else:
         streams = [f"v:{i},name:{r.name}" for i, r in enumerate(rungs)]
     args += [
-        "-f",
-        "hls",
-        "-hls_time",
-        str(SEGMENT_S),
-        "-hls_playlist_type",
-        "vod",
-        "-hls_segment_type",
-        "fmp4",
-        "-hls_flags",
-        "single_file+independent_segments",
+        *_hls_output("single_file+independent_segments"),
         "-master_pl_name",
         "master.m3u8",
         "-var_stream_map",
@@ -201,6 +192,22 @@ def ladder_command(source: Path, out_dir: Path, plan: VideoPlan, *, preset: str 
         str(out_dir / "%v.m3u8"),
     ]
     return args
+
+
+def _hls_output(flags: str) -> list[str]:
+    """The HLS muxer as every rendition writes it: VOD playlists of fMP4 segments `SEGMENT_S` long."""
+    return [
+        "-f",
+        "hls",
+        "-hls_time",
+        str(SEGMENT_S),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_flags",
+        flags,
+    ]
 
 
 class FfmpegFailed(RuntimeError):
@@ -357,16 +364,7 @@ def audio_command(source: Path, out_dir: Path, measured: dict[str, float]) -> li
         "48000",
         "-ac",
         "2",
-        "-f",
-        "hls",
-        "-hls_time",
-        str(SEGMENT_S),
-        "-hls_playlist_type",
-        "vod",
-        "-hls_segment_type",
-        "fmp4",
-        "-hls_flags",
-        "single_file",
+        *_hls_output("single_file"),
         "-hls_segment_filename",
         str(out_dir / "audio.mp4"),
         str(out_dir / "audio.m3u8"),

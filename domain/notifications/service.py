@@ -159,8 +159,10 @@ def compose(
     if draft.subject or draft.content:
         language = locale.split("-")[0].lower() if locale else default_language
         if isinstance(draft.content, Mapping) or isinstance(draft.subject, Mapping):
-            keys = {**(draft.subject if isinstance(draft.subject, Mapping) else {}),
-                    **(draft.content if isinstance(draft.content, Mapping) else {})}  # fmt: skip
+            keys = {
+                **(draft.subject if isinstance(draft.subject, Mapping) else {}),
+                **(draft.content if isinstance(draft.content, Mapping) else {}),
+            }
             picked = templates.pick(keys, locale, default_language)
             language = picked[0] if picked else language
         subject = " ".join(_literal(draft.subject, locale, default_language).split())
@@ -236,14 +238,24 @@ def send(
                 )
                 continue
             locale = user_locale(user, default_language)
-            data = {**draft.data, "user": {"id": str(user.id), "username": user.username,
-                                           "first_name": user.first_name, "last_name": user.last_name}}  # fmt: skip
+            data = {
+                **draft.data,
+                "user": {
+                    "id": str(user.id),
+                    "username": user.username,
+                    "first_name": user.first_name,
+                    "last_name": user.last_name,
+                },
+            }
             composed = compose(draft, channel, locale, default_language, available, data)
             if composed is None:
                 outcome.skipped.append(
-                    {"recipient_id": str(user.id), "channel": channel,
-                     "reason": f"no active {channel} template named {draft.template!r}"}
-                )  # fmt: skip
+                    {
+                        "recipient_id": str(user.id),
+                        "channel": channel,
+                        "reason": f"no active {channel} template named {draft.template!r}",
+                    }
+                )
                 continue
             rendered, template_id = composed
             notification = Notification(
@@ -273,21 +285,43 @@ def send(
                 if not targets:
                     notification.status = "failed"
                     session.add(notification)
-                    logs.append(DeliveryLog(notification_id=notification.id, channel=channel, status="failed",
-                                            error_message=NO_DESTINATION[channel], created_at=now, updated_at=now))  # fmt: skip
+                    logs.append(
+                        DeliveryLog(
+                            notification_id=notification.id,
+                            channel=channel,
+                            status="failed",
+                            error_message=NO_DESTINATION[channel],
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
                     outcome.notifications.append(notification)
                     continue
                 notification.status = "pending"
-                when = schedule.due_at(now, frequency=pref.frequency, quiet=pref.quiet, critical=draft.critical,
-                                       not_before=draft.scheduled_at, timezone=pref.timezone)  # fmt: skip
+                when = schedule.due_at(
+                    now,
+                    frequency=pref.frequency,
+                    quiet=pref.quiet,
+                    critical=draft.critical,
+                    not_before=draft.scheduled_at,
+                    timezone=pref.timezone,
+                )
                 key = None if draft.critical else schedule.digest_key(user.id, channel, pref.frequency)
                 session.add(notification)
                 for address, secret in targets:
-                    logs.append(DeliveryLog(
-                        notification_id=notification.id, channel=channel, destination=address, status="queued",
-                        next_retry=when, digest_key=key, created_at=now, updated_at=now,
-                        delivery_metadata={"secret_encrypted": secret} if secret else {},
-                    ))  # fmt: skip
+                    logs.append(
+                        DeliveryLog(
+                            notification_id=notification.id,
+                            channel=channel,
+                            destination=address,
+                            status="queued",
+                            next_retry=when,
+                            digest_key=key,
+                            created_at=now,
+                            updated_at=now,
+                            delivery_metadata={"secret_encrypted": secret} if secret else {},
+                        )
+                    )
             session.add(notification)
             outcome.notifications.append(notification)
             if record_events:
@@ -296,10 +330,14 @@ def send(
                     NOTIFICATION_CREATED,
                     "notification",
                     notification.id,
-                    {"recipient_id": str(user.id), "channel": channel, "category": draft.category,
-                     "event_id": str(draft.event_id) if draft.event_id else None},
+                    {
+                        "recipient_id": str(user.id),
+                        "channel": channel,
+                        "category": draft.category,
+                        "event_id": str(draft.event_id) if draft.event_id else None,
+                    },
                     at=now,
-                )  # fmt: skip
+                )
     # No relationship() links the two tables, so the unit of work does not order their INSERTs:
     # the notifications go first, then their delivery rows (whose foreign key needs them).
     session.flush()

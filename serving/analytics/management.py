@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import msgspec
@@ -42,12 +42,21 @@ from serving.permissions import ANALYTICS_MANAGE, ANALYTICS_READ, requires
 
 AuthedRequest = Request[Principal, Any, Any]
 ADMIN_ROLE = "admin"
+T = TypeVar("T")
 
 
 def _check_owner(principal: Principal, created_by: uuid.UUID | None, what: str) -> None:
     """Only the creator of a definition or rule, or an admin, changes it."""
     if created_by != principal.user_id and ADMIN_ROLE not in principal.roles:
         raise PermissionDeniedException(f"only the creator of this {what} or an admin may change it")
+
+
+def _found(session: Session, model: type[T], row_id: uuid.UUID, what: str) -> T:
+    """The row of `model` with this id, or a 404 naming `what` was asked for."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"no {what} {row_id}")
+    return row
 
 
 class GenerateReport(msgspec.Struct, forbid_unknown_fields=True):
@@ -253,9 +262,7 @@ class AnalyticsManagementController(Controller):
 
         def queue(session: Session) -> GenerateResult:
             if data.report_id is not None:
-                report = session.get(Report, data.report_id)
-                if report is None:
-                    raise NotFound(f"no report {data.report_id}")
+                report = _found(session, Report, data.report_id, "report")
                 if data.run_now:
                     report_jobs.check_generation_rate(session, user_id)
             else:
@@ -309,9 +316,7 @@ class AnalyticsManagementController(Controller):
         principal = request.user
 
         def off(session: Session) -> None:
-            report = session.get(Report, report_id)
-            if report is None:
-                raise NotFound(f"no report {report_id}")
+            report = _found(session, Report, report_id, "report")
             _check_owner(principal, report.created_by, "report")
             report_jobs.deactivate_report(session, report)
 
@@ -340,9 +345,7 @@ class AnalyticsManagementController(Controller):
     )
     async def get_report(self, report_id: FromPath[uuid.UUID], db: NamedDependency[Database]) -> ReportOut:
         def read(session: Session) -> ReportOut:
-            report = session.get(Report, report_id)
-            if report is None:
-                raise NotFound(f"no report {report_id}")
+            report = _found(session, Report, report_id, "report")
             return _report_out(report, _recent_jobs(session, report_id))
 
         return await db.read(read)
@@ -461,9 +464,7 @@ class AnalyticsManagementController(Controller):
         principal = request.user
 
         def off(session: Session) -> None:
-            rule = session.get(AlertRule, rule_id)
-            if rule is None:
-                raise NotFound(f"no alert rule {rule_id}")
+            rule = _found(session, AlertRule, rule_id, "alert rule")
             _check_owner(principal, rule.created_by, "alert rule")
             rule.is_active = False
             now = utcnow()

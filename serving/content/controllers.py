@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
@@ -40,9 +41,21 @@ IfMatch = Annotated[
     HeaderParameter(name="If-Match", required=False, description='ETag from a previous read, e.g. "v3"'),
 ]
 
+T = TypeVar("T")
+
 
 def _with_etag(out: ContentOut, status_code: int = 200, **headers: str) -> Response[ContentOut]:
     return Response(out, status_code=status_code, headers={"ETag": services.etag(out.version), **headers})
+
+
+async def _versioned_write(
+    request: Request, db: Database, auth: AuthContext, if_match: str | None, change: Callable[..., T]
+) -> T:
+    """`change(session, expected_version=, actor=, origin=)` in one transaction, with the version the
+    If-Match header names and the caller and origin of the request, as every lifecycle route passes them."""
+    version = services.parse_if_match(if_match)
+    actor, origin = request.user.user_id, auth.origin(request)
+    return await db.write(lambda s: change(s, expected_version=version, actor=actor, origin=origin))
 
 
 class ContentController(Controller):
@@ -177,10 +190,8 @@ class ContentController(Controller):
         auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> None:
-        version = services.parse_if_match(if_match)
-        actor, origin = request.user.user_id, auth.origin(request)
-        await db.write(
-            lambda s: content.soft_delete(s, item_id, expected_version=version, actor=actor, origin=origin),
+        await _versioned_write(
+            request, db, auth, if_match, lambda s, **who: content.soft_delete(s, item_id, **who)
         )
 
     @post(
@@ -198,10 +209,8 @@ class ContentController(Controller):
         auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> Response[ContentOut]:
-        version = services.parse_if_match(if_match)
-        actor, origin = request.user.user_id, auth.origin(request)
-        item = await db.write(
-            lambda s: content.publish(s, item_id, expected_version=version, actor=actor, origin=origin),
+        item = await _versioned_write(
+            request, db, auth, if_match, lambda s, **who: content.publish(s, item_id, **who)
         )
         return _with_etag(services.to_out(item))
 
@@ -221,11 +230,7 @@ class ContentController(Controller):
         auth: NamedDependency[AuthContext],
         if_match: IfMatch = None,
     ) -> Response[ContentOut]:
-        version = services.parse_if_match(if_match)
-        actor, origin = request.user.user_id, auth.origin(request)
-        item = await db.write(
-            lambda s: content.schedule(
-                s, item_id, data.publish_at, expected_version=version, actor=actor, origin=origin
-            ),
+        item = await _versioned_write(
+            request, db, auth, if_match, lambda s, **who: content.schedule(s, item_id, data.publish_at, **who)
         )
         return _with_etag(services.to_out(item))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -80,6 +81,20 @@ async def _count_request(request: Request, auth: AuthContext, settings: Settings
         )
 
 
+async def _request_job(
+    request: Request[Principal, object, object],
+    db: Database,
+    auth: AuthContext,
+    settings: Settings,
+    start: Callable[[Session, uuid.UUID, bool], MediaJob],
+) -> JobAccepted:
+    """Count the request against the caller's allowance, then `start(session, user, may_update_content)`
+    the job (with its event) in one transaction."""
+    await _count_request(request, auth, settings)
+    user, may_update = request.user.user_id, request.user.can(CONTENT_UPDATE)
+    return await db.write(lambda s: _accepted(start(s, user, may_update)))
+
+
 class MediaProcessingController(Controller):
     path = "/api/v1/media"
     tags = ["media"]
@@ -103,17 +118,15 @@ class MediaProcessingController(Controller):
         an unknown media (or one neither yours nor yours to edit: content:update), 422 for an unknown
         format, 409 when the original failed validation or a transcode of it is unfinished, 429 past
         the hourly allowance."""
-        await _count_request(request, auth, settings)
-        user, may_update = request.user.user_id, request.user.can(CONTENT_UPDATE)
-
-        def create(session: Session) -> JobAccepted:
-            return _accepted(
-                processing.request_transcode(
-                    session, data.media_id, data.formats, requested_by=user, may_update_content=may_update
-                )
-            )
-
-        return await db.write(create)
+        return await _request_job(
+            request,
+            db,
+            auth,
+            settings,
+            lambda s, user, may_update: processing.request_transcode(
+                s, data.media_id, data.formats, requested_by=user, may_update_content=may_update
+            ),
+        )
 
     @post(
         "/analyze",
@@ -133,14 +146,12 @@ class MediaProcessingController(Controller):
         """An `analyze` job and its `media.analyze_requested` event, in one transaction. Until the
         transcription and moderation assets are installed the job fails at once, with the reason
         at its status URL. Refused as `transcode` is (404, 409, 429)."""
-        await _count_request(request, auth, settings)
-        user, may_update = request.user.user_id, request.user.can(CONTENT_UPDATE)
-
-        def create(session: Session) -> JobAccepted:
-            return _accepted(
-                processing.request_analysis(
-                    session, data.media_id, data.analyses, requested_by=user, may_update_content=may_update
-                )
-            )
-
-        return await db.write(create)
+        return await _request_job(
+            request,
+            db,
+            auth,
+            settings,
+            lambda s, user, may_update: processing.request_analysis(
+                s, data.media_id, data.analyses, requested_by=user, may_update_content=may_update
+            ),
+        )

@@ -3,84 +3,20 @@ tests/sensors/test_media_sensor.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import uuid
-from pathlib import Path
-
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
 from assets.media import media_metadata, media_partitions
-from domain.ids import new_id
-from domain.media.uploads import original_key, record_upload
-from domain.migrate import upgrade
+from domain.media.uploads import original_key
 from domain.schema import MediaAsset, MediaJob
-from resources.database import OperationalDatabase
-from resources.object_store import LocalObjectStore
-from tests.ffmpeg_frames import count_decoded_frames
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x180:rate=25:duration=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=duration=2",
-            "-shortest",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            str(path),
-        ],
-        check=True,
-    )
-    return path.read_bytes()
-
-
-@pytest.fixture
-def env(data_dir: Path, sqlite_url: str):
-    upgrade(sqlite_url)
-    return OperationalDatabase(url=sqlite_url), LocalObjectStore(root=str(data_dir / "objects"))
-
-
-def upload(env, data: bytes, kind: str = "video") -> uuid.UUID:
-    database, store = env
-    media_id = new_id()
-    store.put_bytes(original_key(media_id), data)
-    with database.session() as session:
-        record_upload(
-            session,
-            media_id=media_id,
-            kind=kind,
-            mime="video/mp4",
-            size=len(data),
-            sha256="",
-            filename="clip.mp4",
-            metadata={},
-            content_item_id=None,
-            language=None,
-            uploaded_by=None,
-        )
-    return media_id
+from tests.assets.conftest import store_upload
+from tests.ffmpeg_frames import X264_FAST, count_decoded_frames, ffmpeg, lavfi
 
 
 def test_metadata_asset_probes_the_original(env, clip) -> None:
     database, store = env
-    media_id = upload(env, clip)
+    media_id = store_upload(env, clip)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(media_partitions.name, [str(media_id)])
     result = dg.materialize(
@@ -103,7 +39,7 @@ def test_metadata_asset_probes_the_original(env, clip) -> None:
 def test_unreadable_original_fails_the_job_with_a_reason_and_keeps_it(env, clip) -> None:
     database, store = env
     broken = clip[: len(clip) // 2]
-    media_id = upload(env, broken)
+    media_id = store_upload(env, broken)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(media_partitions.name, [str(media_id)])
     result = dg.materialize(
@@ -128,32 +64,16 @@ def test_thumbnails_avoid_black_frames_and_never_upscale(env, tmp_path) -> None:
     database, store = env
     # 4 s black, then 6 s of test card: most candidates (10%-90%) fall on the card.
     clip = tmp_path / "black-then-card.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=black:s=640x360:r=25:d=4",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=640x360:r=25:d=6",
-            "-filter_complex",
-            "[0:v][1:v]concat=n=2:v=1[v]",
-            "-map",
-            "[v]",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            str(clip),
-        ],
-        check=True,
+    ffmpeg(
+        *lavfi("color=c=black:s=640x360:r=25:d=4", "testsrc2=s=640x360:r=25:d=6"),
+        "-filter_complex",
+        "[0:v][1:v]concat=n=2:v=1[v]",
+        "-map",
+        "[v]",
+        *X264_FAST,
+        str(clip),
     )
-    media_id = upload(env, clip.read_bytes())
+    media_id = store_upload(env, clip.read_bytes())
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(media_partitions.name, [str(media_id)])
     result = dg.materialize(
@@ -214,24 +134,12 @@ def test_thumbnail_time_does_not_grow_with_length(tmp_path, monkeypatch) -> None
 
     gop = 120  # frames: a keyframe every 10 minutes
     long = tmp_path / "ten-hours.mkv"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=320x180:r=0.2:d=36000",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            str(gop),
-            str(long),
-        ],
-        check=True,
+    ffmpeg(
+        *lavfi("testsrc2=s=320x180:r=0.2:d=36000"),
+        *X264_FAST,
+        "-g",
+        str(gop),
+        str(long),
         timeout=300,
     )
     frames = count_decoded_frames(monkeypatch, tmp_path)

@@ -4,51 +4,16 @@ run move the job its tag names, and leave the others as they were."""
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
 from assets.media import media_metadata, media_partitions, media_thumbnails
-from domain.ids import new_id
 from domain.media import processing
 from domain.media.jobs import JOB_TAG
-from domain.media.uploads import original_key, record_upload
-from domain.migrate import upgrade
 from domain.schema import MediaJob
 from resources.database import OperationalDatabase
-from resources.object_store import LocalObjectStore
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x180:rate=25:duration=2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            str(path),
-        ],
-        check=True,
-    )
-    return path.read_bytes()
-
-
-@pytest.fixture
-def env(data_dir: Path, sqlite_url: str):
-    upgrade(sqlite_url)
-    return OperationalDatabase(url=sqlite_url), LocalObjectStore(root=str(data_dir / "objects"))
+from tests.assets.conftest import store_upload
 
 
 def jobs_of(database: OperationalDatabase, media_id) -> dict[str, tuple]:
@@ -63,22 +28,7 @@ def jobs_of(database: OperationalDatabase, media_id) -> dict[str, tuple]:
 @pytest.mark.parametrize("tagged", ["process", "analyze", "transcode"])  # the oldest, the middle, the newest
 def test_progress_moves_only_the_job_the_run_is_tagged_with(env, clip, tagged) -> None:
     database, store = env
-    media_id = new_id()
-    store.put_bytes(original_key(media_id), clip)
-    with database.session() as session:
-        record_upload(
-            session,
-            media_id=media_id,
-            kind="video",
-            mime="video/mp4",
-            size=len(clip),
-            sha256="",
-            filename="clip.mp4",
-            metadata={},
-            content_item_id=None,
-            language=None,
-            uploaded_by=None,
-        )
+    media_id = store_upload(env, clip)
     with database.session() as session:
         processing.request_analysis(session, media_id, ["moderation"])
     with database.session() as session:

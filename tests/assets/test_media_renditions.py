@@ -18,22 +18,17 @@ from assets.media_renditions import media_renditions, media_renditions_are_compl
 from domain import content
 from domain.content import NewContent
 from domain.db import sync_engine
-from domain.ids import new_id
 from domain.media import renditions
 from domain.media.jobs import JOB_TAG
-from domain.media.uploads import original_key, record_upload
+from domain.media.uploads import original_key
 from domain.media.variants import RENDITION_TYPES
-from domain.migrate import upgrade
 from domain.schema import ContentItem, MediaAsset, MediaJob, MediaVariant, OutboxEvent
-from resources.database import OperationalDatabase
 from resources.object_store import LocalObjectStore
+from tests.assets.conftest import store_upload
+from tests.ffmpeg_frames import X264_FAST, ffmpeg, lavfi
 
 pytestmark = pytest.mark.slow
 ALL = [media_metadata, media_thumbnails, media_renditions]
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
 def ffprobe(path: Path) -> dict:
@@ -51,82 +46,40 @@ def files(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("renditions")
     f = {n: d / n for n in ("av.mp4", "silent.mp4", "portrait.mp4", "vfr.mkv", "speech.wav", "dub.wav")}
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=1280x720:r=30:d=6",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=f=300:d=6",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
+        *lavfi("testsrc2=s=1280x720:r=30:d=6", "sine=f=300:d=6"),
+        *X264_FAST,
         "-c:a",
         "aac",
         "-shortest",
         str(f["av.mp4"]),
     )
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=640x360:r=25:d=3",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
+        *lavfi("testsrc2=s=640x360:r=25:d=3"),
+        *X264_FAST,
         str(f["silent.mp4"]),
     )
     ffmpeg("-i", str(f["silent.mp4"]), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(f["portrait.mp4"]))
     # Variable frame rate: frames at irregular times (dropped and held), 9 s long.
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x240:r=30:d=9",
+        *lavfi("testsrc2=s=320x240:r=30:d=9"),
         "-vf",
         "select='not(mod(n\\,3))+between(n\\,100\\,130)',setpts=N/(20*TB)*0+PTS",
         "-fps_mode",
         "vfr",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
+        *X264_FAST,
         str(f["vfr.mkv"]),
     )
     # Quiet speech-like audio (-40 dBFS-ish): normalization must lift it to -23 LUFS.
-    ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=8,volume=0.02", "-ac", "2", str(f["speech.wav"]))
-    ffmpeg("-f", "lavfi", "-i", "sine=f=660:d=6", "-ac", "2", str(f["dub.wav"]))
+    ffmpeg(*lavfi("sine=f=440:d=8,volume=0.02"), "-ac", "2", str(f["speech.wav"]))
+    ffmpeg(*lavfi("sine=f=660:d=6"), "-ac", "2", str(f["dub.wav"]))
     return f
 
 
-@pytest.fixture
-def env(data_dir: Path, sqlite_url: str):
-    upgrade(sqlite_url)
-    return OperationalDatabase(url=sqlite_url), LocalObjectStore(root=str(data_dir / "objects"))
-
-
 def upload(env, path: Path, kind: str, *, content_item_id=None, language=None) -> uuid.UUID:
-    database, store = env
-    media_id = new_id()
-    store.put_bytes(original_key(media_id), path.read_bytes())
-    with database.session() as session:
-        record_upload(
-            session,
-            media_id=media_id,
-            kind=kind,
-            mime="",
-            size=path.stat().st_size,
-            sha256="",
-            filename=path.name,
-            metadata={},
-            content_item_id=str(content_item_id) if content_item_id else None,
-            language=language,
-            uploaded_by=None,
-        )
-    return media_id
+    item = str(content_item_id) if content_item_id else None
+    return store_upload(
+        env, path.read_bytes(), kind, mime="", filename=path.name, content_item_id=item, language=language
+    )
 
 
 def process(env, media_id: uuid.UUID, assets=ALL, instance=None, tags=None) -> dg.ExecuteInProcessResult:

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 from PIL import Image
 from sqlalchemy.orm import Session
 
@@ -24,6 +21,7 @@ from domain.db import sync_engine
 from domain.migrate import upgrade
 from domain.settings import Settings
 from serving.app import create_app
+from tests.conftest import served
 from tests.serving.analytics.test_dashboard_page import PASSWORD, seed_serving_rows
 from tests.serving.conftest import make_user
 
@@ -48,21 +46,8 @@ def api(data_dir: Path, sqlite_url: str) -> Iterator[tuple[str, dict[str, str]]]
     expected = seed_serving_rows(sqlite_url)
     make_user(sqlite_url, "manager", ["analyst"], password_hash=hash_password(PASSWORD))
     app = create_app(Settings(deployment="local", data_dir=data_dir, database_url=sqlite_url))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", expected
-    server.should_exit = True
-    thread.join(10)
+    with served(app) as address:
+        yield f"http://{address}", expected
 
 
 def add_views(url: str, views: int) -> None:

@@ -8,10 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
 import subprocess
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +17,6 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-import uvicorn
 
 from domain.media.jobs import JOB_TAG
 from domain.migrate import upgrade
@@ -28,7 +24,8 @@ from domain.settings import Settings
 from orchestration.definitions import build_definitions
 from orchestration.deployment import build_resources
 from serving.app import create_app
-from tests.conftest import NATS_URL
+from tests.conftest import NATS_URL, served
+from tests.ffmpeg_frames import X264_FAST, ffmpeg, lavfi
 from tests.serving.conftest import make_user, mint_token
 
 pytestmark = pytest.mark.slow
@@ -52,29 +49,13 @@ def ffprobe(url: str) -> dict:
 
 
 def make_video(path: Path, size: str, seconds: float) -> Path:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=s={size}:r=25:d={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=f=440:d={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(path),
-        ],
-        check=True,
+    ffmpeg(
+        *lavfi(f"testsrc2=s={size}:r=25:d={seconds}", f"sine=f=440:d={seconds}"),
+        *X264_FAST,
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(path),
         timeout=120,
     )
     return path
@@ -85,28 +66,13 @@ def serving(settings: Settings) -> Iterator[httpx.Client]:
     """The API under uvicorn on a free port, and a client with an author's token."""
     upgrade(settings.database_url)
     app = create_app(settings)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    try:
+    with served(app) as address:
         user_id = make_user(settings.database_url, "uploader", ["author"])
         token = mint_token(app, settings.database_url, user_id)
         with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=60
+            base_url=f"http://{address}", headers={"Authorization": f"Bearer {token}"}, timeout=60
         ) as client:
             yield client
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture
@@ -178,29 +144,13 @@ def job_status(client: httpx.Client, job_id: str) -> dict:
 def test_tus_upload_to_playable_variants(api, tmp_path) -> None:
     settings, client = api
     source = tmp_path / "source.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=s=1280x720:r=30:d={SOURCE_S}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=f=440:d={SOURCE_S}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(source),
-        ],
-        check=True,
+    ffmpeg(
+        *lavfi(f"testsrc2=s=1280x720:r=30:d={SOURCE_S}", f"sine=f=440:d={SOURCE_S}"),
+        *X264_FAST,
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(source),
     )
     data = source.read_bytes()
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
 import threading
 import time
 import uuid
@@ -38,18 +37,13 @@ from domain.settings import Settings
 from orchestration.definitions import build_definitions
 from orchestration.deployment import build_resources
 from serving.app import create_app
+from tests.conftest import free_port
 from tests.serving.conftest import bearer, make_user, mint_token
 
 pytestmark = pytest.mark.slow
 API = "/api/v1/notifications"
 HOOK_SECRET = "e2e-webhook-secret-0123456789"
 SENDER = "thmnayah <no-reply@thmnayah.test>"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

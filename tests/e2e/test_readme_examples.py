@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,12 +38,6 @@ def readme_try_blocks(readme: str) -> list[str]:
     return blocks
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, headers: dict | None = None) -> dict:
     request = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -52,7 +47,7 @@ def _get(url: str, headers: dict | None = None) -> dict:
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[str]:
     data_dir = tmp_path / "data"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "THMNAYAH_DATA_DIR": str(data_dir),

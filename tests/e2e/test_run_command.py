@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,9 @@ from pathlib import Path
 import pytest
 
 from domain.demo import DEMO_USERS
+from tests.conftest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the whole platform, from a cold start
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, token: str | None = None) -> dict:
@@ -75,7 +69,7 @@ def _wait(what: str, check, timeout: float, proc: subprocess.Popen, log: Path):
 
 
 def test_run_command_brings_up_the_platform(tmp_path: Path) -> None:
-    api_port, ui_port = _free_port(), _free_port()
+    api_port, ui_port = free_port(), free_port()
     env = {
         **os.environ,
         "THMNAYAH_DEPLOYMENT": "local",

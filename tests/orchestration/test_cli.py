@@ -27,7 +27,7 @@ from domain.schema import User
 from domain.settings import Settings
 from orchestration.cli import prepare
 from orchestration.deployment import dagster_commands
-from tests.conftest import prod_settings
+from tests.conftest import free_port, prod_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "orchestration.cli"]
@@ -150,9 +150,7 @@ def test_the_dagster_ui_listens_on_its_own_loopback_address(sqlite_url: str, dat
 def test_the_production_webserver_command_serves_the_ui_read_only(sqlite_url: str, data_dir: Path) -> None:
     """The webserver command `run` uses in prod, started for real (on an embedded instance, so that
     the definitions load here): it answers on loopback only, and in read-only mode."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     settings = prod_settings(PROD_DB, data_dir, dagster_port=port, dagster_read_only=True)
     web = dagster_commands(settings)["dagster-webserver"]
     home = data_dir / "dagster_home"

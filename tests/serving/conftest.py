@@ -1,16 +1,12 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,11 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from domain.auth import audit, rbac, sessions, users
 from domain.auth.passwords import hash_password
 from domain.db import sync_engine
-from domain.ids import new_id
-from domain.media.uploads import record_upload
 from domain.migrate import upgrade
 from domain.settings import Settings
 from serving.app import create_app
+from tests.conftest import record_test_upload
 
 ROLES = tuple(rbac.SYSTEM_ROLES)
 PASSWORD = "velvet-kettle-harbour-42"  # the password of users made with the `password_hash` fixture
@@ -190,44 +185,8 @@ async def sqlite_client(sqlite_url: str, data_dir: Path) -> AsyncIterator[AsyncT
         yield client
 
 
-@contextmanager
-def served(app: Litestar) -> Iterator[str]:
-    """The app under uvicorn in a thread (a real event loop serving real connections): its
-    `127.0.0.1:<port>`, for as long as the block runs."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        thread.join(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def recorded(factory: sessionmaker[Session], uploaded_by: uuid.UUID) -> tuple[str, str]:
     """An accepted upload of `uploaded_by` straight in the DB: (media id, its processing job id)."""
     with factory.begin() as session:
-        asset, job = record_upload(
-            session,
-            media_id=new_id(),
-            kind="video",
-            mime="video/mp4",
-            size=10,
-            sha256="",
-            filename="clip.mp4",
-            metadata={},
-            content_item_id=None,
-            language=None,
-            uploaded_by=uploaded_by,
-        )
+        asset, job = record_test_upload(session, uploaded_by=uploaded_by)
         return str(asset.id), str(job.id)

@@ -10,13 +10,14 @@ Report types: `content`, `user`, `search`, `system`, and `custom`, which for now
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from domain.analytics.health import add_buckets, percentile
+from domain.analytics.health import percentile
+from domain.analytics.live import RouteFigures
 from domain.analytics.reports.document import (
     LANGUAGES,
     ReportChart,
@@ -224,12 +225,7 @@ def _content_section(conn: sa.Connection, period: _Period, language: str, top: i
         )
     table = _table(language, "table.top_content", CONTENT_COLUMNS, rows)
     charts = [
-        ReportChart(
-            title=label("chart.daily_views", language),
-            kind="line",
-            labels=period.labels(),
-            series={label("views", language): period.daily({day: views for day, views in daily})},
-        ),
+        _daily_chart(period, language, "chart.daily_views", daily, "views"),
         ReportChart(
             title=label("chart.top_content", language),
             kind="bar",
@@ -316,16 +312,24 @@ def _user_section(conn: sa.Connection, period: _Period, language: str, top: int)
         for row in ranked
     ]
     table = _table(language, "table.top_users", USER_COLUMNS, rows)
-    chart = ReportChart(
-        title=label("chart.daily_users", language),
+    chart = _daily_chart(period, language, "chart.daily_users", daily, "active_users", "sessions")
+    return kpis, [chart], [table]
+
+
+def _daily_chart(
+    period: _Period, language: str, title: str, daily: Sequence[Sequence[Any]], *measures: str
+) -> ReportChart:
+    """A line chart over the period's days, one series a measure: `daily` rows are the day and then
+    one value per measure, in the order the measures are named (labels are the measures' keys)."""
+    return ReportChart(
+        title=label(title, language),
         kind="line",
         labels=period.labels(),
         series={
-            label("active_users", language): period.daily({day: users for day, users, _ in daily}),
-            label("sessions", language): period.daily({day: sessions for day, _, sessions in daily}),
+            label(measure, language): period.daily({row[0]: row[i] for row in daily})
+            for i, measure in enumerate(measures, start=1)
         },
     )
-    return kpis, [chart], [table]
 
 
 def _utc_minute(value: datetime | None) -> str | None:
@@ -394,34 +398,8 @@ def _search_section(conn: sa.Connection, period: _Period, language: str, top: in
         for row in zero
     ]
     zero_table = _table(language, "table.zero_result_queries", ZERO_RESULT_COLUMNS, zero_rows)
-    chart = ReportChart(
-        title=label("chart.daily_searches", language),
-        kind="line",
-        labels=period.labels(),
-        series={
-            label("searches", language): period.daily({day: n for day, n, _ in daily}),
-            label("zero_result_searches", language): period.daily({day: n for day, _, n in daily}),
-        },
-    )
+    chart = _daily_chart(period, language, "chart.daily_searches", daily, "searches", "zero_result_searches")
     return kpis, [chart], [popular_table, zero_table]
-
-
-@dataclass
-class _RouteTotals:
-    requests: int = 0
-    client_errors: int = 0
-    server_errors: int = 0
-    latency_sum_ms: float = 0.0
-    latency_max_ms: float = 0.0
-    buckets: list[int] = field(default_factory=list)
-
-    def add(self, row: Any) -> None:
-        self.requests += row.requests
-        self.client_errors += row.client_errors
-        self.server_errors += row.server_errors
-        self.latency_sum_ms += row.latency_sum_ms
-        self.latency_max_ms = max(self.latency_max_ms, row.latency_max_ms)
-        self.buckets = add_buckets(self.buckets, row.latency_buckets or [])
 
 
 def _system_section(conn: sa.Connection, period: _Period, language: str, top: int) -> Section:
@@ -432,8 +410,8 @@ def _system_section(conn: sa.Connection, period: _Period, language: str, top: in
     cut in UTC. Route minutes are pruned after 8 days (`alerts.KEEP_MINUTES`): older days read 0.
     The route table lists every route (a short, fixed list) so a slow, rarely used one still shows."""
     t = RouteMinute.__table__
-    routes: dict[str, _RouteTotals] = {}
-    overall = _RouteTotals()
+    routes: dict[str, RouteFigures] = {}
+    overall = RouteFigures()
     per_day: dict[date, float] = {}
     result = conn.execution_options(yield_per=5000).execute(
         sa.select(
@@ -448,8 +426,9 @@ def _system_section(conn: sa.Connection, period: _Period, language: str, top: in
         ).where(t.c.minute >= period.start_at(), t.c.minute < period.end_at())
     )
     for row in result:
-        routes.setdefault(row.route, _RouteTotals()).add(row)
-        overall.add(row)
+        figures = RouteFigures.of_minute(row)
+        routes.setdefault(row.route, RouteFigures()).merge(figures)
+        overall.merge(figures)
         day = row.minute.astimezone(UTC).date()
         per_day[day] = per_day.get(day, 0) + row.requests
 
@@ -463,8 +442,8 @@ def _system_section(conn: sa.Connection, period: _Period, language: str, top: in
             label("server_error_rate", language),
             format_percent(_ratio(overall.server_errors, overall.requests)),
         ),
-        (label("p50", language), format_decimal(percentile(overall.buckets, 0.5))),
-        (label("p95", language), format_decimal(percentile(overall.buckets, 0.95))),
+        (label("p50", language), format_decimal(percentile(overall.latency_buckets, 0.5))),
+        (label("p95", language), format_decimal(percentile(overall.latency_buckets, 0.95))),
     ]
     ordered = sorted(routes.items(), key=lambda item: (-item[1].requests, item[0]))
     rows = [
@@ -473,8 +452,8 @@ def _system_section(conn: sa.Connection, period: _Period, language: str, top: in
         + [_rounded(_ratio(totals.server_errors, totals.requests))]
         + [_rounded(_ratio(totals.latency_sum_ms, totals.requests), 1)]
         + [
-            percentile(totals.buckets, 0.5),
-            percentile(totals.buckets, 0.95),
+            percentile(totals.latency_buckets, 0.5),
+            percentile(totals.latency_buckets, 0.95),
             _rounded(totals.latency_max_ms, 1),
         ]
         for route, totals in ordered

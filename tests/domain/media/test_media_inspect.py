@@ -16,14 +16,11 @@ from domain.media.inspect.image_headers import image_dimensions, read_image_head
 from domain.media.inspect.limits import InvalidMedia, MediaLimits, MediaTooLarge, UnsupportedMedia
 from domain.media.inspect.sniffing import HEAD_BYTES, sniff
 from domain.media.inspect.validation import validate
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", *args], check=True, capture_output=True)
+from tests.ffmpeg_frames import X264_FAST, ffmpeg, lavfi
 
 
 def x264(pix_fmt: str = "yuv420p") -> list[str]:
-    return ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", pix_fmt]
+    return [*X264_FAST, "-pix_fmt", pix_fmt]
 
 
 CHAPTERS = """;FFMETADATA1
@@ -65,9 +62,9 @@ def media(tmp_path_factory) -> dict[str, Path]:
             "chapters.txt",
         )
     }
-    card = ["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25:duration=1"]
-    tone = ["-f", "lavfi", "-i", "sine=frequency=440:duration=1"]
-    still = ["-f", "lavfi", "-i", "testsrc=size=96x54", "-frames:v", "1"]
+    card = lavfi("testsrc=size=320x180:rate=25:duration=1")
+    tone = lavfi("sine=frequency=440:duration=1")
+    still = [*lavfi("testsrc=size=96x54"), "-frames:v", "1"]
     f["chapters.txt"].write_text(CHAPTERS, encoding="utf-8")
     ffmpeg(
         *card,
@@ -92,10 +89,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
     ffmpeg(*tone, "-c:a", "libmp3lame", str(f["audio.mp3"]))
     # lavfi cannot make a 1x1 picture itself: scale one down (yuv444p, as 4:2:0 needs even sides).
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "color=c=red:s=2x2:r=25:d=1",
+        *lavfi("color=c=red:s=2x2:r=25:d=1"),
         "-vf",
         "scale=1:1",
         *x264("yuv444p"),
@@ -113,10 +107,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
         )
     # Variable frame rate: ten frames at 30 fps, then every third frame, then a 0.4 s hole.
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=160x90:rate=30:duration=2",
+        *lavfi("testsrc=size=160x90:rate=30:duration=2"),
         "-vf",
         "select='not(mod(n\\,3))+lt(n\\,10)',setpts=N/(20*TB)+if(gt(N\\,20)\\,0.4/TB\\,0)",
         "-fps_mode",
@@ -124,12 +115,9 @@ def media(tmp_path_factory) -> dict[str, Path]:
         *x264(),
         str(f["vfr.mkv"]),
     )
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=5:duration=1", str(f["anim.gif"]))
+    ffmpeg(*lavfi("testsrc=size=64x48:rate=5:duration=1"), str(f["anim.gif"]))
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=64x48:rate=5:duration=1",
+        *lavfi("testsrc=size=64x48:rate=5:duration=1"),
         "-c:v",
         "libwebp_anim",
         "-loop",

@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from domain.ids import new_id
 from domain.media import jobs
-from domain.media.uploads import record_upload
 from domain.schema import MediaJob
 from resources.database import OperationalDatabase
+from tests.conftest import record_test_upload
 
 
 def uploaded(db: OperationalDatabase) -> tuple[uuid.UUID, uuid.UUID]:
     """A recorded upload: (media id, its `process` job id)."""
-    media_id = new_id()
     with db.session() as session:
-        _, job = record_upload(
-            session,
-            media_id=media_id,
-            kind="video",
-            mime="video/mp4",
-            size=10,
-            sha256="",
-            filename="clip.mp4",
-            metadata={},
-            content_item_id=None,
-            language=None,
-            uploaded_by=None,
-        )
-        return media_id, job.id
+        asset, job = record_test_upload(session)
+        return asset.id, job.id
 
 
 def state(db: OperationalDatabase, job_id: uuid.UUID) -> tuple:

@@ -3,43 +3,28 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from domain.media.storyboard import MAX_TILES, plan_cues, render_storyboard, tile_size
-from tests.ffmpeg_frames import count_decoded_frames
+from tests.ffmpeg_frames import X264_FAST, count_decoded_frames, ffmpeg, lavfi
 
 CUE = re.compile(r"^(\d{2,}):(\d{2}):(\d{2})\.(\d{3}) --> (\d{2,}):(\d{2}):(\d{2})\.(\d{3})$")
 XYWH = re.compile(r"^storyboard\.jpg#xywh=(\d+),(\d+),(\d+),(\d+)$")
-
-
-def ffmpeg(*args: str, timeout: float = 300) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", *args], check=True, timeout=timeout)
 
 
 def two_colours(path: Path, first: str, second: str, *, size: str, rate: str, half_s: int, gop: int) -> Path:
     """`first` for half_s seconds, then `second` for as long: where a tile's colour changes shows
     the tile was taken at its own time."""
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        f"color={first}:s={size}:r={rate}:d={half_s}",
-        "-f",
-        "lavfi",
-        "-i",
-        f"color={second}:s={size}:r={rate}:d={half_s}",
+        *lavfi(f"color={first}:s={size}:r={rate}:d={half_s}", f"color={second}:s={size}:r={rate}:d={half_s}"),
         "-filter_complex",
         "[0:v][1:v]concat=n=2:v=1[v]",
         "-map",
         "[v]",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
+        *X264_FAST,
         "-g",
         str(gop),
         str(path),
@@ -125,14 +110,8 @@ def test_ten_hour_video_is_seeked_not_decoded(tmp_path: Path, monkeypatch: pytes
 def test_one_second_video_gets_a_tile(tmp_path: Path) -> None:
     clip = tmp_path / "one-second.mp4"
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=320x180:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
+        *lavfi("testsrc2=s=320x180:r=25:d=1"),
+        *X264_FAST,
         str(clip),
     )
     board = render_storyboard(clip, 1.0, tmp_path / "out", source_width=320, source_height=180)
@@ -147,14 +126,8 @@ def test_one_second_video_gets_a_tile(tmp_path: Path) -> None:
 def test_portrait_video_gets_tall_tiles(tmp_path: Path) -> None:
     clip = tmp_path / "portrait.mp4"
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=360x640:r=25:d=5",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
+        *lavfi("testsrc2=s=360x640:r=25:d=5"),
+        *X264_FAST,
         str(clip),
     )
     board = render_storyboard(clip, 5.0, tmp_path / "out", source_width=360, source_height=640)

@@ -14,31 +14,25 @@ from domain.ids import new_id
 from domain.media import variants
 from domain.media.events import MEDIA_PROCESSED
 from domain.media.runs import ProcessingRun, RenditionRun
-from domain.media.uploads import record_upload
 from domain.schema import MediaAsset, MediaJob, MediaVariant, OutboxEvent
 from resources.database import OperationalDatabase
 from resources.object_store import LocalObjectStore
+from tests.conftest import record_test_upload
 
 MASTER = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000,RESOLUTION=640x360\n360p.m3u8\n"
 
 
 def uploaded(db: OperationalDatabase, kind: str, *, item=None, language=None) -> tuple[uuid.UUID, uuid.UUID]:
-    media_id = new_id()
     with db.session() as session:
-        _, job = record_upload(
+        asset, job = record_test_upload(
             session,
-            media_id=media_id,
             kind=kind,
             mime="",
-            size=10,
-            sha256="",
             filename=f"x.{kind}",
-            metadata={},
             content_item_id=str(item) if item else None,
             language=language,
-            uploaded_by=None,
         )
-        return media_id, job.id
+        return asset.id, job.id
 
 
 def a_file(tmp_path: Path, name: str, data: bytes = b"data") -> Path:

@@ -36,6 +36,7 @@ from resources.notifiers.email import FileEmailTransport
 from resources.notifiers.push import FcmPushTransport
 from resources.notifiers.sms import SmsGatewayTransport
 from resources.notifiers.webhook import WebhookTransport
+from tests.conftest import free_port
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 KEY = Keyring("platform-secret-for-tests-0123456789abcdef")
@@ -121,14 +122,6 @@ def events(db: DB, *types: str) -> list[OutboxEvent]:
                 sa.select(OutboxEvent).where(OutboxEvent.event_type.in_(types)).order_by(OutboxEvent.seq)
             )
         )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 POLICY = delivery.Policy(keys=KEY, jitter=0.0, retry_base_seconds=30, max_attempts=4)

@@ -13,7 +13,6 @@ from domain.auth import audit, users
 from domain.auth.keys import Keyring
 from domain.ids import new_id
 from domain.media import jobs as media_jobs
-from domain.media.uploads import record_upload
 from domain.notifications import rules
 from domain.schema import (
     DeliveryLog,
@@ -24,6 +23,7 @@ from domain.schema import (
     NotificationTemplate,
 )
 from resources.database import OperationalDatabase as DB
+from tests.conftest import record_test_upload
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -171,34 +171,9 @@ def test_media_processed_and_failed_notify_the_uploader(seeded: DB) -> None:
     ids = []
     with db.session() as session:
         for name in ("clip.mp4", "broken.mp4"):
-            media_id = new_id()
-            record_upload(
-                session,
-                media_id=media_id,
-                kind="video",
-                mime="video/mp4",
-                size=10,
-                sha256="",
-                filename=name,
-                metadata={},
-                content_item_id=None,
-                language=None,
-                uploaded_by=uploader,
-            )
-            ids.append(media_id)
-        record_upload(
-            session,
-            media_id=new_id(),
-            kind="video",
-            mime="video/mp4",
-            size=10,
-            sha256="",
-            filename="anon.mp4",
-            metadata={},
-            content_item_id=None,
-            language=None,
-            uploaded_by=None,
-        )
+            asset, _ = record_test_upload(session, filename=name, uploaded_by=uploader)
+            ids.append(asset.id)
+        record_test_upload(session, filename="anon.mp4")
     with db.session() as session:
         media_jobs.complete(session, ids[0], None, {"duration_s": 3.0})
         media_jobs.fail(session, ids[1], None, "no video stream", stage="metadata")

@@ -16,7 +16,8 @@ from resources.notifiers.http import retry_after_seconds
 from resources.notifiers.push import FcmPushTransport
 from resources.notifiers.sms import SmsGatewayTransport
 from resources.notifiers.webhook import WebhookTransport
-from tests.resources.conftest import SENDER, free_port, outgoing, send
+from tests.conftest import free_port
+from tests.resources.conftest import SENDER, outgoing, send
 
 
 def test_unconfigured_transport_refuses_everything() -> None:

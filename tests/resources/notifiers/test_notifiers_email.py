@@ -31,13 +31,13 @@ from resources.notifiers.email import (
     email_bytes,
     email_transport,
 )
+from tests.conftest import free_port
 from tests.resources.conftest import (
     HTML,
     SENDER,
     SUBJECT,
     TEXT,
     body,
-    free_port,
     outgoing,
     parse,
     send,

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.analytics import alerts
 from domain.schema import Alert, AlertRule, LiveMinute, OutboxEvent
+from tests.serving.analytics.conftest import assert_problem
 from tests.serving.conftest import bearer
 
 RULES = "/api/v1/analytics/alerts/rules"
@@ -32,32 +32,10 @@ def _count(db_sessions: sessionmaker[Session], table: type) -> int:
         return session.scalar(sa.select(sa.func.count()).select_from(table))
 
 
-def _assert_problem(res: Any, status: int, field: str) -> dict[str, Any]:
-    assert res.status_code == status, res.text
-    assert res.headers["content-type"].startswith("application/problem+json")
-    body = res.json()
-    assert body["status"] == status and body["detail"]
-    fields = [e.get("field") for e in body.get("errors", [])]
-    assert field in fields, body
-    return body
-
-
 def _evaluate(db_sessions: sessionmaker[Session], now: datetime) -> list[tuple[str, str]]:
     """One tick of the alert sensor: the real evaluator, committed."""
     with db_sessions.begin() as session:
         return [(t.name, t.kind) for t in alerts.evaluate_rules(session, now)]
-
-
-@pytest.fixture
-def analyst(new_user) -> tuple[uuid.UUID, dict[str, str]]:
-    user_id, token = new_user("alert-analyst", ["analyst"])
-    return user_id, bearer(token)
-
-
-@pytest.fixture
-def editor(new_user) -> tuple[uuid.UUID, dict[str, str]]:
-    user_id, token = new_user("alert-editor", ["editor"])
-    return user_id, bearer(token)
 
 
 async def test_a_valid_rule_is_stored_with_its_fields(
@@ -165,7 +143,7 @@ async def test_an_invalid_rule_is_a_problem_naming_the_field_and_stores_nothing(
     for change, status, field in INVALID:  # one app and database for all the cases
         payload = {k: v for k, v in (VALID | change).items() if v is not DROP}
         try:
-            _assert_problem(await anonymous.post(RULES, json=payload, headers=headers), status, field)
+            assert_problem(await anonymous.post(RULES, json=payload, headers=headers), status, field)
         except AssertionError as exc:
             wrong.append(f"{change}: {exc}")
     assert wrong == []
@@ -227,8 +205,8 @@ async def test_rules_fire_into_the_alert_history_and_deactivating_one_resolves_i
     assert [a["alert_id"] for a in resolved] == [high["alert_id"]]
     newest = (await anonymous.get(ALERTS, params={"limit": 1}, headers=headers)).json()
     assert [a["alert_id"] for a in newest] == [burst["alert_id"]]
-    _assert_problem(await anonymous.get(ALERTS, params={"status": "open"}, headers=headers), 400, "status")
-    _assert_problem(await anonymous.get(ALERTS, params={"limit": 0}, headers=headers), 400, "limit")
+    assert_problem(await anonymous.get(ALERTS, params={"status": "open"}, headers=headers), 400, "status")
+    assert_problem(await anonymous.get(ALERTS, params={"limit": 0}, headers=headers), 400, "limit")
 
     # Deactivating "Search burst": 204, its open alert resolved, the rule kept (inactive) with its history.
     res = await anonymous.delete(f"{RULES}/{searches['rule_id']}", headers=writer)

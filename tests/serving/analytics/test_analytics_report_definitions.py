@@ -11,12 +11,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.schema import Report, ReportRun
+from tests.serving.analytics.conftest import assert_problem
 from tests.serving.conftest import bearer
 
 API = "/api/v1/analytics/reports"
@@ -34,29 +34,6 @@ def _counts(db_sessions: sessionmaker[Session]) -> tuple[int, int]:
             session.scalar(sa.select(sa.func.count()).select_from(Report)),
             session.scalar(sa.select(sa.func.count()).select_from(ReportRun)),
         )
-
-
-def _assert_problem(res: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert res.status_code == status, res.text
-    assert res.headers["content-type"].startswith("application/problem+json")
-    body = res.json()
-    assert body["status"] == status and body["detail"]
-    if field is not None:
-        fields = [e.get("field") for e in body.get("errors", [])]
-        assert field in fields, body
-    return body
-
-
-@pytest.fixture
-def analyst(new_user) -> tuple[uuid.UUID, dict[str, str]]:
-    user_id, token = new_user("report-analyst", ["analyst"])
-    return user_id, bearer(token)
-
-
-@pytest.fixture
-def editor(new_user) -> tuple[uuid.UUID, dict[str, str]]:
-    user_id, token = new_user("report-editor", ["editor"])
-    return user_id, bearer(token)
 
 
 async def test_a_definition_is_saved_queued_listed_and_read_with_its_jobs(
@@ -119,7 +96,7 @@ async def test_a_definition_is_saved_queued_listed_and_read_with_its_jobs(
     assert listed[0]["configuration"]["formats"] == ["json"]
     newest = (await anonymous.get(API, params={"limit": 1}, headers=reader)).json()
     assert [r["report_id"] for r in newest] == [searches["report_id"]]
-    _assert_problem(await anonymous.get(API, params={"limit": 0}, headers=reader), 400, "limit")
+    assert_problem(await anonymous.get(API, params={"limit": 0}, headers=reader), 400, "limit")
 
     # Generating the saved definition now, twice: two queued manual jobs over the last 7 whole days.
     jobs = []
@@ -148,7 +125,7 @@ async def test_a_definition_is_saved_queued_listed_and_read_with_its_jobs(
     }
     assert (job["started_at"], job["finished_at"], job["error"], job["files"]) == (None, None, None, {})
     # Nothing is rendered yet: its files are 404s that say why.
-    body = _assert_problem(await anonymous.get(f"{API}/jobs/{job_id}/files/csv", headers=reader), 404)
+    body = assert_problem(await anonymous.get(f"{API}/jobs/{job_id}/files/csv", headers=reader), 404)
     assert "status: queued" in body["detail"]
 
     with db_sessions() as session:
@@ -180,7 +157,7 @@ async def test_an_invalid_definition_or_unknown_report_is_a_problem_and_stores_n
     wrong = []
     for payload, status, field in INVALID:  # one app and database for all the cases
         try:
-            _assert_problem(
+            assert_problem(
                 await anonymous.post(f"{API}/generate", json=payload, headers=headers), status, field
             )
         except AssertionError as exc:
@@ -188,10 +165,10 @@ async def test_an_invalid_definition_or_unknown_report_is_a_problem_and_stores_n
     assert wrong == []
     unknown = uuid.uuid4()
     res = await anonymous.post(f"{API}/generate", json={"report_id": str(unknown)}, headers=headers)
-    assert str(unknown) in _assert_problem(res, 404)["detail"]
-    _assert_problem(await anonymous.get(f"{API}/{unknown}", headers=headers), 404)
-    _assert_problem(await anonymous.get(f"{API}/jobs/{unknown}", headers=headers), 404)
-    _assert_problem(await anonymous.get(f"{API}/jobs/{unknown}/files/pdf", headers=headers), 404)
+    assert str(unknown) in assert_problem(res, 404)["detail"]
+    assert_problem(await anonymous.get(f"{API}/{unknown}", headers=headers), 404)
+    assert_problem(await anonymous.get(f"{API}/jobs/{unknown}", headers=headers), 404)
+    assert_problem(await anonymous.get(f"{API}/jobs/{unknown}/files/pdf", headers=headers), 404)
     assert _counts(db_sessions) == (0, 0)
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from litestar.testing import AsyncTestClient
 
-from domain.settings import Settings
 from serving.app import create_app
+from tests.conftest import free_port
+from tests.serving.auth.conftest import smtp_settings
 from tests.serving.conftest import bearer, link_token, mails, plain
 
 API = "/api/v1"
@@ -66,20 +67,8 @@ async def test_an_edited_account_template_is_what_registrants_receive(
 async def test_mail_that_cannot_be_handed_over_is_a_503_and_the_link_is_not_logged(
     migrated_url: str, data_dir: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there
-    settings = Settings(
-        deployment="local",
-        data_dir=data_dir,
-        database_url=migrated_url,
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_starttls=False,
-        public_base_url="https://media.example",
-    )
+    port = free_port()  # nothing listens there
+    settings = smtp_settings(data_dir, migrated_url, port)
     caplog.set_level(logging.DEBUG)
     async with AsyncTestClient(app=create_app(settings)) as client:
         res = await client.post(

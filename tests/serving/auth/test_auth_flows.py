@@ -27,7 +27,8 @@ from domain.schema import OutboxEvent, User, UserActivity, UserSession
 from domain.settings import Settings
 from serving.app import create_app
 from serving.auth.throttle import account_key
-from tests.conftest import prod_settings
+from tests.conftest import free_port, prod_settings
+from tests.serving.auth.conftest import smtp_settings
 from tests.serving.conftest import PASSWORD, bearer, db_exec, db_scalar, link_token, login, mails
 
 API = "/api/v1"
@@ -573,7 +574,6 @@ def _account(url: str, roles: list[str], password_hash: str) -> uuid.UUID:
 
 async def test_registration_mail_goes_out_over_smtp(migrated_url: str, data_dir: Path) -> None:
     """With THMNAYAH_SMTP_HOST set, the verification link reaches a real SMTP server."""
-    import socket
 
     from aiosmtpd.controller import Controller
 
@@ -584,21 +584,11 @@ async def test_registration_mail_goes_out_over_smtp(migrated_url: str, data_dir:
             received.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
             return "250 OK"
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     controller = Controller(Recorder(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        settings = Settings(
-            deployment="local",
-            data_dir=data_dir,
-            database_url=migrated_url,
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_starttls=False,
-            public_base_url="https://media.example",
-        )
+        settings = smtp_settings(data_dir, migrated_url, port)
         async with AsyncTestClient(app=create_app(settings)) as client:
             res = await client.post(
                 f"{API}/auth/register",

@@ -14,12 +14,12 @@ from domain.db import sync_engine
 from domain.ids import new_id
 from domain.media import processing
 from domain.media.jobs import JOB_TAG
-from domain.media.uploads import record_upload
 from domain.schema import MediaAsset, MediaJob, OutboxEvent
 from domain.settings import Settings
 from orchestration.jobs import media_job
 from resources.database import OperationalDatabase
 from sensors.media import build_media_uploads_sensor
+from tests.conftest import record_test_upload
 
 API = "/api/v1/media"
 
@@ -29,19 +29,7 @@ def recorded(url: str, kind: str = "video") -> str:
     engine = sync_engine(url)
     media_id = new_id()
     with Session(engine) as session, session.begin():
-        record_upload(
-            session,
-            media_id=media_id,
-            kind=kind,
-            mime="video/mp4",
-            size=10,
-            sha256="",
-            filename="clip.mp4",
-            metadata={},
-            content_item_id=None,
-            language=None,
-            uploaded_by=None,
-        )
+        record_test_upload(session, media_id=media_id, kind=kind)
     engine.dispose()
     return str(media_id)
 

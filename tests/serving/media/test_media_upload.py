@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import subprocess
 import threading
 import time
 import uuid
@@ -22,6 +21,7 @@ from domain.db import sync_engine
 from domain.media import uploads
 from domain.schema import MediaAsset, MediaJob, OutboxEvent, TusUpload
 from resources.object_store import MULTIPART_DIR, ObjectStore, S3ObjectStore
+from tests.ffmpeg_frames import X264_FAST, ffmpeg, lavfi
 
 API = "/api/v1/media"
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -31,46 +31,21 @@ TUS = {"Tus-Resumable": "1.0.0"}
 def media_files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("media")
     files = {"video": root / "clip.mp4", "image": root / "photo.png", "text": root / "notes.mp4"}
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25:duration=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=2",
-            "-shortest",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-movflags",
-            "+faststart",
-            str(files["video"]),
-        ],
-        check=True,
+    ffmpeg(
+        *lavfi("testsrc=size=320x240:rate=25:duration=2", "sine=frequency=440:duration=2"),
+        "-shortest",
+        *X264_FAST,
+        "-c:a",
+        "aac",
+        "-movflags",
+        "+faststart",
+        str(files["video"]),
     )
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=64x48",
-            "-frames:v",
-            "1",
-            str(files["image"]),
-        ],
-        check=True,
+    ffmpeg(
+        *lavfi("testsrc=size=64x48"),
+        "-frames:v",
+        "1",
+        str(files["image"]),
     )
     files["text"].write_text("this is not a video, whatever its name says\n" * 20)
     return files
@@ -362,22 +337,13 @@ OFFSET_STREAM = "application/offset+octet-stream"
 def long_wav(tmp_path_factory) -> Path:
     """About 17.4 MiB of real audio: two whole 8 MiB parts and a tail."""
     path = tmp_path_factory.mktemp("tus") / "talk.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000:duration=95",
-            "-ac",
-            "2",
-            "-c:a",
-            "pcm_s16le",
-            str(path),
-        ],
-        check=True,
+    ffmpeg(
+        *lavfi("sine=frequency=440:sample_rate=48000:duration=95"),
+        "-ac",
+        "2",
+        "-c:a",
+        "pcm_s16le",
+        str(path),
     )
     assert 2 * uploads.PART_BYTES < path.stat().st_size < 3 * uploads.PART_BYTES
     return path

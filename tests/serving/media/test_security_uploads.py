@@ -16,7 +16,6 @@ how much of a body the API read before answering.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -33,6 +32,7 @@ from domain.schema import MediaAsset, TusUpload
 from domain.settings import Settings
 from resources.object_store import S3ObjectStore
 from serving.app import create_app
+from tests.ffmpeg_frames import X264_FAST, ffmpeg, lavfi
 from tests.serving.conftest import bearer, make_user, mint_token
 
 API = "/api/v1/media"
@@ -42,34 +42,21 @@ KiB, MiB = 1024, 1024 * 1024
 TEXT = b"this is not a video, whatever its name says\n"
 
 
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("security-uploads")
     files = {"seg.mp3": root / "seg.mp3", "clip.mp4": root / "clip.mp4", "tone.wav": root / "tone.wav"}
-    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "libmp3lame", str(files["seg.mp3"]))
+    ffmpeg(*lavfi("sine=frequency=440:duration=1"), "-c:a", "libmp3lame", str(files["seg.mp3"]))
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=160x120:rate=10:duration=1",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
+        *lavfi("testsrc=size=160x120:rate=10:duration=1"),
+        *X264_FAST,
         "-pix_fmt",
         "yuv420p",
         str(files["clip.mp4"]),
     )
     # About 0.73 MiB of real audio (4 s, 48 kHz stereo PCM).
     ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000:duration=4",
+        *lavfi("sine=frequency=440:sample_rate=48000:duration=4"),
         "-ac",
         "2",
         "-c:a",

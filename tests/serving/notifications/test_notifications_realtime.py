@@ -23,8 +23,8 @@ from domain.notifications.service import Draft, send
 from domain.schema import Notification
 from domain.settings import Settings
 from serving.app import create_app
-from tests.conftest import prod_settings
-from tests.serving.conftest import bearer, make_user, mint_token, served
+from tests.conftest import prod_settings, served
+from tests.serving.conftest import bearer, make_user, mint_token
 
 API = "/api/v1/notifications"
 WAIT = 10  # seconds a socket may take to see a message (far more than it needs)

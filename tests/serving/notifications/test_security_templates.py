@@ -19,7 +19,8 @@ from domain.notifications import templates
 from domain.schema import NotificationTemplate
 from domain.settings import Settings
 from serving.app import create_app
-from tests.serving.conftest import bearer, make_user, mint_token, served
+from tests.conftest import served
+from tests.serving.conftest import bearer, make_user, mint_token
 
 API = "/api/v1/notifications"
 # 10^10 iterations that print nothing: only a time limit stops it.
