@@ -46,13 +46,18 @@ def _reshaper(keep_harakat: bool) -> Any:
     return arabic_reshaper.ArabicReshaper(configuration={"delete_harakat": not keep_harakat})
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 @lru_cache(maxsize=4096)
 def display_text(text: str, *, reorder: bool | None = None) -> str:
     """`text` ready for matplotlib: Arabic letters shaped into their joined presentation forms
     (arabic-reshaper) and, when `reorder` (default: when matplotlib does not reorder right-to-left
     text itself), put in visual order with python-bidi. Harakat (short-vowel marks) are kept only when
     not reordering, that is when libraqm positions them; drawn without it they would overlap. Text
-    without Arabic letters is returned as is."""
+    without Arabic letters is returned as is. Control characters (no font has a glyph for them) are
+    dropped; line breaks and tabs stay."""
+    text = _CONTROL_CHARS.sub("", text)
     if not has_arabic(text):
         return text
     from bidi import get_display

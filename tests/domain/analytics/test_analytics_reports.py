@@ -621,3 +621,8 @@ def test_spreadsheets_quote_formula_text_but_keep_numbers():
     assert sheet["A2"].quotePrefix and sheet["A3"].quotePrefix and not sheet["A8"].quotePrefix
     assert [c.value for c in sheet["B"][1:3]] == [-3, -2.5]
     assert {c.data_type for c in sheet["B"][1:]} == {"n"}
+
+
+def test_display_text_drops_control_characters_no_font_can_draw():
+    assert display_text("bell\x07 in a query\x1b") == "bell in a query"
+    assert display_text("two\nlines\tand a tab") == "two\nlines\tand a tab"

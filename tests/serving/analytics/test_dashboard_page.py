@@ -35,6 +35,13 @@ from tests.serving.conftest import bearer, make_user, mint_token
 
 PASSWORD = "copper-lantern-meadow-17"
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}  # what a browser sends on navigation
+
+
+def cookie(value: str) -> dict[str, str]:
+    """The dashboard cookie as this one request's header (the client's own jar is left as it is)."""
+    return {"Cookie": f"{DASHBOARD_COOKIE}={value}"}
+
+
 CALLIGRAPHY = {"en": 'Calligraphy <basics> & "ink"', "ar": 'أساسيات الخط <العربي> & "الحبر"'}
 POETRY = {"ar": "أمسية شعرية"}  # no English title: the English page falls back to Arabic
 
@@ -265,7 +272,7 @@ async def test_an_mfa_account_signs_in_with_its_code(web, member, sqlite_url: st
 async def test_a_browser_without_a_cookie_is_sent_to_sign_in(web) -> None:
     res = await web.get("/dashboard?lang=ar", headers=HTML)
     assert res.status_code == 303 and res.headers["location"] == "/dashboard/login?lang=ar"
-    stale = await web.get("/dashboard", headers=HTML, cookies={DASHBOARD_COOKIE: "not-a-jwt"})
+    stale = await web.get("/dashboard", headers={**HTML, **cookie("not-a-jwt")})
     assert stale.status_code == 303 and stale.headers["location"] == "/dashboard/login"
     assert (
         stale.headers["set-cookie"].startswith(f'{DASHBOARD_COOKIE}=""')
@@ -292,12 +299,11 @@ async def test_a_viewer_gets_the_403_page(web, member) -> None:
 async def test_the_cookie_opens_only_get_pages_under_dashboard(web, member, sqlite_url: str) -> None:
     user_id = member("cookie-manager", ["analyst"])
     token = mint_token(web.app, sqlite_url, user_id)
-    jar = {DASHBOARD_COOKIE: token}
-    assert (await web.get("/dashboard/live", cookies=jar)).status_code == 200
-    api = await web.get("/api/v1/analytics/dashboard/overview", cookies=jar)
+    assert (await web.get("/dashboard/live", headers=cookie(token))).status_code == 200
+    api = await web.get("/api/v1/analytics/dashboard/overview", headers=cookie(token))
     assert api.status_code == 401  # the JSON API takes only the Bearer header (no CSRF surface)
     assert (await web.get("/api/v1/analytics/dashboard/overview", headers=bearer(token))).status_code == 200
-    assert (await web.get("/dashboardx", cookies=jar)).status_code in (401, 404)
+    assert (await web.get("/dashboardx", headers=cookie(token))).status_code in (401, 404)
 
 
 async def test_sign_out_ends_the_session_and_drops_the_cookie(web, member) -> None:
@@ -306,7 +312,7 @@ async def test_sign_out_ends_the_session_and_drops_the_cookie(web, member) -> No
     res = await web.post("/dashboard/logout?lang=ar")
     assert res.status_code == 303 and res.headers["location"] == "/dashboard/login?lang=ar"
     assert "Path=/dashboard" in res.headers["set-cookie"] and DASHBOARD_COOKIE in res.headers["set-cookie"]
-    assert (await web.get("/dashboard/live", cookies={DASHBOARD_COOKIE: token})).status_code == 401
+    assert (await web.get("/dashboard/live", headers=cookie(token))).status_code == 401
     assert (await web.get("/api/v1/auth/me", headers=bearer(token))).status_code == 401
 
 
