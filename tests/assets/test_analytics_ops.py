@@ -6,7 +6,6 @@ changes nothing; the dbt macro's bucket bounds are the ones the middleware uses.
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,9 @@ from assets.analytics_ops import analytics_ops_raw
 from domain.analytics.health import LATENCY_BUCKETS_MS
 from domain.analytics.live import RouteFigures, add_routes
 from domain.db import sync_engine
-from domain.media.uploads import record_upload
 from domain.settings import Settings
 from orchestration.deployment import build_client, build_resources
+from tests.conftest import record_test_upload
 
 H10 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 MACROS = Path(__file__).resolve().parents[2] / "dbt_project" / "macros" / "latency_buckets.sql"
@@ -56,19 +55,7 @@ def _seed(url: str) -> None:
                 ("image", "completed", 2),
             ]
         ):
-            _, job = record_upload(
-                session,
-                media_id=uuid.uuid4(),
-                kind=kind,
-                mime="",
-                size=1,
-                sha256="",
-                filename=f"f{n}",
-                metadata={},
-                content_item_id=None,
-                language=None,
-                uploaded_by=None,
-            )
+            _, job = record_test_upload(session, kind=kind, mime="", size=1, filename=f"f{n}")
             job.status, job.started_at = status, H10 + timedelta(minutes=10 + n)
             job.finished_at = job.started_at + timedelta(seconds=seconds)
     engine.dispose()

@@ -30,7 +30,6 @@ from domain import content
 from domain.analytics.live import RouteFigures, add_routes
 from domain.content import NewContent
 from domain.db import sync_engine
-from domain.media.uploads import record_upload
 from domain.migrate import upgrade
 from domain.schema import ContentMetricsDaily, SearchAnalyticsDaily, UserEngagementDaily
 from domain.settings import Settings
@@ -48,6 +47,7 @@ from tests.assets.test_analytics_events import (
     event,
     write_events,
 )
+from tests.conftest import record_test_upload
 from tests.serving.conftest import bearer, make_user, mint_token
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -81,19 +81,7 @@ def _seed(url: str) -> dict[str, uuid.UUID]:
             session, {(H10 + timedelta(minutes=1), ROUTE): fast, (H10 + timedelta(minutes=2), ROUTE): slow}
         )
         for n, (status, seconds) in enumerate([("completed", 30), ("failed", 5)]):
-            _, job = record_upload(
-                session,
-                media_id=uuid.uuid4(),
-                kind="video",
-                mime="",
-                size=1,
-                sha256="",
-                filename=f"f{n}",
-                metadata={},
-                content_item_id=None,
-                language=None,
-                uploaded_by=None,
-            )
+            _, job = record_test_upload(session, kind="video", mime="", size=1, filename=f"f{n}")
             job.status, job.started_at = status, H10 + timedelta(minutes=10 + n)
             job.finished_at = job.started_at + timedelta(seconds=seconds)
     engine.dispose()

@@ -16,7 +16,6 @@ from assets.media import media_partitions
 from domain.auth.keys import Keyring
 from domain.db import sync_engine
 from domain.ids import new_id
-from domain.media.uploads import record_upload
 from domain.migrate import upgrade
 from domain.settings import Settings
 from orchestration.definitions import build_definitions
@@ -24,6 +23,7 @@ from orchestration.deployment import RESOURCE_KEYS, build_client, build_resource
 from orchestration.jobs import auth_housekeeping_job
 from resources.database import OperationalDatabase
 from sensors.media import MEDIA_ANALYSIS_GROUP, analysis_assets
+from tests.conftest import record_test_upload
 from tests.sensors.test_cms_sensors import schedule_item
 
 
@@ -186,19 +186,7 @@ def test_media_sensor_takes_the_retention_setting_and_analysis_assets_join_the_m
     engine = sync_engine(local_settings.database_url)
     with Session(engine) as session, session.begin():
         media_id = new_id()
-        _, job = record_upload(
-            session,
-            media_id=media_id,
-            kind="video",
-            mime="video/mp4",
-            size=1,
-            sha256="",
-            filename="a.mp4",
-            metadata={},
-            content_item_id=None,
-            language=None,
-            uploaded_by=None,
-        )
+        _, job = record_test_upload(session, media_id=media_id, size=1, filename="a.mp4")
         job.status, job.finished_at = "completed", datetime.now(UTC) - timedelta(days=8)
     engine.dispose()
     kept = {}

@@ -18,7 +18,6 @@ from domain.errors import Conflict
 from domain.ids import new_id
 from domain.media import processing
 from domain.media.jobs import JOB_TAG
-from domain.media.uploads import record_upload
 from domain.outbox import record_event
 from domain.schema import MediaAsset, MediaJob, OutboxEvent
 from domain.settings import Settings
@@ -31,6 +30,7 @@ from sensors.media import (
     THUMBNAILS,
     build_media_uploads_sensor,
 )
+from tests.conftest import record_test_upload
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RETENTION_DAYS = Settings().media_partition_retention_days
@@ -59,19 +59,7 @@ def upload(database: OperationalDatabase, kind: str = "video") -> tuple[str, str
     """A recorded upload (asset, first job, `media.uploaded`): (media id, job id)."""
     media_id = new_id()
     with database.session() as session:
-        _, job = record_upload(
-            session,
-            media_id=media_id,
-            kind=kind,
-            mime="video/mp4",
-            size=10,
-            sha256="",
-            filename="clip.mp4",
-            metadata={},
-            content_item_id=None,
-            language=None,
-            uploaded_by=None,
-        )
+        _, job = record_test_upload(session, media_id=media_id, kind=kind)
         return str(media_id), str(job.id)
 
 
