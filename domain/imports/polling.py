@@ -25,7 +25,7 @@ BASE_BACKOFF = dt.timedelta(minutes=1)
 MAX_BACKOFF = dt.timedelta(hours=6)
 MAX_HINT = dt.timedelta(hours=24)
 THROTTLED_STATUSES = frozenset({429, 503})
-_MAX_AGE = re.compile(r"(?:^|[,\s])(?:s-)?max-age\s*=\s*\"?(\d+)", re.I)
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.I)
 _NO_CACHE = re.compile(r"(?:^|[,\s])(no-cache|no-store)\b", re.I)
 
 
@@ -43,8 +43,8 @@ class PollState:
 
 def http_not_before(status: int, headers: Mapping[str, str], now: dt.datetime) -> dt.datetime | None:
     """The earliest next request a response asks for: `Retry-After` on 429/503, else
-    `Cache-Control: max-age` (`s-maxage` too), else `Expires`; None when it asks nothing (or says
-    `no-cache` / `no-store`, or the date is unreadable or past)."""
+    `Cache-Control: max-age` (not `s-maxage`, which is for shared caches), else `Expires`; None
+    when it asks nothing (or says `no-cache` / `no-store`, or the date is unreadable or past)."""
     lowered = {name.lower(): value for name, value in headers.items()}
     if status in THROTTLED_STATUSES:
         return _future(_retry_after(lowered.get("retry-after"), now), now)
