@@ -44,7 +44,8 @@ _SCAN_CHUNK = 64 * 1024
 # a feed may come in without a byte order mark expat would honour.
 _ENTITY_DECLARATION = re.compile(
     b"|".join(
-        re.escape("<!ENTITY".encode(codec)) for codec in ("ascii", "utf-16-le", "utf-16-be", "utf-32-le")
+        re.escape("<!ENTITY".encode(codec))
+        for codec in ("ascii", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
     ),
     re.IGNORECASE,
 )

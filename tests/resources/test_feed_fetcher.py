@@ -17,8 +17,9 @@ import pytest
 
 from domain.imports.feeds import parse_feed
 from domain.notifications import webhooks
+from domain.settings import Settings
 from resources.feeds import MIB, FeedFetcher, FeedFetchError
-from tests.domain.imports.test_import_feeds import ARABIC_PODCAST
+from tests.domain.imports.feed_samples import ARABIC_PODCAST
 from tests.resources.conftest import JsonHandler, http_server
 
 NOW = dt.datetime(2026, 12, 8, 12, 0, tzinfo=dt.UTC)
@@ -217,8 +218,6 @@ async def test_a_50_mb_feed_is_refused_while_streaming() -> None:
 
 
 def test_the_caps_come_from_the_settings() -> None:
-    from domain.settings import Settings
-
     settings = Settings.from_env(
         {
             "THMNAYAH_IMPORT_FEED_MAX_MB": "3",
