@@ -332,7 +332,7 @@ def truncate(text: str, limit: int, *, is_html: bool = False) -> str:
     while cut > 0:
         head = text[:cut]
         space = head.rfind(" ")
-        if space > cut * 0.8:
+        if space > 0 and cut - space <= min(20, cut // 2):
             head = head[:space]
         head = head.rstrip() + "…"
         if is_html:
@@ -352,7 +352,10 @@ _LANGUAGE_NAMES = {"arabic": "ar", "english": "en", "العربية": "ar"}
 
 def detect_language(text: str) -> str | None:
     """ "ar" when Arabic letters are at least as many as Latin ones, "en" when Latin letters win,
-    None for text without letters (digits, punctuation)."""
+    None for text without letters (digits, punctuation). Markup is not counted: only an HTML
+    fragment's text is."""
+    if "<" in text:
+        text = strip_html(text)
     arabic = len(_ARABIC.findall(text))
     latin = len(_LATIN.findall(text)) if arabic < len(text) else 0
     if not arabic and not latin:
