@@ -29,6 +29,7 @@ from domain.content import DESCRIPTION_MAX, SLUG_MAX, TITLE_MAX, slugify
 from domain.errors import InvalidValue
 from domain.imports import mapping_values as mv
 from domain.imports.mapping_defaults import DEFAULT_RULES, SOURCE_TYPES
+from domain.notifications.templates.limits import BUDGET, Budget
 from domain.notifications.templates.sandbox import TemplateError, compile_part, render_part
 from domain.schema import CONTENT_TYPES
 
@@ -36,6 +37,7 @@ URL_MAX = 2048
 TEXT_MAX = 2000
 LANGUAGE_POLICIES = ("record", "detect", "ar", "en")
 FALLBACK_LANGUAGE = "en"
+TEMPLATE_SECONDS = 0.1  # a mapping template's render budget: a runaway loop fails its field, not the run
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +374,11 @@ def _source(rule: FieldRule, record: Any) -> Any:
     if rule.template is not None:
         context = dict(record) if isinstance(record, Mapping) else {}
         context["record"] = record
-        value = render_part("text", rule.template, context).strip()
+        token = BUDGET.set(Budget(TEMPLATE_SECONDS))
+        try:
+            value = render_part("text", rule.template, context).strip()
+        finally:
+            BUDGET.reset(token)
         if value:
             return value
     return mv.MISSING
@@ -528,7 +534,10 @@ def _language(rule: FieldRule, record: Any, langs: _Languages) -> str | None:
     """The record's language (ar/en) and where it came from, recorded in `langs` for the texts."""
     if rule.default is not None:
         langs.default = mv.language_code(rule.default)
-    value = _value(FieldRule(target=rule.target, paths=rule.paths, template=rule.template), record)
+    source = FieldRule(
+        target=rule.target, paths=rule.paths, template=rule.template, transforms=rule.transforms
+    )
+    value = _value(source, record)
     given = None if _empty(value) else mv.language_code(mv.to_string(value))
     langs.given = given
     return given or langs.default

@@ -253,6 +253,16 @@ def test_templates_render_with_the_record_in_the_sandbox() -> None:
         map_record(rules(escape), {})
 
 
+def test_a_runaway_template_fails_its_field_within_the_render_budget() -> None:
+    spec = {
+        "metadata.x": {
+            "template": "{% for i in range(10**5) %}{% for j in range(10**5) %}{% endfor %}{% endfor %}"
+        }
+    }
+    item = map_record(rules(spec), {})  # 10**10 iterations: only the budget ends it
+    assert [w.field for w in item.warnings] == ["metadata.x"] and "longer than" in item.warnings[0].reason
+
+
 def test_defaults_fill_missing_or_empty_values_and_failing_templates() -> None:
     spec = {
         "language": {"path": "lang", "default": "ar"},
