@@ -427,11 +427,6 @@ def _finish(target: Target, name: str, value: Any) -> Any:
     text = mv.to_string(value).strip()
     if kind == "url":
         return _url(text, target.limit)
-    if kind == "language":
-        code = mv.language_code(text)
-        if code is None:
-            raise ValueError(f"unsupported language {text!r}; ar or en")
-        return code
     if kind == "content_type":
         if text.lower() not in CONTENT_TYPES:
             raise ValueError(f"unknown content type {text!r}; one of {', '.join(CONTENT_TYPES)}")
