@@ -1,0 +1,1 @@
+"""The import service: sources, their runs (jobs) and the records they bring in as content items."""
