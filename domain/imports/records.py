@@ -191,7 +191,8 @@ def _apply(
             continue
         edited = current.get(name) != last.get(name)
         if source.conflict_policy == "merge" and edited and name not in unlocked:
-            kept.append(name)
+            if value != last.get(name):  # a conflict only where the source changed the field too
+                kept.append(name)
             continue
         writes[name] = value
     if writes:
