@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from domain.errors import Conflict, IllegalTransition, InvalidValue, NotFound
 from domain.imports import events
-from domain.imports.sources import get_source
+from domain.imports.sources import get_source, record_poll
 from domain.outbox import record_event
 from domain.schema import IMPORT_JOB_TYPES, ImportJob, ImportSource, utcnow
 
@@ -215,16 +215,23 @@ def complete(session: Session, job_id: uuid.UUID, *, now: datetime | None = None
     job.completed_at = job.updated_at = now
     job.cursor = None  # a finished run leaves nothing to resume
     source = _source(session, job)
-    source.last_sync, source.failure_count, source.last_error = now, 0, None
+    source.last_sync = now
+    record_poll(source, now)
     record_event(session, events.IMPORT_COMPLETED, "import_job", job.id, summary(job, source), at=now)
     return job
 
 
 def fail(
-    session: Session, job_id: uuid.UUID, reason: str, *, kind: str = "error", now: datetime | None = None
+    session: Session,
+    job_id: uuid.UUID,
+    reason: str,
+    *,
+    kind: str = "error",
+    retry_after_s: float | None = None,
+    now: datetime | None = None,
 ) -> ImportJob:
-    """Failed with `reason`: what was imported stays; the source counts one more failure and shows
-    the error; `import.failed`."""
+    """Failed with `reason`: what was imported stays; the source counts one more failure, shows the
+    error and backs off (`retry_after_s`: what the server asked for); `import.failed`."""
     job = get_job(session, job_id, for_update=True)
     _move(job, "failed")
     now = now or utcnow()
@@ -232,8 +239,7 @@ def fail(
     job.completed_at = job.updated_at = now
     job.meta = {**job.meta, "failure_kind": kind}
     source = _source(session, job)
-    source.failure_count += 1
-    source.last_error = job.error
+    record_poll(source, now, error=job.error, retry_after_s=retry_after_s)
     record_event(
         session,
         events.IMPORT_FAILED,

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from domain import content
-from domain.errors import DomainError, InvalidValue, NotFound
+from domain.errors import DomainError, IllegalTransition, InvalidValue, NotFound
 from domain.ids import SYSTEM_ACTOR
 from domain.imports import jobs
 from domain.schema import ContentItem, ImportedContent, ImportJob, ImportSource, utcnow
@@ -210,6 +210,8 @@ def upsert(
     """Import one record in the job's run and count its outcome on the job. A record the content
     rules refuse (no title, an unknown type) is a failed item, recorded with its reason; it never
     aborts the run."""
+    if job.status != "running" or job.source_id != source.id:
+        raise IllegalTransition(f"import job {job.id} is not a running job of source {source.id}")
     actor = actor or job.created_by or SYSTEM_ACTOR
     try:
         with session.begin_nested():

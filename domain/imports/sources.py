@@ -1,5 +1,6 @@
 """Import sources: adding one (its configuration checked for its type), listing, pausing, resuming
-and deleting, each write naming who made it and recorded in the audit trail.
+and deleting, each write naming who made it and recorded in the audit trail; and their polling
+state: when each is due next (its cron schedule, a capped backoff while it fails, Retry-After).
 
 A deleted source is soft-deleted: its jobs and imported records stay, so the origin of the content
 it brought in stays queryable, and its locator (the channel or URL) is free to be added again.
@@ -7,11 +8,12 @@ it brought in stays queryable, and its locator (the channel or URL) is free to b
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +40,10 @@ API_AUTH_TYPES = ("none", "bearer", "api_key_header", "api_key_query", "basic")
 API_PAGINATION = ("none", "page_number", "offset", "cursor", "link_header", "next_url")
 MANUAL_FORMATS = ("json", "csv")
 NO_ORIGIN = audit.Origin()
+# A failing source is polled again after a capped exponential delay with jitter, and keeps being
+# polled at the cap: it is never switched off, and its first success ends the streak.
+BACKOFF_BASE_S = 60.0
+BACKOFF_CAP_S = 6 * 3600.0
 
 
 @dataclass
@@ -276,3 +282,53 @@ def delete_source(
 
 def _touch(source: ImportSource, actor: uuid.UUID | None, now: datetime | None = None) -> None:
     source.updated_at, source.updated_by = now or utcnow(), actor
+
+
+def backoff_delay(failures: int, *, rand=random.random) -> timedelta:
+    """The wait after the `failures`-th failure in a row: base * 2^(n-1), capped, scaled by a jitter
+    between 1/2 and 1 so many feeds failing together do not come back together."""
+    full = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, failures - 1))
+    return timedelta(seconds=full * (0.5 + rand() / 2))
+
+
+def record_poll(
+    source: ImportSource,
+    now: datetime,
+    *,
+    error: str | None = None,
+    retry_after_s: float | None = None,
+    rand=random.random,
+) -> None:
+    """After a run of `source`: a success ends its failure streak, a failure counts one more and shows
+    `error`. The next poll is its next cron time, pushed back by the backoff after a failure and by a
+    server's Retry-After (or feed TTL) when given; a source without a schedule is not polled."""
+    if error is None:
+        source.failure_count, source.last_error = 0, None
+    else:
+        source.failure_count += 1
+        source.last_error = error[:1000]
+    if not source.is_active or source.deleted_at is not None or not source.schedule:
+        source.next_poll_at = None
+        return
+    at = cron.next_run(source.schedule, now)
+    if error is not None:
+        at = max(at, now + backoff_delay(source.failure_count, rand=rand))
+    if retry_after_s is not None and retry_after_s > 0:
+        at = max(at, now + timedelta(seconds=retry_after_s))
+    source.next_poll_at = at
+
+
+def due_sources(session: Session, now: datetime, *, limit: int = 500) -> list[ImportSource]:
+    """Active, scheduled sources whose next poll time has come, the longest waiting first."""
+    query = (
+        sa.select(ImportSource)
+        .where(
+            ImportSource.is_active.is_(True),
+            ImportSource.deleted_at.is_(None),
+            ImportSource.schedule.is_not(None),
+            ImportSource.next_poll_at <= now,
+        )
+        .order_by(ImportSource.next_poll_at, ImportSource.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))

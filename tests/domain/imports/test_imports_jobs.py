@@ -3,7 +3,7 @@ and the events and source state a finished run leaves."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -147,3 +147,21 @@ def test_figures_before_and_while_running(db, editor, make_source) -> None:
         jobs.record_item(session, job, "new")
         assert jobs.duration_s(job, now=start + timedelta(seconds=4)) == 4.0
         assert jobs.items_per_s(job, now=start + timedelta(seconds=4)) == 0.5
+
+
+def test_a_failed_run_backs_its_source_off_and_a_completed_one_reschedules_it(
+    db, editor, make_source
+) -> None:
+    source_id = make_source(schedule="0 * * * *")
+    now = datetime(2026, 12, 8, 10, 30, tzinfo=UTC)
+    job_id = started(db, source_id, editor)
+    with db.session() as session:
+        jobs.fail(session, job_id, "HTTP 503", retry_after_s=7200, now=now)
+    with db.session() as session:
+        source = session.get(ImportSource, source_id)
+        assert source.is_active and source.next_poll_at == now + timedelta(hours=2)
+    job_id = started(db, source_id, editor)
+    with db.session() as session:
+        jobs.complete(session, job_id, now=now)
+    with db.session() as session:
+        assert session.get(ImportSource, source_id).next_poll_at == datetime(2026, 12, 8, 11, 0, tzinfo=UTC)

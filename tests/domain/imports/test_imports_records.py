@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import sqlalchemy as sa
 
 from domain import content
+from domain.errors import IllegalTransition
 from domain.imports import jobs, records
 from domain.schema import ContentItem, ImportedContent, ImportJob, ImportSource, OutboxEvent
 
@@ -263,3 +265,16 @@ def test_content_hash_ignores_key_order() -> None:
         {"b": {"y": 2, "x": 1}, "a": 1}
     )
     assert records.content_hash({"a": 1}) != records.content_hash({"a": 2})
+
+
+def test_only_a_running_job_of_the_source_imports(db, editor, make_source) -> None:
+    source_id, other_id = make_source(), make_source()
+    with db.session() as session:
+        job = jobs.create_job(session, source_id, "manual", actor=editor)
+        source, other = session.get(ImportSource, source_id), session.get(ImportSource, other_id)
+        with pytest.raises(IllegalTransition):
+            records.upsert(session, job, source, record(1))  # still pending
+        jobs.start(session, job.id)
+        with pytest.raises(IllegalTransition):
+            records.upsert(session, job, other, record(1))
+    assert count(db, ContentItem) == 0 and count(db, ImportedContent) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -184,3 +185,50 @@ def test_pausing_twice_is_audited_once(db, editor) -> None:
             sa.select(UserActivity.action).where(UserActivity.action == audit.IMPORT_SOURCE_PAUSED)
         ).all()
     assert actions == [audit.IMPORT_SOURCE_PAUSED]
+
+
+def test_backoff_grows_to_its_cap_with_jitter() -> None:
+    low = [sources.backoff_delay(n, rand=lambda: 0.0).total_seconds() for n in (1, 2, 3, 20)]
+    high = [sources.backoff_delay(n, rand=lambda: 1.0).total_seconds() for n in (1, 2, 3, 20)]
+    base, cap = sources.BACKOFF_BASE_S, sources.BACKOFF_CAP_S
+    assert low == [base / 2, base, base * 2, cap / 2]
+    assert high == [base, base * 2, base * 4, cap]
+
+
+def test_a_failing_source_backs_off_keeps_polling_and_recovers(db, editor) -> None:
+    source = create(
+        db, editor, source_type="rss", configuration={"url": "https://a.test/f"}, schedule="*/15 * * * *"
+    )
+    now = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)
+    with db.session() as session:
+        row = sources.get_source(session, source.id)
+        for _ in range(12):
+            sources.record_poll(row, now, error="HTTP 503", rand=lambda: 1.0)
+        assert row.is_active and row.failure_count == 12 and row.last_error == "HTTP 503"
+        assert row.next_poll_at == now + timedelta(seconds=sources.BACKOFF_CAP_S)  # polled at the cap
+        sources.record_poll(row, now, error="HTTP 429", retry_after_s=9 * 3600, rand=lambda: 1.0)
+        assert row.next_poll_at == now + timedelta(hours=9)  # Retry-After beyond the cap is honoured
+        sources.record_poll(row, now)
+        assert (row.failure_count, row.last_error) == (0, None)
+        assert row.next_poll_at == datetime(2026, 12, 8, 10, 15, tzinfo=UTC)  # back on its schedule
+
+
+def test_due_sources_are_the_active_scheduled_ones_whose_time_has_come(db, editor) -> None:
+    now = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)
+    due = create(
+        db, editor, source_type="rss", configuration={"url": "https://a.test/1"}, schedule="0 * * * *"
+    )
+    later = create(
+        db, editor, source_type="rss", configuration={"url": "https://a.test/2"}, schedule="0 * * * *"
+    )
+    paused = create(
+        db, editor, source_type="rss", configuration={"url": "https://a.test/3"}, schedule="0 * * * *"
+    )
+    create(db, editor, source_type="rss", configuration={"url": "https://a.test/4"})  # no schedule
+    with db.session() as session:
+        session.get(ImportSource, due.id).next_poll_at = now - timedelta(minutes=1)
+        session.get(ImportSource, later.id).next_poll_at = now + timedelta(minutes=1)
+        session.get(ImportSource, paused.id).next_poll_at = now - timedelta(minutes=5)
+        sources.pause_source(session, paused.id, actor=editor)
+    with db.session() as session:
+        assert [s.id for s in sources.due_sources(session, now)] == [due.id]
