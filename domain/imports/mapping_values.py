@@ -18,6 +18,7 @@ from typing import Any
 import nh3
 
 from domain.content import TAG_MAX, TAGS_MAX
+from domain.text import script_language
 
 
 class _Missing:
@@ -345,22 +346,12 @@ def truncate(text: str, limit: int, *, is_html: bool = False) -> str:
 
 # --- language -------------------------------------------------------------------------------------
 
-_ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]")
-_LATIN = re.compile("[A-Za-z\u00c0-\u024f]")
 _LANGUAGE_NAMES = {"arabic": "ar", "english": "en", "العربية": "ar"}
 
 
 def detect_language(text: str) -> str | None:
-    """ "ar" when Arabic letters are at least as many as Latin ones, "en" when Latin letters win,
-    None for text without letters (digits, punctuation). Markup is not counted: only an HTML
-    fragment's text is."""
-    if "<" in text:
-        text = strip_html(text)
-    arabic = len(_ARABIC.findall(text))
-    latin = len(_LATIN.findall(text)) if arabic < len(text) else 0
-    if not arabic and not latin:
-        return None
-    return "ar" if arabic >= latin else "en"
+    """`domain.text.script_language` of the text an HTML fragment shows (markup is not counted)."""
+    return script_language(strip_html(text) if "<" in text else text)
 
 
 def language_code(value: Any) -> str | None:
