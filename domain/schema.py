@@ -840,3 +840,137 @@ class Alert(Base):
         sa.CheckConstraint(f"status IN {ALERT_STATUSES}", name="status"),
         sa.Index("ix_analytics_alerts_rule_status", "rule_id", "status"),
     )
+
+
+# --- Imports ---------------------------------------------------------------------------------------
+
+IMPORT_SOURCE_TYPES = ("youtube", "rss", "api", "manual")
+IMPORT_CONFLICT_POLICIES = ("skip", "overwrite", "merge")
+IMPORT_PUBLISH_POLICIES = ("draft", "published")
+IMPORT_JOB_TYPES = ("full_sync", "incremental", "manual")
+IMPORT_JOB_STATUSES = ("pending", "running", "completed", "failed", "paused")
+IMPORT_ITEM_STATUSES = ("success", "failed", "skipped")
+
+
+class ImportSource(Base):
+    """Where content is imported from: a YouTube channel, an RSS/Atom feed, a REST API or manual
+    files, with its mapping rules, cron schedule (UTC) and policies. `locator` is what the source
+    points at (channel id or handle, feed or API URL), unique among live sources so the same feed is
+    subscribed once. The poll state (`failure_count`, `last_error`, `next_poll_at`, the conditional-GET
+    validators) is the source's own; a deleted source keeps its rows (`deleted_at`) so the origin of
+    the content it imported stays queryable."""
+
+    __tablename__ = "import_sources"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    source_type: Mapped[str] = mapped_column(sa.String(16))
+    locator: Mapped[str] = mapped_column(sa.String(2000), default="")
+    configuration: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    mapping_rules: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    schedule: Mapped[str | None] = mapped_column(sa.String(100))
+    conflict_policy: Mapped[str] = mapped_column(sa.String(16), default="merge")
+    publish_policy: Mapped[str] = mapped_column(sa.String(16), default="draft")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    last_sync: Mapped[datetime | None]
+    next_poll_at: Mapped[datetime | None]
+    failure_count: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    etag: Mapped[str | None] = mapped_column(sa.String(500))
+    last_modified: Mapped[str | None] = mapped_column(sa.String(100))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint(f"source_type IN {IMPORT_SOURCE_TYPES}", name="source_type"),
+        sa.CheckConstraint(f"conflict_policy IN {IMPORT_CONFLICT_POLICIES}", name="conflict_policy"),
+        sa.CheckConstraint(f"publish_policy IN {IMPORT_PUBLISH_POLICIES}", name="publish_policy"),
+        sa.Index(
+            "uq_import_sources_locator_live",
+            "source_type",
+            "locator",
+            unique=True,
+            sqlite_where=sa.text("deleted_at IS NULL AND locator != ''"),
+            postgresql_where=sa.text("deleted_at IS NULL AND locator != ''"),
+        ),
+        sa.Index("ix_import_sources_due", "is_active", "next_poll_at"),
+    )
+
+
+class ImportJob(Base):
+    """One run of a source: its counters (items new / updated / unchanged / skipped / failed), the
+    per-item errors (`error_log`, capped; `error_count` counts them all), the YouTube quota units it
+    spent, and the resume cursor (`cursor`: the last page or token whose items are committed), so a
+    crashed or paused run continues where it stopped."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    source_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("import_sources.id", ondelete="CASCADE"))
+    job_type: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    total_items: Mapped[int | None]
+    processed_items: Mapped[int] = mapped_column(default=0)
+    successful_imports: Mapped[int] = mapped_column(default=0)
+    failed_imports: Mapped[int] = mapped_column(default=0)
+    created_items: Mapped[int] = mapped_column(default=0)
+    updated_items: Mapped[int] = mapped_column(default=0)
+    unchanged_items: Mapped[int] = mapped_column(default=0)
+    skipped_items: Mapped[int] = mapped_column(default=0)
+    quota_units: Mapped[int] = mapped_column(default=0)
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error_log: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    error_count: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)  # why the run failed or paused
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"job_type IN {IMPORT_JOB_TYPES}", name="job_type"),
+        sa.CheckConstraint(f"status IN {IMPORT_JOB_STATUSES}", name="status"),
+        sa.Index("ix_import_jobs_source_created", "source_id", "created_at"),
+        sa.Index("ix_import_jobs_status_created", "status", "created_at"),
+    )
+
+
+class ImportedContent(Base):
+    """One external item of a source (unique by `dedupe_key`, e.g. `youtube:<videoId>`), the content
+    item it became and its last import: the source record as fetched (`original_data`), as mapped
+    (`transformed_data`, what hand edits are told apart from), and its hash (`content_hash`), so a
+    re-run neither duplicates it nor rewrites it when it has not changed. `unlocked_fields` are the
+    fields an editor released to the source again after changing them by hand."""
+
+    __tablename__ = "imported_content"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    source_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("import_sources.id", ondelete="CASCADE"))
+    import_job_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("import_jobs.id", ondelete="SET NULL"), index=True
+    )
+    dedupe_key: Mapped[str] = mapped_column(sa.String(500))
+    external_id: Mapped[str] = mapped_column(sa.String(500))
+    external_url: Mapped[str | None] = mapped_column(sa.String(2000))
+    content_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("content_items.id", ondelete="SET NULL"), index=True
+    )
+    import_status: Mapped[str] = mapped_column(sa.String(16))
+    content_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    original_data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    transformed_data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    unlocked_fields: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"import_status IN {IMPORT_ITEM_STATUSES}", name="import_status"),
+        sa.Index("uq_imported_content_dedupe", "source_id", "dedupe_key", unique=True),
+        sa.Index("ix_imported_content_external", "external_id"),
+    )

@@ -340,6 +340,34 @@ class Settings:
         default=2,
         **_s("THMNAYAH_PASSWORD_HASH_CONCURRENCY", "2", "Password hashes computed at once per API process."),
     )
+    import_feed_max_mb: int = field(
+        default=10,
+        **_s(
+            "THMNAYAH_IMPORT_FEED_MAX_MB",
+            "10",
+            "Imports: MiB a feed document may have (decompressed); a bigger one is refused while it streams.",
+        ),
+    )
+    import_feed_timeout_seconds: int = field(
+        default=30,
+        **_s(
+            "THMNAYAH_IMPORT_FEED_TIMEOUT_SECONDS",
+            "30",
+            "Imports: seconds one feed fetch may take, redirects and body included.",
+        ),
+    )
+    import_feed_host_concurrency: int = field(
+        default=2,
+        **_s("THMNAYAH_IMPORT_FEED_HOST_CONCURRENCY", "2", "Imports: feed requests in flight per host."),
+    )
+    import_allow_private_networks: bool = field(
+        default=False,
+        **_s(
+            "THMNAYAH_IMPORT_ALLOW_PRIVATE_NETWORKS",
+            "false",
+            "Imports: allow feed, enclosure and API URLs whose host resolves to loopback/private/link-local addresses.",
+        ),
+    )
     debug: bool = field(
         default=False, **_s("THMNAYAH_DEBUG", "false", "Litestar debug mode (never in prod).")
     )
@@ -357,6 +385,15 @@ class Settings:
             raise SettingsError(
                 "THMNAYAH_UPLOAD_MAX_CONCURRENT and THMNAYAH_UPLOAD_DAILY_QUOTA_MB must be at least 1, "
                 "THMNAYAH_UPLOAD_MIN_FREE_MB at least 0"
+            )
+        if (
+            self.import_feed_max_mb < 1
+            or self.import_feed_timeout_seconds < 1
+            or self.import_feed_host_concurrency < 1
+        ):
+            raise SettingsError(
+                "THMNAYAH_IMPORT_FEED_MAX_MB, THMNAYAH_IMPORT_FEED_TIMEOUT_SECONDS and "
+                "THMNAYAH_IMPORT_FEED_HOST_CONCURRENCY must be at least 1"
             )
         if self.media_reprocess_per_hour < 1:
             raise SettingsError("THMNAYAH_MEDIA_REPROCESS_PER_HOUR must be at least 1")

@@ -4,6 +4,7 @@ Folds the variation that makes Arabic search miss: diacritics (tashkeel, includi
 tatweel (kashida), alef forms (أ إ آ ٱ -> ا), alef maqsura (ى -> ي), taa marbuta (ة -> ه), hamza
 carriers (ؤ -> و, ئ -> ي), Arabic-Indic and Persian digits -> ASCII; Latin text is casefolded and
 accents are stripped, so one normalized string serves Arabic and English queries alike.
+`script_language` tells Arabic from English text by its script, for content that does not say.
 """
 
 from __future__ import annotations
@@ -75,3 +76,22 @@ def search_document(*parts: str | None) -> str:
             for variant in variants(token):
                 words.setdefault(variant, None)
     return f" {' '.join(words)} " if words else ""
+
+
+# Letters of the Arabic script (Arabic, its supplement and extended blocks, presentation forms) and
+# of the Latin script (ASCII and Latin-1/Extended-A/B letters).
+_ARABIC_LETTER = re.compile(
+    "[\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]"
+)
+_LATIN_LETTER = re.compile("[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]")
+
+
+def script_language(text: str | None) -> str | None:
+    """`ar` when most letters of the text are Arabic script, `en` when most are Latin, None when it
+    has no letters: the platform's two languages told apart by script, for text that does not say
+    its language."""
+    arabic = len(_ARABIC_LETTER.findall(text or ""))
+    latin = len(_LATIN_LETTER.findall(text or ""))
+    if not arabic and not latin:
+        return None
+    return "ar" if arabic >= latin else "en"

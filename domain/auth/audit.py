@@ -1,5 +1,6 @@
-"""The audit trail: every authentication and authorization event, and every publication decision
-(publish, schedule, archive, delete), with who, from where, and what."""
+"""The audit trail: every authentication and authorization event, every publication decision
+(publish, schedule, archive, delete) and every change to an import source, with who, from where,
+and what."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ CONTENT_PUBLISHED = "content.published"
 CONTENT_SCHEDULED = "content.scheduled"
 CONTENT_ARCHIVED = "content.archived"
 CONTENT_DELETED = "content.deleted"
+# Import sources (domain.imports.sources): who added, paused, resumed or deleted one.
+IMPORT_SOURCE_CREATED = "import_source.created"
+IMPORT_SOURCE_PAUSED = "import_source.paused"
+IMPORT_SOURCE_RESUMED = "import_source.resumed"
+IMPORT_SOURCE_DELETED = "import_source.deleted"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from domain.analytics.event_types import ALERT_ESCALATED, ALERT_FIRED, ALERT_RES
 from domain.auth.events import USER_VERIFIED
 from domain.auth.rbac import users_with_roles
 from domain.content import CONTENT_PUBLISHED
+from domain.imports.events import IMPORT_COMPLETED
 from domain.notifications import service
 from domain.schema import (
     ContentItem,
@@ -264,7 +265,7 @@ _RULES = (
     Rule(CONTENT_PUBLISHED,   "content.published", BOTH, "content.published", "info",    False, subscribers,           content_data),
     Rule("media.processed",   "media.processed",   BOTH, "media.processed",   "success", False, uploader,              media_data),
     Rule("media.failed",      "media.failed",      BOTH, "media.failed",      "error",   False, uploader,              media_data),
-    Rule("import.completed",  "import.completed",  BOTH, "import.completed",  "info",    False, role_members("editor", "admin"), import_data),
+    Rule(IMPORT_COMPLETED,    "import.completed",  BOTH, "import.completed",  "info",    False, role_members("editor", "admin"), import_data),
     Rule(USER_VERIFIED,       "user.welcome",      BOTH, "user.welcome",      "info",    False, the_user,              welcome_data),
     Rule(REPORT_READY,        "report.ready",      BOTH, "report.ready",      "info",    False, listed_recipients,     report_data),
     Rule(ALERT_FIRED,         "alert.fired",       BOTH, "alert.fired",       "error",   True,  alert_recipients,      alert_data),

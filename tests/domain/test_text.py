@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.text import normalize, search_document, tokens, variants
+from domain.text import normalize, script_language, search_document, tokens, variants
 
 CASES = [
     # diacritics (tashkeel): fatha, damma, kasra, shadda, sukun, tanween, superscript alef
@@ -122,3 +122,21 @@ def test_search_document_finds_the_bare_word_of_a_prefixed_one() -> None:
     assert " مدرسه " in doc
     assert " المدرسه " in doc
     assert doc.count(" المدرسه ") == 1  # each token once
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("مقالة جديدة عن الثقافة", "ar"),
+        ("A new article", "en"),
+        ("iPhone ١٥ الجديد من أبل", "ar"),  # Arabic letters outnumber the Latin brand
+        ("الحلقة 1: Episode one of the English season", "en"),
+        ("ﻣﺮﺣﺒﺎ", "ar"),  # presentation forms
+        ("Café déjà vu", "en"),
+        ("٢٠٢٦ - 12:30 !", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_script_language(text: str | None, language: str | None) -> None:
+    assert script_language(text) == language
