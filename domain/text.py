@@ -95,3 +95,15 @@ def script_language(text: str | None) -> str | None:
     if not arabic and not latin:
         return None
     return "ar" if arabic >= latin else "en"
+
+
+_LANGUAGE_NAMES = {"arabic": "ar", "english": "en", "العربية": "ar"}
+
+
+def primary_language(tag: object) -> str | None:
+    """The primary subtag of a language tag, lowercased (`ar-SA` -> `ar`, `en_US` -> `en`; the names
+    `Arabic`, `English` and `العربية` as their codes); None for an empty value or one that is not text."""
+    if not isinstance(tag, str) or not tag.strip():
+        return None
+    text = tag.strip().lower()
+    return _LANGUAGE_NAMES.get(text) or re.split(r"[-_]", text, maxsplit=1)[0]

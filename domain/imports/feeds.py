@@ -35,7 +35,7 @@ import feedparser
 from defusedxml.common import DefusedXmlException
 from defusedxml.expatreader import DefusedExpatParser
 
-from domain.text import script_language
+from domain.text import primary_language, script_language
 
 MEDIA_KINDS = ("audio", "video", "image")
 MAX_KEY_LENGTH = 255
@@ -194,7 +194,7 @@ def parse_feed(data: bytes, *, content_type: str | None = None, url: str | None 
     if problem is not None and not isinstance(problem, feedparser.CharacterEncodingOverride):
         warnings.append(f"the feed is not well-formed XML ({problem}); its entries were read leniently")
     feed = result.feed
-    feed_language = _language_tag(feed.get("language"))
+    feed_language = primary_language(feed.get("language"))
     feed_image = _href(feed.get("image"))
     entries: list[FeedEntry] = []
     skipped: list[SkippedEntry] = []
@@ -289,7 +289,7 @@ def _entry(raw: Mapping[str, Any], *, feed_language: str | None, feed_image: str
     content = _text(contents[0].get("value")) if contents else None
     if not (guid or link or title or summary or content):
         return None
-    declared = _language_tag(
+    declared = primary_language(
         raw.get("language")
         or _detail_language(raw.get("title_detail"))
         or next((_detail_language(c) for c in contents if _detail_language(c)), None)
@@ -388,12 +388,6 @@ def _href(value: Any) -> str | None:
 
 def _detail_language(detail: Any) -> str | None:
     return _text(detail.get("language")) if isinstance(detail, Mapping) else None
-
-
-def _language_tag(value: Any) -> str | None:
-    """The primary subtag, lowercased (`ar-SA` -> `ar`, `en_US` -> `en`)."""
-    text = _text(value)
-    return re.split(r"[-_]", text, maxsplit=1)[0].lower() if text else None
 
 
 def _datetime(value: time.struct_time | None) -> dt.datetime | None:

@@ -18,7 +18,7 @@ from typing import Any
 import nh3
 
 from domain.content import TAG_MAX, TAGS_MAX
-from domain.text import script_language
+from domain.text import primary_language, script_language
 
 
 class _Missing:
@@ -346,8 +346,6 @@ def truncate(text: str, limit: int, *, is_html: bool = False) -> str:
 
 # --- language -------------------------------------------------------------------------------------
 
-_LANGUAGE_NAMES = {"arabic": "ar", "english": "en", "العربية": "ar"}
-
 
 def detect_language(text: str) -> str | None:
     """`domain.text.script_language` of the text an HTML fragment shows (markup is not counted)."""
@@ -356,10 +354,5 @@ def detect_language(text: str) -> str | None:
 
 def language_code(value: Any) -> str | None:
     """ "ar" or "en" from a language tag (`ar`, `ar-SA`, `en_US`, `English`), None for anything else."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip().lower()
-    if text in _LANGUAGE_NAMES:
-        return _LANGUAGE_NAMES[text]
-    primary = re.split(r"[-_]", text, maxsplit=1)[0]
-    return primary if primary in ("ar", "en") else None
+    code = primary_language(value)
+    return code if code in ("ar", "en") else None

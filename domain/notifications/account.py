@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import logging
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from domain.notifications import service
 from domain.notifications.templates import Rendered, TemplateError, TemplateSource, pick, render
-from domain.schema import NotificationTemplate
 
 log = logging.getLogger(__name__)
 
@@ -64,48 +63,21 @@ ACCOUNT_TEMPLATES: dict[str, dict[str, tuple[str, str, str]]] = {
 def seed_templates(session: Session) -> int:
     """Add version 1 of every account template (email, Arabic and English) that has no version yet;
     edited ones are left alone. Returns how many were added. Idempotent."""
-    existing = set(
-        session.execute(
-            sa.select(NotificationTemplate.name, NotificationTemplate.language).where(
-                NotificationTemplate.name.in_(list(ACCOUNT_TEMPLATES)),
-                NotificationTemplate.template_type == CHANNEL,
-            )
-        ).tuples()
+    return service.add_missing_templates(
+        session,
+        (
+            (name, CHANNEL, language, TemplateSource(*parts))
+            for name, languages in ACCOUNT_TEMPLATES.items()
+            for language, parts in languages.items()
+        ),
+        template_data={"sample": {"link": "https://example.test/link?token=sample"}, "push": {}},
     )
-    added = 0
-    for name, languages in ACCOUNT_TEMPLATES.items():
-        for language, (subject, text, html) in languages.items():
-            if (name, language) in existing:
-                continue
-            session.add(
-                NotificationTemplate(
-                    name=name,
-                    template_type=CHANNEL,
-                    language=language,
-                    subject_template=subject,
-                    content_template=text,
-                    html_template=html,
-                    template_data={"sample": {"link": "https://example.test/link?token=sample"}, "push": {}},
-                    version=1,
-                    is_active=True,
-                )
-            )
-            added += 1
-    session.flush()
-    return added
 
 
 def _stored(session: Session, name: str) -> dict[str, TemplateSource]:
-    rows = session.scalars(
-        sa.select(NotificationTemplate).where(
-            NotificationTemplate.name == name,
-            NotificationTemplate.template_type == CHANNEL,
-            NotificationTemplate.is_active.is_(True),
-        )
-    )
     return {
-        row.language: TemplateSource(row.subject_template or "", row.content_template, row.html_template)
-        for row in rows
+        language: TemplateSource(row.subject_template or "", row.content_template, row.html_template)
+        for language, row in service.active_templates(session, name, CHANNEL).items()
     }
 
 

@@ -30,12 +30,12 @@ from domain.auth.rbac import users_with_roles
 from domain.content import CONTENT_PUBLISHED
 from domain.imports.events import IMPORT_COMPLETED
 from domain.notifications import service
+from domain.notifications.templates import TemplateSource
 from domain.schema import (
     ContentItem,
     MediaAsset,
     NotificationEvent,
     NotificationSubscription,
-    NotificationTemplate,
     OutboxEvent,
     User,
 )
@@ -372,34 +372,15 @@ DEFAULT_TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
 def seed_default_templates(session: Session) -> int:
     """Add version 1 of every default template (in-app and email, Arabic and English) that has no
     version yet; edited templates are left alone. Returns how many were added. Idempotent."""
-    existing = set(
-        session.execute(
-            sa.select(
-                NotificationTemplate.name, NotificationTemplate.template_type, NotificationTemplate.language
-            ).where(NotificationTemplate.name.in_(list(DEFAULT_TEMPLATES)))
-        ).tuples()
+    return service.add_missing_templates(
+        session,
+        (
+            (name, channel, language, TemplateSource(subject, text))
+            for name, languages in DEFAULT_TEMPLATES.items()
+            for channel in TEMPLATE_CHANNELS
+            for language, (subject, text) in languages.items()
+        ),
     )
-    added = 0
-    for name, languages in DEFAULT_TEMPLATES.items():
-        for channel in TEMPLATE_CHANNELS:
-            for language, (subject, text) in languages.items():
-                if (name, channel, language) in existing:
-                    continue
-                session.add(
-                    NotificationTemplate(
-                        name=name,
-                        template_type=channel,
-                        language=language,
-                        subject_template=subject,
-                        content_template=text,
-                        html_template=None,
-                        version=1,
-                        is_active=True,
-                    )
-                )
-                added += 1
-    session.flush()
-    return added
 
 
 # --- handling events -----------------------------------------------------------------------------------

@@ -130,6 +130,46 @@ def active_templates(session: Session, name: str, channel: str) -> dict[str, Not
     return {row.language: row for row in rows}
 
 
+def add_missing_templates(
+    session: Session,
+    wanted: Iterable[tuple[str, str, str, templates.TemplateSource]],
+    *,
+    template_data: Mapping[str, Any] | None = None,
+) -> int:
+    """Add version 1 of each (name, channel, language, source) in `wanted` that has no version yet;
+    edited templates are left alone. Returns how many were added. Idempotent: how the built-in
+    templates (rules' defaults, the account emails) reach the database."""
+    wanted = list(wanted)
+    names = sorted({name for name, _, _, _ in wanted})
+    existing = set(
+        session.execute(
+            sa.select(
+                NotificationTemplate.name, NotificationTemplate.template_type, NotificationTemplate.language
+            ).where(NotificationTemplate.name.in_(names))
+        ).tuples()
+    )
+    added = 0
+    for name, channel, language, source in wanted:
+        if (name, channel, language) in existing:
+            continue
+        session.add(
+            NotificationTemplate(
+                name=name,
+                template_type=channel,
+                language=language,
+                subject_template=source.subject,
+                content_template=source.text,
+                html_template=source.html,
+                template_data=dict(template_data or {}),
+                version=1,
+                is_active=True,
+            )
+        )
+        added += 1
+    session.flush()
+    return added
+
+
 def _literal(value: str | Mapping[str, str] | None, locale: str, default: str) -> str:
     if value is None:
         return ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.text import normalize, script_language, search_document, tokens, variants
+from domain.text import normalize, primary_language, script_language, search_document, tokens, variants
 
 CASES = [
     # diacritics (tashkeel): fatha, damma, kasra, shadda, sukun, tanween, superscript alef
@@ -140,3 +140,21 @@ def test_search_document_finds_the_bare_word_of_a_prefixed_one() -> None:
 )
 def test_script_language(text: str | None, language: str | None) -> None:
     assert script_language(text) == language
+
+
+@pytest.mark.parametrize(
+    ("tag", "code"),
+    [
+        ("ar-SA", "ar"),
+        ("en_US", "en"),
+        (" EN ", "en"),
+        ("fr-CA", "fr"),
+        ("English", "en"),
+        ("العربية", "ar"),
+        ("", None),
+        (None, None),
+        (7, None),
+    ],
+)
+def test_primary_language(tag: object, code: str | None) -> None:
+    assert primary_language(tag) == code
